@@ -1,0 +1,1 @@
+"""Durable thread store (SQL, source of truth) and the derived FAISS vector index."""

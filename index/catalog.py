@@ -1,0 +1,218 @@
+"""The catalog keeps the store (truth) and the vector index (derived) in step.
+
+Writes go to the store first, in one transaction; only once it has committed is the
+in-memory vector index updated, under the same lock that searches take, so a write
+that returned is visible to the next search. The index file is a cache: ``open``
+loads it when its manifest matches the store (model, dimension, generation, count,
+checksum) and otherwise rebuilds it from the vectors kept in the store, re-encoding
+only rows embedded by another model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from index import vectors
+from index.errors import IndexMismatch, ValidationFailed
+from index.models import Thread
+from index.store import Row, SQLiteStore, StoredThread
+
+log = logging.getLogger(__name__)
+
+
+class Embedder(Protocol):
+    """What the catalog needs from an encoder."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+@dataclass
+class UpsertReport:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged_text: list[str] = field(default_factory=list)
+
+    @property
+    def embedded(self) -> int:
+        return len(self.created) + len(self.updated)
+
+    def merge(self, other: UpsertReport) -> None:
+        self.created += other.created
+        self.updated += other.updated
+        self.unchanged_text += other.unchanged_text
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class Catalog:
+    """Store + vector index + the encoder that fills it."""
+
+    def __init__(
+        self,
+        store: SQLiteStore,
+        embedder: Embedder,
+        index_dir: Path,
+        text_of: Callable[[Thread], str],
+        space: str | None = None,
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.index_dir = Path(index_dir)
+        self.text_of = text_of
+        # the embedding space: model + how a thread becomes text; vectors from another
+        # space are never mixed in
+        self.space = space or embedder.name
+        self.lock = threading.RLock()
+        self.index: vectors.FlatIndex = vectors.FlatIndex(embedder.dimension)
+        self.rebuilt_because: str | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def open(self) -> None:
+        """Load the saved index if it matches the store, else rebuild and save it."""
+        with self.lock:
+            try:
+                self.index = vectors.load(
+                    self.index_dir,
+                    model=self.space,
+                    dimension=self.embedder.dimension,
+                    generation=self.store.generation(),
+                    count=self.store.count(),
+                )
+                self.rebuilt_because = None
+            except IndexMismatch as why:
+                log.info("rebuilding vector index: %s", why)
+                self.rebuilt_because = str(why)
+                self.rebuild()
+
+    def rebuild(self, reembed: bool = False, progress: Callable[[int], None] | None = None) -> int:
+        """Rebuild the vector index from the store; returns how many rows were re-encoded."""
+        with self.lock:
+            fresh = vectors.FlatIndex(self.embedder.dimension)
+            stale: list[int] = []
+            for pks, models, vecs in self.store.iter_embeddings():
+                keep = [
+                    i
+                    for i, (m, v) in enumerate(zip(models, vecs, strict=True))
+                    if not reembed and m == self.space and v.size == fresh.dimension
+                ]
+                if keep:
+                    fresh.add(pks[keep], np.stack([vecs[i] for i in keep]))
+                stale.extend(int(pks[i]) for i in range(len(pks)) if i not in set(keep))
+                if progress:
+                    progress(len(keep))
+            reencoded = self._reencode(stale, fresh, progress)
+            self.index = fresh
+            self.save()
+            return reencoded
+
+    def _reencode(
+        self,
+        pks: list[int],
+        target: vectors.FlatIndex,
+        progress: Callable[[int], None] | None,
+        batch: int = 256,
+    ) -> int:
+        for i in range(0, len(pks), batch):
+            stored = self.store.get_many(pks[i : i + batch])
+            items = list(stored.values())
+            texts = [self.text_of(s.thread) for s in items]
+            vecs = self.embedder.encode(texts)
+            self.store.replace_embeddings(
+                [
+                    (s.pk, content_hash(t), self.space, v)
+                    for s, t, v in zip(items, texts, vecs, strict=True)
+                ]
+            )
+            target.add(np.array([s.pk for s in items], dtype=np.int64), vecs)
+            if progress:
+                progress(len(items))
+        return len(pks)
+
+    def save(self) -> vectors.Manifest:
+        with self.lock:
+            return vectors.save(
+                self.index, self.index_dir, self.space, self.store.generation()
+            )
+
+    # -- writes ------------------------------------------------------------------------
+    def upsert(self, threads: Sequence[Thread]) -> UpsertReport:
+        """Insert or replace threads by id; re-embed only those whose text changed."""
+        duplicates = _duplicate_ids(t.id for t in threads)
+        if duplicates:
+            raise ValidationFailed(
+                [(f"item {i}", "id", f"duplicate id {tid!r} in one batch") for i, tid in duplicates]
+            )
+        report = UpsertReport()
+        if not threads:
+            return report
+        with self.lock:
+            existing = self.store.existing([t.id for t in threads])
+            texts = [self.text_of(t) for t in threads]
+            hashes = [content_hash(t) for t in texts]
+            need = [
+                i
+                for i, t in enumerate(threads)
+                if (e := existing.get(t.id)) is None
+                or e.content_hash != hashes[i]
+                or e.embed_model != self.space
+            ]
+            fresh = self.embedder.encode([texts[i] for i in need]) if need else None
+            new_vecs = {i: fresh[j] for j, i in enumerate(need)} if fresh is not None else {}
+            rows = [
+                Row(t, hashes[i], self.space, new_vecs.get(i)) for i, t in enumerate(threads)
+            ]
+            pks = self.store.upsert(rows)
+            # the store has committed: now the derived index
+            changed = [pks[threads[i].id] for i in need]
+            self.index.remove([existing[threads[i].id].pk for i in need if threads[i].id in existing])
+            if changed:
+                self.index.add(np.array(changed, dtype=np.int64), np.stack(list(new_vecs.values())))
+            for i, t in enumerate(threads):
+                if t.id not in existing:
+                    report.created.append(t.id)
+                elif i in new_vecs:
+                    report.updated.append(t.id)
+                else:
+                    report.unchanged_text.append(t.id)
+            return report
+
+    def delete(self, thread_id: str) -> bool:
+        with self.lock:
+            pk = self.store.delete(thread_id)
+            if pk is None:
+                return False
+            self.index.remove([pk])
+            return True
+
+    # -- reads -------------------------------------------------------------------------
+    def get(self, thread_id: str) -> StoredThread | None:
+        return self.store.get(thread_id)
+
+    def count(self) -> int:
+        return self.store.count()
+
+
+def _duplicate_ids(ids: Iterable[str]) -> list[tuple[int, str]]:
+    seen: set[str] = set()
+    dups = []
+    for i, tid in enumerate(ids):
+        if tid in seen:
+            dups.append((i, tid))
+        seen.add(tid)
+    return dups

