@@ -77,6 +77,22 @@ class Searcher:
             fused = linear_fusion(dense, lexical, p.dense_weight)
         return fused, dense, lexical
 
+    def rank(
+        self,
+        title: str,
+        body: str = "",
+        limit: int | None = None,
+        tags: Sequence[str] | None = None,
+        language: str | None = None,
+    ) -> list[tuple[int, float, float, float | None]]:
+        """All candidates, best first, as (pk, fused score, cosine, bm25 or None)."""
+        query = question_text(title, body)
+        pool = self.catalog.store.filter_pks(tags, language) if (tags or language) else None
+        qvec = self.encoder.encode([query])[0]
+        fused, dense, lexical = self._score(query, qvec, pool, limit or self.params.candidates)
+        order = sorted(fused, key=lambda pk: (-fused[pk], pk))
+        return [(pk, fused[pk], dense[pk], lexical.get(pk)) for pk in order]
+
     def search(
         self,
         title: str,
@@ -85,19 +101,12 @@ class Searcher:
         tags: Sequence[str] | None = None,
         language: str | None = None,
     ) -> SearchResult:
-        query = question_text(title, body)
-        pool = self.catalog.store.filter_pks(tags, language) if (tags or language) else None
-        qvec = self.encoder.encode([query])[0]
-        fused, dense, lexical = self._score(query, qvec, pool, max(self.params.candidates, k))
-        order = sorted(fused, key=lambda pk: (-fused[pk], pk))
-        best = max(dense.values(), default=None)
-        passing = [pk for pk in order if dense[pk] >= self.params.min_similarity][:k]
-        stored = self.catalog.store.get_many(passing)
-        hits = [
-            Hit(stored[pk], fused[pk], dense[pk], lexical.get(pk))
-            for pk in passing
-            if pk in stored
-        ]
+        """Top ``k`` threads whose similarity passes the abstention threshold."""
+        ranked = self.rank(title, body, max(self.params.candidates, k), tags, language)
+        best = max((r[2] for r in ranked), default=None)
+        passing = [r for r in ranked if r[2] >= self.params.min_similarity][:k]
+        stored = self.catalog.store.get_many([r[0] for r in passing])
+        hits = [Hit(stored[pk], s, sim, b) for pk, s, sim, b in passing if pk in stored]
         return SearchResult("suggest" if hits else "no_match", hits, best)
 
     def rerank(self, title: str, body: str, thread_ids: Sequence[str]) -> list[tuple[str, float]]:

@@ -1,7 +1,5 @@
 """FastAPI app: suggest, thread writes and reads, health."""
 
-from __future__ import annotations
-
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
@@ -35,6 +33,14 @@ ERRORS = {
     404: {"model": ErrorBody, "description": "Not found"},
     422: {"model": ErrorBody, "description": "Invalid input; `detail[].field` names the field"},
 }
+
+
+def get_engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
 def _error(code: int, error: str, items: list[tuple[str, str]]) -> JSONResponse:
@@ -83,12 +89,6 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     @app.exception_handler(HTTPException)
     async def _http(_: Request, exc: HTTPException) -> JSONResponse:
         return _error(exc.status_code, "http_error", [("-", str(exc.detail))])
-
-    def get_engine(request: Request) -> Engine:
-        engine: Engine = request.app.state.engine
-        return engine
-
-    EngineDep = Annotated[Engine, Depends(get_engine)]
 
     @app.post("/v1/suggest", response_model=SuggestResponse, responses={422: ERRORS[422]})
     def suggest(req: SuggestRequest, engine: EngineDep) -> SuggestResponse:

@@ -21,7 +21,7 @@ app = typer.Typer(help="unsource: suggest community answers, triage confidential
 demo_app = typer.Typer(help="The bundled demo community.")
 app.add_typer(demo_app, name="demo")
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 DEMO_FILE = Path(__file__).parent / "demo" / "threads.jsonl"
 

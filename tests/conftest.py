@@ -1,0 +1,76 @@
+"""Shared fixtures. Unit tests use the deterministic hashing encoder (no model weights)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from index.models import Thread
+from retrieval.encoder import HashingEncoder
+from service.app import create_app
+from service.config import Settings
+from service.runtime import Engine, build_engine
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SEMEVAL = SHARED / "data" / "semeval2016"
+
+
+class CountingEncoder(HashingEncoder):
+    """The hashing encoder, counting how many texts it was asked to encode."""
+
+    def __init__(self, dimension: int = 64) -> None:
+        super().__init__(dimension)
+        self.encoded: list[str] = []
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        self.encoded.extend(texts)
+        return super().encode(texts)
+
+
+def make_thread(tid: str, title: str, body: str = "", answer: str = "", **kw: object) -> Thread:
+    return Thread.model_validate({"id": tid, "title": title, "body": body, "answer": answer, **kw})
+
+
+SAMPLE = [
+    make_thread("t1", "Reset the hub to factory settings", "The hub light blinks orange",
+                "Hold the button for 15 seconds", tags=["hub"], language="en"),
+    make_thread("t2", "Bulb flickers with a wall dimmer", "My bulbs buzz", "Replace the dimmer",
+                tags=["bulbs"], language="en"),
+    make_thread("t3", "Camera records to microSD card", "No cloud subscription",
+                "Yes, up to 256 GB", tags=["camera"], language="en"),
+    make_thread("t4", "Como reiniciar o hub de fábrica", "Luz laranja piscando",
+                "Segure o botão 15 segundos", tags=["hub"], language="pt"),
+]  # fmt: skip
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", model="hash:64", min_similarity=0.2)
+
+
+@pytest.fixture
+def encoder() -> CountingEncoder:
+    return CountingEncoder(64)
+
+
+@pytest.fixture
+def engine(settings: Settings, encoder: CountingEncoder) -> Iterator[Engine]:
+    eng = build_engine(settings, encoder=encoder)
+    yield eng
+    eng.close()
+
+
+@pytest.fixture
+def loaded(engine: Engine) -> Engine:
+    engine.catalog.upsert(SAMPLE)
+    return engine
+
+
+@pytest.fixture
+def client(settings: Settings, loaded: Engine) -> Iterator[TestClient]:
+    with TestClient(create_app(settings, engine=loaded)) as c:
+        yield c

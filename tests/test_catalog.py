@@ -1,0 +1,113 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from index import vectors
+from index.errors import ValidationFailed
+from service.config import Settings
+from service.runtime import Engine, build_engine
+from tests.conftest import SAMPLE, CountingEncoder, make_thread
+
+
+def test_upsert_reembeds_only_changed_text(engine: Engine, encoder: CountingEncoder) -> None:
+    report = engine.catalog.upsert(SAMPLE)
+    assert sorted(report.created) == ["t1", "t2", "t3", "t4"] and len(encoder.encoded) == 4
+    encoder.encoded.clear()
+    same_text_new_votes = SAMPLE[0].model_copy(update={"answer_votes": 99})
+    changed = SAMPLE[1].model_copy(update={"title": "Bulbs buzz on a dimmer switch"})
+    report = engine.catalog.upsert([same_text_new_votes, changed])
+    assert report.unchanged_text == ["t1"] and report.updated == ["t2"]
+    assert len(encoder.encoded) == 1
+    assert engine.catalog.get("t1").thread.answer_votes == 99  # type: ignore[union-attr]
+    assert engine.catalog.index.count == 4
+
+
+def test_update_replaces_vector(loaded: Engine) -> None:
+    pk = loaded.store.pks_for_ids(["t2"])["t2"]
+    before = loaded.catalog.index.vectors_for([pk])[pk]
+    loaded.catalog.upsert([make_thread("t2", "Something entirely different")])
+    after = loaded.catalog.index.vectors_for([pk])[pk]
+    expected = loaded.encoder.encode([loaded.catalog.text_of(loaded.catalog.get("t2").thread)])[0]  # type: ignore[union-attr]
+    assert not np.allclose(before, after)
+    assert np.allclose(after, expected)
+    assert loaded.catalog.index.count == 4
+
+
+def test_duplicate_ids_in_one_batch_are_refused(engine: Engine) -> None:
+    with pytest.raises(ValidationFailed) as err:
+        engine.catalog.upsert([SAMPLE[0], SAMPLE[1], SAMPLE[0]])
+    assert err.value.problems[0][:2] == ("item 2", "id")
+    assert engine.catalog.count() == 0 and engine.catalog.index.count == 0
+
+
+def test_delete_removes_from_store_fts_and_vectors(loaded: Engine) -> None:
+    pk = loaded.store.pks_for_ids(["t3"])["t3"]
+    assert loaded.catalog.delete("t3")
+    assert loaded.catalog.get("t3") is None
+    assert loaded.store.keyword_search("microSD", 5) == []
+    assert pk not in set(loaded.catalog.index.ids().tolist())
+    assert not loaded.catalog.delete("t3")
+
+
+def _reopen(settings: Settings, encoder: CountingEncoder) -> Engine:
+    return build_engine(settings, encoder=encoder)
+
+
+def test_saved_index_is_reused_when_it_matches(settings: Settings, loaded: Engine) -> None:
+    loaded.close()
+    enc = CountingEncoder(64)
+    again = _reopen(settings, enc)
+    assert again.catalog.rebuilt_because is None
+    assert again.catalog.index.count == 4 and enc.encoded == []
+    again.close()
+
+
+def test_stale_index_is_rebuilt_from_stored_vectors(settings: Settings, loaded: Engine) -> None:
+    loaded.close()
+    # a write the saved index never saw (e.g. a crash before the index was saved)
+    writer = _reopen(settings, CountingEncoder(64))
+    writer.catalog.upsert([make_thread("t5", "Door sensor shows open")])
+    writer.store.close()  # no save
+    enc = CountingEncoder(64)
+    again = _reopen(settings, enc)
+    assert "store has changed" in (again.catalog.rebuilt_because or "")
+    assert again.catalog.index.count == 5
+    assert enc.encoded == []  # vectors came from the store, nothing re-encoded
+    again.close()
+
+
+def test_corrupt_index_file_triggers_rebuild(settings: Settings, loaded: Engine) -> None:
+    loaded.close()
+    path = settings.index_dir / vectors.INDEX_FILE
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    again = _reopen(settings, CountingEncoder(64))
+    assert "checksum" in (again.catalog.rebuilt_because or "")
+    assert again.catalog.index.count == 4
+    hit = again.searcher.search("Camera records to microSD card", k=1)
+    assert hit.hits[0].thread.thread.id == "t3"
+    again.close()
+
+
+def test_index_from_another_model_is_rebuilt_and_reencoded(
+    settings: Settings, loaded: Engine
+) -> None:
+    loaded.close()
+    other = CountingEncoder(32)  # different model name and dimension
+    again = _reopen(settings, other)
+    assert "built by model" in (again.catalog.rebuilt_because or "")
+    assert len(other.encoded) == 4 and again.catalog.index.dimension == 32
+    manifest = json.loads((settings.index_dir / vectors.MANIFEST_FILE).read_text())
+    assert manifest["model"].startswith("hash:32") and manifest["count"] == 4
+    again.close()
+
+
+def test_save_is_atomic_and_manifest_describes_file(loaded: Engine, settings: Settings) -> None:
+    manifest = loaded.catalog.save()
+    files = sorted(p.name for p in Path(settings.index_dir).iterdir())
+    assert files == [vectors.INDEX_FILE, vectors.MANIFEST_FILE]  # no temp files left
+    assert manifest.count == 4 and manifest.dimension == 64
+    assert manifest.generation == loaded.store.generation()

@@ -1,0 +1,94 @@
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from index.ingest import read_threads
+from index.errors import ValidationFailed
+from service.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("UNSOURCE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("UNSOURCE_MODEL", "hash:64")
+    monkeypatch.setenv("UNSOURCE_MIN_SIMILARITY", "0.2")
+    return tmp_path
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> Path:  # type: ignore[type-arg]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+GOOD = [
+    {"id": "a", "title": "Reset hub to factory settings", "answer": "Hold 15 s", "split": "x"},
+    {"id": "b", "title": "Bulb flickers on dimmer", "answer": "Use a switch"},
+]
+
+
+def test_ingest_suggest_delete_reindex(env: Path) -> None:
+    f = _write_jsonl(env / "t.jsonl", GOOD)
+    r = runner.invoke(app, ["ingest", str(f)])
+    assert r.exit_code == 0, r.output
+    assert "2 created" in r.output and "ignored columns" in r.output
+    r = runner.invoke(app, ["ingest", str(f)])  # idempotent
+    assert r.exit_code == 0 and "0 created" in r.output and "2 with unchanged text" in r.output
+    r = runner.invoke(app, ["suggest", "Reset hub to factory settings", "--json", "-k", "1"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["suggestions"][0]["thread_id"] == "a"
+    assert runner.invoke(app, ["delete", "a"]).exit_code == 0
+    r = runner.invoke(app, ["suggest", "Reset hub to factory settings", "--json"])
+    assert "a" not in {s["thread_id"] for s in json.loads(r.stdout)["suggestions"]}
+    assert runner.invoke(app, ["delete", "a"]).exit_code == 1
+    r = runner.invoke(app, ["reindex"])
+    assert r.exit_code == 0 and "1 vectors" in r.output
+
+
+def test_bad_rows_refuse_the_file_with_line_and_field(env: Path) -> None:
+    bad = env / "bad.jsonl"
+    bad.write_text(
+        json.dumps(GOOD[0]) + "\n"
+        + json.dumps({"id": "c", "title": ""}) + "\n"
+        + "{broken\n"
+        + json.dumps({"id": "a", "title": "again"}) + "\n"
+    )  # fmt: skip
+    r = runner.invoke(app, ["ingest", str(bad)])
+    assert r.exit_code == 2
+    assert "line 2: field 'title'" in r.output
+    assert "line 3" in r.output and "invalid JSON" in r.output
+    assert "line 4: field 'id'" in r.output and "nothing was loaded" in r.output
+    r = runner.invoke(app, ["suggest", "Reset hub", "--json"])
+    assert json.loads(r.stdout)["suggestions"] == []
+
+
+def test_missing_file_and_empty_question_exit_2(env: Path) -> None:
+    assert runner.invoke(app, ["ingest", str(env / "nope.jsonl")]).exit_code == 2
+    assert runner.invoke(app, ["suggest", "  "]).exit_code == 2
+    assert runner.invoke(app, ["suggest", "x", "-k", "0"]).exit_code == 2
+
+
+def test_csv_ingest_with_tags(env: Path) -> None:
+    f = env / "t.csv"
+    f.write_text("id,title,answer,tags,language\nc1,Camera on microSD,Yes,\"camera,storage\",en\n")
+    loaded = read_threads(f)
+    assert loaded.threads[0].tags == ["camera", "storage"]
+    assert runner.invoke(app, ["ingest", str(f)]).exit_code == 0
+
+
+def test_csv_bad_row_reports_line(env: Path) -> None:
+    f = env / "t.csv"
+    f.write_text("id,title,answer_votes\nc1,ok,3\nc2,ok,lots\n")
+    with pytest.raises(ValidationFailed) as err:
+        read_threads(f)
+    assert err.value.problems == [("line 3", "answer_votes", err.value.problems[0][2])]
+
+
+def test_demo_load_if_empty(env: Path) -> None:
+    r = runner.invoke(app, ["demo", "load", "--if-empty"])
+    assert r.exit_code == 0 and "66 created" in r.output
+    r = runner.invoke(app, ["demo", "load", "--if-empty"])
+    assert r.exit_code == 0 and "already holds 66" in r.output
