@@ -7,6 +7,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from index.errors import ValidationFailed
 
@@ -23,7 +24,7 @@ class RetrievalSet:
     """Queries, graded qrels (query -> doc -> relevance), and optional candidate lists."""
 
     name: str
-    corpus: list[dict[str, str]]
+    corpus: list[dict[str, Any]]
     queries: list[Query]
     qrels: dict[str, dict[str, int]]
     candidates: dict[str, list[str]] = field(default_factory=dict)
@@ -32,7 +33,7 @@ class RetrievalSet:
         return {d for d, r in self.qrels.get(query_id, {}).items() if r > 0}
 
 
-def _jsonl(path: Path) -> Iterator[dict]:  # type: ignore[type-arg]
+def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
     with path.open(encoding="utf-8") as fh:
         for number, line in enumerate(fh, start=1):
             if line.strip():
@@ -71,7 +72,9 @@ def load_semeval(directory: Path, split: str) -> RetrievalSet:
     cand_path = directory / "candidates.jsonl"
     if cand_path.is_file():
         candidates = {
-            c["query_id"]: list(c["thread_ids"]) for c in _jsonl(cand_path) if c["query_id"] in wanted
+            c["query_id"]: list(c["thread_ids"])
+            for c in _jsonl(cand_path)
+            if c["query_id"] in wanted
         }
     corpus = list(_jsonl(_require(directory / "corpus.jsonl")))
     return RetrievalSet(f"semeval2016/{split}", corpus, queries, qrels, candidates)

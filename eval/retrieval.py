@@ -40,14 +40,18 @@ def rank_queries(
         ranked = searcher.rank(q.title, q.body, limit=depth)
         missing = [pk for pk, *_ in ranked if pk not in pk_to_id]
         if missing:
-            pk_to_id.update({pk: s.thread.id for pk, s in searcher.catalog.store.get_many(missing).items()})
+            pk_to_id.update(
+                {pk: s.thread.id for pk, s in searcher.catalog.store.get_many(missing).items()}
+            )
         rankings[q.id] = [pk_to_id[pk] for pk, *_ in ranked if pk in pk_to_id]
         if ranked:
             top_sim[q.id] = ranked[0][2]
     return rankings, top_sim
 
 
-def score(data: RetrievalSet, rankings: dict[str, list[str]]) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+def score(
+    data: RetrievalSet, rankings: dict[str, list[str]]
+) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     per_query: dict[str, dict[str, float]] = {}
     for q in data.queries:
         ranked = rankings.get(q.id, [])
@@ -66,9 +70,7 @@ def score(data: RetrievalSet, rankings: dict[str, list[str]]) -> tuple[dict[str,
     return overall, per_query
 
 
-def evaluate(
-    name: str, searcher: Searcher, data: RetrievalSet, protocol: Protocol
-) -> RunResult:
+def evaluate(name: str, searcher: Searcher, data: RetrievalSet, protocol: Protocol) -> RunResult:
     rankings, top_sim = rank_queries(searcher, data, protocol)
     overall, per_query = score(data, rankings)
     return RunResult(name, protocol, overall, per_query, rankings, top_sim)

@@ -146,9 +146,7 @@ class Catalog:
 
     def save(self) -> vectors.Manifest:
         with self.lock:
-            return vectors.save(
-                self.index, self.index_dir, self.space, self.store.generation()
-            )
+            return vectors.save(self.index, self.index_dir, self.space, self.store.generation())
 
     # -- writes ------------------------------------------------------------------------
     def upsert(self, threads: Sequence[Thread]) -> UpsertReport:
@@ -174,13 +172,13 @@ class Catalog:
             ]
             fresh = self.embedder.encode([texts[i] for i in need]) if need else None
             new_vecs = {i: fresh[j] for j, i in enumerate(need)} if fresh is not None else {}
-            rows = [
-                Row(t, hashes[i], self.space, new_vecs.get(i)) for i, t in enumerate(threads)
-            ]
+            rows = [Row(t, hashes[i], self.space, new_vecs.get(i)) for i, t in enumerate(threads)]
             pks = self.store.upsert(rows)
             # the store has committed: now the derived index
             changed = [pks[threads[i].id] for i in need]
-            self.index.remove([existing[threads[i].id].pk for i in need if threads[i].id in existing])
+            self.index.remove(
+                [existing[threads[i].id].pk for i in need if threads[i].id in existing]
+            )
             if changed:
                 self.index.add(np.array(changed, dtype=np.int64), np.stack(list(new_vecs.values())))
             for i, t in enumerate(threads):

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -72,12 +73,122 @@ _COLUMNS = (
 
 # Words too common to help BM25 (en, pt, es, it); keeps OR-queries small and fast.
 STOPWORDS = frozenset(
-    """a an and are as at be but by can could do does for from had has have how i if in
-    is it its me my of on or our so that the their them there they this to was we were
-    what when where which who why will with would you your any some get got just
-    o os as um uma de da do das dos em no na nos nas que e para por com se eu meu minha
-    el la los las un una del al en y es por con mi lo le su il lo gli le di da che per
-    con non un una mio mia""".split()
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "can",
+        "could",
+        "do",
+        "does",
+        "for",
+        "from",
+        "had",
+        "has",
+        "have",
+        "how",
+        "i",
+        "if",
+        "in",
+        "is",
+        "it",
+        "its",
+        "me",
+        "my",
+        "of",
+        "on",
+        "or",
+        "our",
+        "so",
+        "that",
+        "the",
+        "their",
+        "them",
+        "there",
+        "they",
+        "this",
+        "to",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "any",
+        "some",
+        "get",
+        "got",
+        "just",
+        "o",
+        "os",
+        "as",
+        "um",
+        "uma",
+        "de",
+        "da",
+        "do",
+        "das",
+        "dos",
+        "em",
+        "no",
+        "na",
+        "nos",
+        "nas",
+        "que",
+        "e",
+        "para",
+        "por",
+        "com",
+        "se",
+        "eu",
+        "meu",
+        "minha",
+        "el",
+        "la",
+        "los",
+        "las",
+        "un",
+        "una",
+        "del",
+        "al",
+        "en",
+        "y",
+        "es",
+        "por",
+        "con",
+        "mi",
+        "lo",
+        "le",
+        "su",
+        "il",
+        "lo",
+        "gli",
+        "le",
+        "di",
+        "da",
+        "che",
+        "per",
+        "con",
+        "non",
+        "un",
+        "una",
+        "mio",
+        "mia",
+    ]
 )
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -201,7 +312,9 @@ class SQLiteStore:
     def pks_for_ids(self, ids: Sequence[str]) -> dict[str, int]:
         return {k: v.pk for k, v in self.existing(ids).items()}
 
-    def iter_embeddings(self, batch: int = 2048) -> Iterator[tuple[np.ndarray, list[str], list[np.ndarray]]]:
+    def iter_embeddings(
+        self, batch: int = 2048
+    ) -> Iterator[tuple[np.ndarray, list[str], list[np.ndarray]]]:
         """Yield (pks, models, vectors) in pk order, ``batch`` rows at a time."""
         last = 0
         conn = self._conn()
@@ -318,17 +431,12 @@ class SQLiteStore:
         with self._write_lock, self._transaction() as conn:
             conn.executemany(
                 "UPDATE threads SET content_hash=?, embed_model=?, embedding=? WHERE pk=?",
-                [
-                    (h, m, _blob(v), pk)
-                    for pk, h, m, v in items
-                ],
+                [(h, m, _blob(v), pk) for pk, h, m, v in items],
             )
             self._bump(conn)
 
     def _bump(self, conn: sqlite3.Connection) -> None:
-        conn.execute(
-            "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'"
-        )
+        conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
 
     def _transaction(self) -> _Tx:
         return _Tx(self._conn())
@@ -351,7 +459,7 @@ class _Tx:
             self.conn.execute("ROLLBACK")
 
 
-def _chunks(items: list[str] | list[int], size: int) -> Iterator[list]:  # type: ignore[type-arg]
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
 

@@ -16,11 +16,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
-import faiss
+import faiss as _faiss
 import numpy as np
 
 from index.errors import IndexMismatch
+
+faiss: Any = _faiss  # faiss's SWIG signatures are looser than its stubs
 
 FORMAT_VERSION = 1
 INDEX_FILE = "vectors.faiss"

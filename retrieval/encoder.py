@@ -68,9 +68,8 @@ class SentenceTransformerEncoder:
             raise EncoderError(f"cannot load sentence-transformers model {model!r}: {exc}") from exc
         self._name = model
         self._batch_size = batch_size
-        get_dim = getattr(self._model, "get_embedding_dimension", None) or getattr(
-            self._model, "get_sentence_embedding_dimension"
-        )
+        get_dim = getattr(self._model, "get_embedding_dimension", None)
+        get_dim = get_dim or self._model.get_sentence_embedding_dimension
         dim = get_dim()
         if dim is None:
             raise EncoderError(f"model {model!r} does not report an embedding dimension")

@@ -2,7 +2,7 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Request, Response, status
 from fastapi.exceptions import RequestValidationError
@@ -17,9 +17,9 @@ from service.schemas import (
     BulkResult,
     ErrorBody,
     Health,
+    Suggestion,
     SuggestRequest,
     SuggestResponse,
-    Suggestion,
     ThreadPublic,
     WriteResult,
     excerpt,
@@ -29,7 +29,7 @@ ThreadIdPath = Annotated[
     str,
     Path(min_length=1, max_length=MAX_ID, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$"),
 ]
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "Not found"},
     422: {"model": ErrorBody, "description": "Invalid input; `detail[].field` names the field"},
 }
@@ -109,7 +109,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
                 )
                 for h in result.hits
             ],
-            best_similarity=None if result.best_similarity is None else round(result.best_similarity, 6),
+            best_similarity=None
+            if result.best_similarity is None
+            else round(result.best_similarity, 6),
             threshold=engine.settings.min_similarity,
         )
 

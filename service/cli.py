@@ -75,7 +75,9 @@ def _load(engine: Engine, path: Path, fmt: str | None) -> None:
 @app.command()
 def ingest(
     file: Annotated[Path, typer.Argument(help="JSONL or CSV with the thread fields.")],
-    fmt: Annotated[str | None, typer.Option("--format", help="jsonl or csv (default: by suffix)")] = None,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="jsonl or csv (default: by suffix)")
+    ] = None,
 ) -> None:
     """Load threads from FILE. A file with any bad row is refused whole (rows are listed)."""
     if not file.is_file():
@@ -120,7 +122,9 @@ def suggest(
         return
     table = Table("thread", "title", "similarity", "score")
     for r in rows:
-        table.add_row(str(r["thread_id"]), str(r["title"]), f"{r['similarity']:.3f}", f"{r['score']:.3f}")
+        table.add_row(
+            str(r["thread_id"]), str(r["title"]), f"{r['similarity']:.3f}", f"{r['score']:.3f}"
+        )
     console.print(table)
 
 
@@ -153,7 +157,9 @@ def reindex(
 
 @demo_app.command("load")
 def demo_load(
-    if_empty: Annotated[bool, typer.Option("--if-empty", help="Only when the store is empty.")] = False,
+    if_empty: Annotated[
+        bool, typer.Option("--if-empty", help="Only when the store is empty.")
+    ] = False,
 ) -> None:
     """Load the bundled demo community (fictional smart-home product)."""
     engine = _engine()

@@ -22,7 +22,7 @@ class Settings(BaseSettings):
     )
     encode_batch_size: int = Field(64, ge=1, le=4096)
     embed_fields: list[Literal["title", "body", "answer"]] = Field(
-        default_factory=lambda: ["title", "body"],
+        default=["title", "body"],
         description="Thread fields embedded, in order (measured on SemEval dev).",
     )
     fusion: Literal["linear", "rrf", "dense", "bm25"] = "linear"

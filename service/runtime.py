@@ -11,7 +11,7 @@ from index.catalog import Catalog, UpsertReport
 from index.models import Thread
 from index.store import SQLiteStore
 from retrieval.encoder import Encoder, load_encoder
-from retrieval.search import SearchParams, Searcher
+from retrieval.search import Searcher, SearchParams
 from retrieval.text import thread_text
 from service.config import Settings
 
@@ -67,4 +67,6 @@ def build_engine(settings: Settings, encoder: Encoder | None = None) -> Engine:
     catalog.open()
     if catalog.rebuilt_because:
         log.info("vector index rebuilt (%s)", catalog.rebuilt_because)
-    return Engine(settings, encoder, store, catalog, Searcher(catalog, encoder, search_params(settings)))
+    return Engine(
+        settings, encoder, store, catalog, Searcher(catalog, encoder, search_params(settings))
+    )

@@ -62,7 +62,9 @@ def test_validation_errors_name_the_field(client: TestClient) -> None:
 
 
 def test_malformed_json_is_422(client: TestClient) -> None:
-    r = client.post("/v1/suggest", content=b"{not json", headers={"content-type": "application/json"})
+    r = client.post(
+        "/v1/suggest", content=b"{not json", headers={"content-type": "application/json"}
+    )
     assert r.status_code == 422 and r.json()["error"] == "validation_error"
 
 
@@ -72,7 +74,9 @@ def test_bad_thread_writes_change_nothing(client: TestClient) -> None:
     assert r.status_code == 422 and "thread_id" in _fields(r)
     r = client.put("/v1/threads/ok", json={"title": "x", "answer_votes": "many"})
     assert r.status_code == 422 and "answer_votes" in _fields(r)
-    r = client.post("/v1/threads:bulk", json={"threads": [{"id": "n1", "title": "ok"}, {"id": "n2"}]})
+    r = client.post(
+        "/v1/threads:bulk", json={"threads": [{"id": "n1", "title": "ok"}, {"id": "n2"}]}
+    )
     assert r.status_code == 422 and "threads.1.title" in _fields(r)
     dup = [{"id": "d", "title": "a"}, {"id": "d", "title": "b"}]
     r = client.post("/v1/threads:bulk", json={"threads": dup})

@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from index.ingest import read_threads
 from index.errors import ValidationFailed
+from index.ingest import read_threads
 from service.cli import app
 
 runner = CliRunner()
@@ -73,7 +73,7 @@ def test_missing_file_and_empty_question_exit_2(env: Path) -> None:
 
 def test_csv_ingest_with_tags(env: Path) -> None:
     f = env / "t.csv"
-    f.write_text("id,title,answer,tags,language\nc1,Camera on microSD,Yes,\"camera,storage\",en\n")
+    f.write_text('id,title,answer,tags,language\nc1,Camera on microSD,Yes,"camera,storage",en\n')
     loaded = read_threads(f)
     assert loaded.threads[0].tags == ["camera", "storage"]
     assert runner.invoke(app, ["ingest", str(f)]).exit_code == 0

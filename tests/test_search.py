@@ -1,5 +1,5 @@
 from index.models import Thread
-from retrieval.search import SearchParams, Searcher
+from retrieval.search import Searcher, SearchParams
 from service.runtime import Engine
 from tests.conftest import make_thread
 
@@ -37,7 +37,7 @@ def test_deleted_thread_is_never_suggested(loaded: Engine) -> None:
 
 def test_rerank_orders_given_candidates_only(loaded: Engine) -> None:
     ranked = loaded.searcher.rerank("microSD camera", "", ["t1", "t3", "nope"])
-    assert [t for t, _ in ranked][0] == "t3"
+    assert ranked[0][0] == "t3"
     assert {t for t, _ in ranked} == {"t1", "t3", "nope"}
     assert ranked[-1] == ("nope", float("-inf"))
 
@@ -45,10 +45,14 @@ def test_rerank_orders_given_candidates_only(loaded: Engine) -> None:
 def test_each_fusion_mode_ranks_the_match_first(loaded: Engine) -> None:
     for mode in ("linear", "rrf", "dense", "bm25"):
         s = Searcher(loaded.catalog, loaded.encoder, SearchParams(fusion=mode, min_similarity=0))  # type: ignore[arg-type]
-        assert s.search("Camera records to microSD card", k=1).hits[0].thread.thread.id == "t3", mode
+        assert s.search("Camera records to microSD card", k=1).hits[0].thread.thread.id == "t3", (
+            mode
+        )
 
 
 def test_new_thread_is_searchable_immediately(loaded: Engine) -> None:
     thread: Thread = make_thread("t9", "Water leak sensor placement", "Where to put it")
     loaded.catalog.upsert([thread])
-    assert loaded.searcher.search("Water leak sensor placement", k=1).hits[0].thread.thread.id == "t9"
+    assert (
+        loaded.searcher.search("Water leak sensor placement", k=1).hits[0].thread.thread.id == "t9"
+    )

@@ -24,7 +24,9 @@ def _free_port() -> int:
 
 def test_served_demo_suggests_and_validates(tmp_path: Path) -> None:
     env = {**os.environ, "UNSOURCE_DATA_DIR": str(tmp_path / "data"), "HF_HUB_OFFLINE": "1"}
-    load = subprocess.run([BIN, "demo", "load", "--if-empty"], env=env, capture_output=True, text=True)
+    load = subprocess.run(
+        [BIN, "demo", "load", "--if-empty"], env=env, capture_output=True, text=True
+    )
     assert load.returncode == 0, load.stderr
     port = _free_port()
     proc = subprocess.Popen(
@@ -49,7 +51,12 @@ def test_served_demo_suggests_and_validates(tmp_path: Path) -> None:
         assert body["decision"] == "suggest"
         assert body["suggestions"][0]["thread_id"] == "lumio-001"
         pt = httpx.post(f"{base}/v1/suggest", json={"title": "Como reiniciar o hub de fábrica?"})
-        assert pt.json()["suggestions"][0]["thread_id"] in {"lumio-047", "lumio-001", "lumio-055", "lumio-061"}
+        assert pt.json()["suggestions"][0]["thread_id"] in {
+            "lumio-047",
+            "lumio-001",
+            "lumio-055",
+            "lumio-061",
+        }
         bad = httpx.post(f"{base}/v1/suggest", json={"title": "x", "k": 500})
         assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "k"
         off_topic = httpx.post(f"{base}/v1/suggest", json={"title": "Best pizza recipe with basil"})
