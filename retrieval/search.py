@@ -84,10 +84,16 @@ class Searcher:
         limit: int | None = None,
         tags: Sequence[str] | None = None,
         language: str | None = None,
+        within: Sequence[int] | None = None,
     ) -> list[tuple[int, float, float, float | None]]:
-        """All candidates, best first, as (pk, fused score, cosine, bm25 or None)."""
+        """All candidates, best first, as (pk, fused score, cosine, bm25 or None).
+
+        ``within`` restricts the search to those thread keys; tags/language filter further.
+        """
         query = question_text(title, body)
         pool = self.catalog.store.filter_pks(tags, language) if (tags or language) else None
+        if within is not None:
+            pool = list(within) if pool is None else sorted(set(pool) & set(within))
         qvec = self.encoder.encode([query])[0]
         fused, dense, lexical = self._score(query, qvec, pool, limit or self.params.candidates)
         order = sorted(fused, key=lambda pk: (-fused[pk], pk))
@@ -111,10 +117,9 @@ class Searcher:
 
     def rerank(self, title: str, body: str, thread_ids: Sequence[str]) -> list[tuple[str, float]]:
         """Score given threads for a question (the SemEval candidates protocol), best first."""
-        query = question_text(title, body)
         pks = self.catalog.store.pks_for_ids(thread_ids)
-        qvec = self.encoder.encode([query])[0]
-        fused, _, _ = self._score(query, qvec, list(pks.values()), len(pks))
+        ranked = self.rank(title, body, limit=len(pks), within=list(pks.values()))
+        fused = {pk: score for pk, score, _, _ in ranked}
         by_pk = {pk: tid for tid, pk in pks.items()}
         scored = [(by_pk[pk], s) for pk, s in fused.items()]
         scored += [(t, float("-inf")) for t in thread_ids if t not in pks]

@@ -1,0 +1,116 @@
+"""``unsource eval ...``: evaluations driven through the same library calls as the service."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from eval import harness
+from eval.datasets import load
+from index.errors import ValidationFailed
+from service.config import Settings
+from service.runtime import Engine, build_engine
+
+eval_app = typer.Typer(help="Score retrieval and abstention on labelled question sets.")
+console = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+DataOpt = Annotated[
+    Path, typer.Option("--data", help="Data set folder (SemEval JSONL or BEIR layout).")
+]
+SplitOpt = Annotated[str, typer.Option("--split", help="Split of the queries, e.g. dev.")]
+OutOpt = Annotated[Path, typer.Option("--out", help="Folder for the JSON, Markdown and PNG.")]
+WorkOpt = Annotated[
+    Path | None,
+    typer.Option("--work", help="Index folder to reuse between runs (default: a temp dir)."),
+]
+
+
+def _prepare(data_dir: Path, split: str, work: Path | None) -> tuple[Engine, object, object]:
+    if not data_dir.is_dir():
+        err.print(f"[red]error:[/red] --data: no such folder: {data_dir}")
+        raise typer.Exit(2)
+    try:
+        data = load(data_dir, split)
+        threads = harness.corpus_threads(data)
+    except ValidationFailed as exc:
+        for loc, field, msg in exc.problems[:20]:
+            err.print(f"{loc}: {field}: {msg}")
+        raise typer.Exit(2) from exc
+    tmp = None
+    if work is None:
+        tmp = tempfile.TemporaryDirectory(prefix="unsource-eval-")
+        work = Path(tmp.name)
+    settings = Settings(data_dir=work)
+    engine = build_engine(settings)
+    with console.status(f"indexing {len(threads)} threads of {data.name}"):
+        engine.ingest(threads)
+    return engine, data, tmp
+
+
+@eval_app.command("retrieval")
+def retrieval_cmd(
+    data_dir: DataOpt,
+    split: SplitOpt = "dev",
+    protocol: Annotated[
+        str,
+        typer.Option("--protocol", help="candidates: re-rank the given lists; full: search all."),
+    ] = "candidates",
+    out: OutOpt = Path("out/retrieval"),
+    work: WorkOpt = None,
+) -> None:
+    """MAP, MRR@10, nDCG@10, Recall@5, P@1 for BM25, dense, hybrids and the final ranker."""
+    if protocol not in ("candidates", "full"):
+        err.print("[red]error:[/red] --protocol: must be 'candidates' or 'full'")
+        raise typer.Exit(2)
+    engine, data, tmp = _prepare(data_dir, split, work)
+    proto: Literal["candidates", "full"] = "candidates" if protocol == "candidates" else "full"
+    try:
+        if proto == "candidates" and not data.candidates:  # type: ignore[attr-defined]
+            err.print("[red]error:[/red] --protocol: this data set has no candidate lists")
+            raise typer.Exit(2)
+        result = harness.run_retrieval(engine, data, proto, split)  # type: ignore[arg-type]
+    finally:
+        engine.store.close()
+        if tmp is not None:
+            tmp.cleanup()  # type: ignore[attr-defined]
+    table = Table("ranker", *harness.METRICS, title=f"{result['dataset']} ({proto})")
+    for name, scores in result["runs"].items():
+        table.add_row(name, *(f"{scores[m]:.4f}" for m in harness.METRICS))
+    console.print(table)
+    for label, value in result["reference"].items():
+        console.print(f"published {label}: MAP {value:.4f}")
+    paths = harness.write(
+        out, "retrieval", result, harness.markdown_retrieval(result), harness.plot_retrieval
+    )
+    console.print(f"MAP {result['map']:.4f}; wrote " + ", ".join(str(p) for p in paths))
+
+
+@eval_app.command("abstention")
+def abstention_cmd(
+    data_dir: DataOpt,
+    split: SplitOpt = "dev",
+    target_precision: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Precision the threshold must reach.")
+    ] = 0.8,
+    out: OutOpt = Path("out/abstention"),
+    work: WorkOpt = None,
+) -> None:
+    """Precision of the top suggestion against coverage, over the similarity threshold."""
+    engine, data, tmp = _prepare(data_dir, split, work)
+    try:
+        result = harness.run_abstention(engine, data, split, target_precision)  # type: ignore[arg-type]
+    finally:
+        engine.store.close()
+        if tmp is not None:
+            tmp.cleanup()  # type: ignore[attr-defined]
+    paths = harness.write(
+        out, "abstention", result, harness.markdown_abstention(result), harness.plot_abstention
+    )
+    console.print(harness.markdown_abstention(result))
+    console.print("wrote " + ", ".join(str(p) for p in paths))
