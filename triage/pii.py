@@ -100,7 +100,8 @@ _PHONE = re.compile(
 )
 _DATE_LIKE = re.compile(r"^\d{1,4}[-./]\d{1,2}[-./]\d{1,4}$")
 _ACCOUNT = re.compile(
-    r"\b(?:account|acct|customer|client|member|conta|cliente|cuenta|conto|utente|n[úu]mero de cliente)"
+    r"\b(?:account|acct|customer|client|member|conta|cliente|cuenta|conto|utente"
+    r"|n[úu]mero de cliente)"
     r"(?:\s+(?:number|no\.?|num\.?|id|n[º°o]\.?|n[úu]mero|numero))?\s*[:#]?\s*"
     r"(?P<num>(?=[A-Z0-9-]*\d{5})[A-Z0-9][A-Z0-9-]{4,24})\b",
     re.IGNORECASE,
