@@ -106,14 +106,14 @@ class Catalog:
             fresh = vectors.FlatIndex(self.embedder.dimension)
             stale: list[int] = []
             for pks, models, vecs in self.store.iter_embeddings():
-                keep = [
-                    i
-                    for i, (m, v) in enumerate(zip(models, vecs, strict=True))
-                    if not reembed and m == self.space and v.size == fresh.dimension
+                usable = [
+                    not reembed and m == self.space and v.size == fresh.dimension
+                    for m, v in zip(models, vecs, strict=True)
                 ]
+                keep = [i for i, ok in enumerate(usable) if ok]
                 if keep:
                     fresh.add(pks[keep], np.stack([vecs[i] for i in keep]))
-                stale.extend(int(pks[i]) for i in range(len(pks)) if i not in set(keep))
+                stale.extend(int(pk) for pk, ok in zip(pks, usable, strict=True) if not ok)
                 if progress:
                     progress(len(keep))
             reencoded = self._reencode(stale, fresh, progress)

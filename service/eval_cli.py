@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from eval import harness
-from eval.datasets import load
+from eval.datasets import RetrievalSet, load
 from index.errors import ValidationFailed
 from service.config import Settings
 from service.runtime import Engine, build_engine
@@ -31,7 +31,9 @@ WorkOpt = Annotated[
 ]
 
 
-def _prepare(data_dir: Path, split: str, work: Path | None) -> tuple[Engine, object, object]:
+def _prepare(
+    data_dir: Path, split: str, work: Path | None
+) -> tuple[Engine, RetrievalSet, tempfile.TemporaryDirectory[str] | None]:
     if not data_dir.is_dir():
         err.print(f"[red]error:[/red] --data: no such folder: {data_dir}")
         raise typer.Exit(2)
@@ -71,14 +73,14 @@ def retrieval_cmd(
     engine, data, tmp = _prepare(data_dir, split, work)
     proto: Literal["candidates", "full"] = "candidates" if protocol == "candidates" else "full"
     try:
-        if proto == "candidates" and not data.candidates:  # type: ignore[attr-defined]
+        if proto == "candidates" and not data.candidates:
             err.print("[red]error:[/red] --protocol: this data set has no candidate lists")
             raise typer.Exit(2)
-        result = harness.run_retrieval(engine, data, proto, split)  # type: ignore[arg-type]
+        result = harness.run_retrieval(engine, data, proto, split)
     finally:
         engine.store.close()
         if tmp is not None:
-            tmp.cleanup()  # type: ignore[attr-defined]
+            tmp.cleanup()
     table = Table("ranker", *harness.METRICS, title=f"{result['dataset']} ({proto})")
     for name, scores in result["runs"].items():
         table.add_row(name, *(f"{scores[m]:.4f}" for m in harness.METRICS))
@@ -104,11 +106,11 @@ def abstention_cmd(
     """Precision of the top suggestion against coverage, over the similarity threshold."""
     engine, data, tmp = _prepare(data_dir, split, work)
     try:
-        result = harness.run_abstention(engine, data, split, target_precision)  # type: ignore[arg-type]
+        result = harness.run_abstention(engine, data, split, target_precision)
     finally:
         engine.store.close()
         if tmp is not None:
-            tmp.cleanup()  # type: ignore[attr-defined]
+            tmp.cleanup()
     paths = harness.write(
         out, "abstention", result, harness.markdown_abstention(result), harness.plot_abstention
     )
