@@ -11,7 +11,7 @@ from typing import Any
 
 from eval.datasets import RetrievalSet
 from eval.retrieval import Protocol, RunResult, evaluate, given_order
-from index.errors import ValidationFailed
+from index.ingest import validate_records
 from index.models import Thread
 from retrieval.search import Searcher, SearchParams
 from service.runtime import Engine
@@ -25,18 +25,12 @@ METRICS = ("map", "mrr@10", "ndcg@10", "recall@5", "p@1")
 
 
 def corpus_threads(data: RetrievalSet) -> list[Thread]:
-    known = set(Thread.model_fields)
-    threads, problems = [], []
-    for i, row in enumerate(data.corpus):
-        record = {k: v for k, v in row.items() if k in known}
-        record.setdefault("title", record.get("body", "")[:200] or "(untitled)")
-        try:
-            threads.append(Thread.model_validate(record))
-        except Exception as exc:
-            problems.append((f"corpus row {i + 1}", "-", str(exc).splitlines()[0]))
-    if problems:
-        raise ValidationFailed(problems)
-    return threads
+    """The data set's corpus as threads (a document without a title gets its text's start)."""
+    rows = (
+        (i, {**row, "title": row.get("title") or row.get("body", "")[:200] or "(untitled)"})
+        for i, row in enumerate(data.corpus, start=1)
+    )
+    return validate_records(rows, source=data.name, label="corpus row").threads
 
 
 def rankers(base: SearchParams) -> dict[str, SearchParams]:
@@ -91,12 +85,18 @@ def markdown_retrieval(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_retrieval(result: dict[str, Any], path: Path) -> None:
+def _pyplot() -> Any:
+    """matplotlib's pyplot on the file-only Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def plot_retrieval(result: dict[str, Any], path: Path) -> None:
+    plt = _pyplot()
     names = list(result["runs"])
     fig, ax = plt.subplots(figsize=(10, 5))
     width = 0.8 / len(METRICS)
@@ -169,11 +169,7 @@ def run_abstention(engine: Engine, data: RetrievalSet, split: str, target: float
 
 
 def plot_abstention(result: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     curve = result["curve"]
     fig, ax = plt.subplots(figsize=(7, 5))
     ax.plot([p["coverage"] for p in curve], [p["precision"] for p in curve], marker=".")

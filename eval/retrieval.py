@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -81,6 +80,3 @@ def given_order(data: RetrievalSet) -> RunResult:
     rankings = {q.id: list(data.candidates.get(q.id, [])) for q in data.queries}
     overall, per_query = score(data, rankings)
     return RunResult("given order (search engine)", "candidates", overall, per_query, rankings)
-
-
-Progress = Callable[[int], None]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,12 +67,19 @@ def read_threads(path: Path, fmt: str | None = None) -> ThreadFile:
     if fmt not in ("csv", "jsonl"):
         raise ValidationFailed([(str(path), "format", f"unknown format {fmt!r}")])
     rows = _csv_rows(path) if fmt == "csv" else _jsonl_rows(path)
+    return validate_records(rows, source=str(path))
+
+
+def validate_records(
+    rows: Iterable[tuple[int, object]], source: str = "input", label: str = "line"
+) -> ThreadFile:
+    """Validate numbered records into threads; raise ValidationFailed listing every bad one."""
     out = ThreadFile([])
     problems: list[tuple[str, str, str]] = []
-    first_line: dict[str, int] = {}
+    first_seen: dict[str, int] = {}
     try:
         for number, record in rows:
-            where = f"line {number}"
+            where = f"{label} {number}"
             if isinstance(record, Exception):
                 problems.append((where, "-", str(record)))
                 continue
@@ -90,13 +97,13 @@ def read_threads(path: Path, fmt: str | None = None) -> ThreadFile:
                     field = ".".join(str(p) for p in err["loc"]) or "-"
                     problems.append((where, field, err["msg"]))
                 continue
-            if thread.id in first_line:
-                problems.append((where, "id", f"duplicate of line {first_line[thread.id]}"))
+            if thread.id in first_seen:
+                problems.append((where, "id", f"duplicate of {label} {first_seen[thread.id]}"))
                 continue
-            first_line[thread.id] = number
+            first_seen[thread.id] = number
             out.threads.append(thread)
     except (UnicodeDecodeError, csv.Error) as exc:
-        problems.append((str(path), "-", f"unreadable file: {exc}"))
+        problems.append((source, "-", f"unreadable input: {exc}"))
     if problems:
         raise ValidationFailed(problems)
     return out
