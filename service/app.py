@@ -124,7 +124,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         thread_id: ThreadIdPath, fields: ThreadFields, engine: EngineDep, response: Response
     ) -> WriteResult:
         """Create or replace a thread. Committed and searchable when this returns."""
-        report = engine.catalog.upsert([Thread(id=thread_id, **fields.model_dump())])
+        report = engine.upsert([Thread(id=thread_id, **fields.model_dump())])
         if report.created:
             response.status_code = status.HTTP_201_CREATED
             return WriteResult(id=thread_id, result="created")
@@ -133,7 +133,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     @app.post("/v1/threads:bulk", response_model=BulkResult, responses={422: ERRORS[422]})
     def bulk(req: BulkRequest, engine: EngineDep) -> BulkResult:
         """Upsert up to 1000 threads in one transaction."""
-        report = engine.catalog.upsert(req.threads)
+        report = engine.upsert(req.threads)
         return BulkResult(
             created=len(report.created),
             updated=len(report.updated),

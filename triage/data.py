@@ -1,0 +1,150 @@
+"""Labelled routing data: CSV files of ``text`` plus either an intent column mapped through a
+``routes.csv`` (``intent,route,queue``) or ``route``/``queue`` columns of their own.
+
+Every bad row is reported with its line and field (ValidationFailed); nothing is half-read.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+from index.errors import ValidationFailed
+from triage.lexicon import QUEUES
+
+INTENT_COLUMNS = ("intent", "category", "label")
+ROUTES = ("staff", "community")
+
+
+@dataclass(frozen=True)
+class Route:
+    route: str
+    queue: str  # "" for community
+
+
+@dataclass(frozen=True)
+class Labelled:
+    text: str
+    label: str  # "<source>:<intent>", or "<source>:<route>[:<queue>]" for pre-routed files
+    route: str
+    queue: str
+    language: str = ""  # from an optional ``language`` column, for per-language reports
+
+
+def read_routes(path: Path) -> dict[str, Route]:
+    problems: list[tuple[str, str, str]] = []
+    routes: dict[str, Route] = {}
+    rows = _read_csv(path, required=("intent", "route"))
+    for line, row in rows:
+        try:
+            routes[row["intent"]] = _route(row.get("route", ""), row.get("queue", ""))
+        except ValueError as exc:
+            field, msg = exc.args
+            problems.append((f"{path}: line {line}", field, msg))
+    if problems:
+        raise ValidationFailed(problems)
+    return routes
+
+
+def read_labelled(path: Path, routes: dict[str, Route] | None, source: str) -> list[Labelled]:
+    """Rows of ``path``; with an intent column the route comes from ``routes``."""
+    header, rows = _header(path), _read_csv(path, required=("text",))
+    intent_col = next((c for c in INTENT_COLUMNS if c in header), None)
+    if intent_col is None and "route" not in header:
+        raise ValidationFailed(
+            [(str(path), "header", f"needs one of {INTENT_COLUMNS} (with --routes) or 'route'")]
+        )
+    if intent_col is not None and routes is None and "route" not in header:
+        raise ValidationFailed([(str(path), "routes", "an intent column needs a routes file")])
+    out: list[Labelled] = []
+    problems: list[tuple[str, str, str]] = []
+    for line, row in rows:
+        where = f"{path}: line {line}"
+        text = row.get("text", "").strip()
+        lang = row.get("language", "").strip()
+        if not text:
+            problems.append((where, "text", "empty"))
+            continue
+        try:
+            if intent_col is not None and routes is not None:
+                intent = row.get(intent_col, "")
+                if intent not in routes:
+                    raise ValueError(intent_col, f"intent {intent!r} is not in the routes file")
+                r = routes[intent]
+                out.append(Labelled(text, f"{source}:{intent}", r.route, r.queue, lang))
+            else:
+                r = _route(row.get("route", ""), row.get("queue", ""))
+                label = f"{source}:{r.route}" + (f":{r.queue}" if r.queue else "")
+                out.append(Labelled(text, label, r.route, r.queue, lang))
+        except ValueError as exc:
+            field, msg = exc.args
+            problems.append((where, field, msg))
+    if problems:
+        raise ValidationFailed(problems)
+    return out
+
+
+def expand_sources(
+    data: list[Path], routes: list[Path]
+) -> list[tuple[Path, Path | None, str]]:
+    """(csv, routes, source name) for each ``--data``: a directory stands for its
+    ``train.csv`` and ``oos_train.csv`` with its own ``routes.csv``; ``--routes`` given once
+    applies to every file, or once per ``--data`` in order."""
+    if routes and len(routes) not in (1, len(data)):
+        raise ValidationFailed([("--routes", "routes", "give one routes file, or one per --data")])
+    out: list[tuple[Path, Path | None, str]] = []
+    for i, path in enumerate(data):
+        explicit = routes[0] if len(routes) == 1 else (routes[i] if routes else None)
+        if path.is_dir():
+            files = [p for p in (path / "train.csv", path / "oos_train.csv") if p.exists()]
+            if not files:
+                raise ValidationFailed([(str(path), "data", "no train.csv in this directory")])
+            table = explicit or path / "routes.csv"
+            out += [(f, table, path.name) for f in files]
+        elif path.is_file():
+            out.append((path, explicit, path.parent.name or path.stem))
+        else:
+            raise ValidationFailed([(str(path), "data", "no such file or directory")])
+    return out
+
+
+def read_sources(sources: list[tuple[Path, Path | None, str]]) -> list[Labelled]:
+    rows: list[Labelled] = []
+    tables: dict[Path, dict[str, Route]] = {}
+    for path, table, source in sources:
+        if table is not None and table not in tables:
+            tables[table] = read_routes(table)
+        rows += read_labelled(path, tables.get(table) if table else None, source)
+    return rows
+
+
+def _route(route: str, queue: str) -> Route:
+    route, queue = route.strip(), queue.strip()
+    if route not in ROUTES:
+        raise ValueError("route", f"must be one of {ROUTES}, got {route!r}")
+    if route == "staff" and queue not in QUEUES:
+        raise ValueError("queue", f"a staff route needs a queue in {QUEUES}, got {queue!r}")
+    if route == "community" and queue:
+        raise ValueError("queue", "a community route has no queue")
+    return Route(route, queue)
+
+
+def _header(path: Path) -> list[str]:
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            return next(csv.reader(fh), [])
+    except OSError as exc:
+        raise ValidationFailed([(str(path), "-", str(exc))]) from exc
+
+
+def _read_csv(path: Path, required: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            missing = [c for c in required if c not in (reader.fieldnames or [])]
+            if missing:
+                raise ValidationFailed([(str(path), "header", f"missing column(s) {missing}")])
+            return [(reader.line_num, {k: v or "" for k, v in row.items() if k}) for row in reader]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ValidationFailed([(str(path), "-", str(exc))]) from exc

@@ -1,0 +1,159 @@
+"""The routing decision: PII, lexicon and classifier combined under the policy.
+
+Any one signal sends a question to staff. The classifier runs with a deadline; an error
+or a timeout routes to staff (fail closed) and says so in the reasons. Only redacted text
+goes past this module: the lexicon and the classifier never see a raw card number.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import logging
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from retrieval.encoder import Encoder
+from triage import pii
+from triage.classifier import Prediction, TriageModel
+from triage.lexicon import Lexicon, LexiconHit
+from triage.policy import Policy
+
+log = logging.getLogger(__name__)
+
+_PII_NAMES = {
+    "card": "payment card number (Luhn-valid)",
+    "iban": "IBAN (mod-97 valid)",
+    "email": "email address",
+    "phone": "phone number",
+    "account": "account or customer number",
+}
+
+
+class Reason(BaseModel):
+    kind: Literal["pii", "lexicon", "classifier"]
+    label: str
+    detail: str
+
+
+class EvidenceItem(BaseModel):
+    text: str
+    label: str
+    route: str
+    queue: str | None
+    similarity: float
+
+
+class TriageDecision(BaseModel):
+    route: Literal["staff", "community"]
+    queue: str | None = Field(description="Staff queue; null for community.")
+    confidence: float = Field(ge=0.0, le=1.0)
+    reasons: list[Reason]
+    evidence: list[EvidenceItem] = Field(
+        description="Nearest labelled training examples (public datasets)."
+    )
+    p_staff: float | None = Field(description="Classifier P(staff); null if it failed.")
+    redacted_text: str
+    model_version: str
+
+
+class Triage:
+    def __init__(
+        self, model: TriageModel, encoder: Encoder, lexicon: Lexicon, policy: Policy
+    ) -> None:
+        self.model = model
+        self.encoder = encoder
+        self.lexicon = lexicon
+        self.policy = policy
+        self._pool = cf.ThreadPoolExecutor(max_workers=2, thread_name_prefix="triage")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def route(self, text: str) -> TriageDecision:
+        findings = pii.detect(text)
+        redacted = pii.redact(text, findings)
+        hits = self.lexicon.match(redacted) if self.policy.lexicon.enabled else []
+        evidence = self.policy.classifier.evidence
+        try:
+            future = self._pool.submit(self.model.predict, self.encoder, [redacted], evidence)
+            prediction: Prediction | str = future.result(
+                timeout=self.policy.classifier.timeout_seconds
+            )[0]
+        except cf.TimeoutError:
+            prediction = f"timed out after {self.policy.classifier.timeout_seconds}s"
+        except Exception as exc:  # fail closed on anything the classifier raises
+            log.warning("triage classifier failed: %s", type(exc).__name__)
+            prediction = f"failed: {type(exc).__name__}"
+        return decide(self.policy, self.model.version, redacted, findings, hits, prediction)
+
+
+def decide(
+    policy: Policy,
+    version: str,
+    redacted: str,
+    findings: list[pii.Finding],
+    hits: list[LexiconHit],
+    prediction: Prediction | str,
+) -> TriageDecision:
+    """Combine the signals. ``prediction`` is a string when the classifier failed."""
+    reasons: list[Reason] = []
+    queue: str | None = None
+    confidence = 0.0
+    staff = False
+    for kind in dict.fromkeys(f.type for f in findings):
+        forced = policy.pii.staff_types.get(kind)
+        detail = f"{_PII_NAMES[kind]}, redacted as {pii.PLACEHOLDER[kind]}"
+        reasons.append(Reason(kind="pii", label=kind, detail=detail))
+        if forced:
+            staff, confidence = True, 1.0
+            queue = queue or forced
+    for hit in hits:
+        reasons.append(
+            Reason(kind="lexicon", label=hit.queue, detail=f'"{hit.phrase}" ({hit.language})')
+        )
+        staff, confidence = True, max(confidence, policy.lexicon.confidence)
+        queue = queue or hit.queue
+    p_staff: float | None = None
+    evidence: list[EvidenceItem] = []
+    if isinstance(prediction, str):
+        reasons.append(
+            Reason(kind="classifier", label="error", detail=f"classifier {prediction}; fail closed")
+        )
+        staff = True  # confidence stays what the other signals gave: we do not know more
+        queue = queue or policy.fallback_queue
+    else:
+        p_staff = prediction.p_staff
+        threshold = policy.classifier.threshold_for(prediction.queue)
+        says_staff = p_staff >= threshold
+        compare = ">=" if says_staff else "<"
+        reasons.append(
+            Reason(
+                kind="classifier",
+                label=prediction.intent,
+                detail=f"P(staff)={p_staff:.3f} {compare} {threshold} "
+                f"(most likely staff queue: {prediction.queue})",
+            )
+        )
+        if says_staff:
+            staff, confidence = True, max(confidence, p_staff)
+            queue = queue or prediction.queue  # PII first, then lexicon, then classifier
+        evidence = [
+            EvidenceItem(
+                text=e.text, label=e.label, route=e.route, queue=e.queue or None,
+                similarity=e.similarity,
+            )
+            for e in prediction.evidence
+        ]
+        if not staff:
+            confidence = 1.0 - p_staff
+    return TriageDecision(
+        route="staff" if staff else "community",
+        queue=queue if staff else None,
+        confidence=round(min(max(confidence, 0.0), 1.0), 4),
+        reasons=reasons,
+        evidence=evidence,
+        p_staff=None if p_staff is None else round(p_staff, 4),
+        redacted_text=redacted,
+        model_version=version,
+    )
