@@ -91,7 +91,7 @@ def evaluate(
             for d in decisions
         ]
     )
-    curve = []
+    curve: list[dict[str, Any]] = []
     for t in GRID:
         clf = p_staff >= t
         curve.append(
@@ -151,7 +151,8 @@ def markdown(result: dict[str, Any]) -> str:
         "| signals | staff recall | precision | F1 | staff rate |",
         "|---|---|---|---|---|",
     ]
-    for label, m in (("PII + lexicon + classifier", s), ("classifier only", c), ("PII + lexicon only", r)):  # fmt: skip
+    rows = (("PII + lexicon + classifier", s), ("classifier only", c), ("PII + lexicon only", r))
+    for label, m in rows:
         lines.append(
             f"| {label} | {m['recall']:.4f} | {m['precision']:.4f} | {m['f1']:.4f} "
             f"| {m['staff_rate']:.4f} |"
@@ -178,7 +179,7 @@ def markdown(result: dict[str, Any]) -> str:
         lines += ["", f"Intent accuracy, {i['classes']}-way over {i['source']}: "
                   f"{i['accuracy']:.4f}{ref}."]  # fmt: skip
     if "by_language" in result:
-        lines += ["", "| language | staff recall | precision | staff rate | n |", "|---|---|---|---|---|"]  # fmt: skip
+        lines += ["", "| language | staff recall | precision | staff rate | n |", "|---" * 5 + "|"]
         for lang, m in result["by_language"].items():
             lines.append(
                 f"| {lang} | {m['recall']:.4f} | {m['precision']:.4f} | {m['staff_rate']:.4f} "
@@ -210,12 +211,15 @@ def plot(result: dict[str, Any], path: Path) -> None:
     ax1.legend(loc="lower left", fontsize=8)
     labels = result["confusion"]["labels"]
     matrix = np.array(result["confusion"]["matrix"])
-    ax2.imshow(np.log1p(matrix), cmap="Blues")
+    shade = np.log1p(matrix)
+    ax2.imshow(shade, cmap="Blues")
     ax2.set_xticks(range(len(labels)), labels, rotation=35, ha="right")
     ax2.set_yticks(range(len(labels)), labels)
     for i in range(len(labels)):
         for j in range(len(labels)):
-            ax2.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=8)
+            dark = shade[i, j] > 0.6 * shade.max()
+            ax2.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=8,
+                     color="white" if dark else "black")  # fmt: skip
     ax2.set_xlabel("routed queue")
     ax2.set_ylabel("true queue")
     ax2.set_title("Queue confusion")

@@ -21,9 +21,11 @@ from service.schemas import (
     SuggestRequest,
     SuggestResponse,
     ThreadPublic,
+    TriageRequest,
     WriteResult,
     excerpt,
 )
+from triage.router import TriageDecision
 
 ThreadIdPath = Annotated[
     str,
@@ -92,10 +94,14 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     @app.post("/v1/suggest", response_model=SuggestResponse, responses={422: ERRORS[422]})
     def suggest(req: SuggestRequest, engine: EngineDep) -> SuggestResponse:
-        """Best existing answers for a new question, or `no_match` when nothing fits."""
-        result = engine.searcher.search(req.title, req.body, req.k, req.tags, req.language)
+        """Triage first: a confidential question gets `staff` with its queue and reasons and
+        no peer suggestions. Otherwise the best existing answers, or `no_match`."""
+        outcome = engine.suggest(req.title, req.body, req.k, req.tags, req.language)
+        triage, result = outcome.triage, outcome.result
         return SuggestResponse(
-            decision=result.decision,
+            decision=outcome.decision,
+            queue=triage.queue,
+            reasons=triage.reasons,
             suggestions=[
                 Suggestion(
                     thread_id=h.thread.thread.id,
@@ -107,13 +113,20 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
                     accepted=h.thread.thread.accepted,
                     answer_votes=h.thread.thread.answer_votes,
                 )
-                for h in result.hits
+                for h in (result.hits if result else [])
             ],
             best_similarity=None
-            if result.best_similarity is None
+            if result is None or result.best_similarity is None
             else round(result.best_similarity, 6),
             threshold=engine.settings.min_similarity,
         )
+
+    @app.post("/v1/triage", response_model=TriageDecision, responses={422: ERRORS[422]})
+    def triage(req: TriageRequest, engine: EngineDep) -> TriageDecision:
+        """Route any text to `staff` (with a queue) or `community`, with confidence, reasons
+        (PII, lexicon, classifier) and the nearest labelled examples. Fails closed: a
+        classifier error or timeout routes to staff. Text comes back redacted."""
+        return engine.route(req.text)
 
     @app.put(
         "/v1/threads/{thread_id}",

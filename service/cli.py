@@ -35,9 +35,10 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _engine() -> Engine:
+def _engine(with_triage: bool = False) -> Engine:
+    """The engine; only commands that route questions load the triage model."""
     try:
-        return build_engine(Settings())
+        return build_engine(Settings(), with_triage=with_triage)
     except UnsourceError as exc:
         raise _fail(str(exc), 1) from exc
 
@@ -103,11 +104,22 @@ def suggest(
     """Suggest existing threads that answer QUESTION."""
     if not question.strip():
         raise _fail("QUESTION: must not be empty")
-    engine = _engine()
+    engine = _engine(with_triage=True)
     try:
-        result = engine.searcher.search(question, body, k)
+        outcome = engine.suggest(question, body, k)
     finally:
-        engine.store.close()
+        engine.close(save=False)
+    if outcome.result is None:
+        t = outcome.triage
+        if as_json:
+            print(json.dumps({"decision": "staff", "queue": t.queue, "suggestions": [],
+                              "reasons": [r.model_dump() for r in t.reasons]}))  # fmt: skip
+        else:
+            why = "; ".join(f"{r.kind}: {r.detail}" for r in t.reasons)
+            console.print(f"[red]staff[/red] / queue {t.queue}: confidential, do not post it "
+                          f"publicly. {why}")  # fmt: skip
+        return
+    result = outcome.result
     rows = [
         {
             "thread_id": h.thread.thread.id,

@@ -123,7 +123,12 @@ def abstention_cmd(
 @eval_app.command("triage")
 def triage_cmd(
     data: Annotated[
-        Path, typer.Option("--data", help="CSV: text + intent/category, or text + route/queue.")
+        list[Path],
+        typer.Option(
+            "--data",
+            help="CSV: text + intent/category, or text + route/queue. "
+            "Repeat to pool several files (e.g. CLINC150 val.csv and oos_val.csv).",
+        ),
     ],
     routes: Annotated[
         Path | None, typer.Option("--routes", help="routes.csv mapping intents to routes.")
@@ -136,13 +141,13 @@ def triage_cmd(
     """Staff-route recall/precision/F1, queue confusion and the threshold curve."""
     try:
         table = read_routes(routes) if routes else None
-        rows = read_labelled(data, table, data.parent.name or data.stem)
+        rows = [r for f in data for r in read_labelled(f, table, f.parent.name or f.stem)]
     except ValidationFailed as exc:
         for loc, field, msg in exc.problems[:20]:
             err.print(f"{loc}: field '{field}': {msg}", highlight=False)
         raise typer.Exit(2) from exc
     if not rows:
-        err.print(f"[red]error:[/red] --data: {data} has no rows")
+        err.print("[red]error:[/red] --data: no rows")
         raise typer.Exit(2)
     try:
         router = load_triage(Settings())
@@ -150,7 +155,8 @@ def triage_cmd(
         err.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(1) from exc
     with console.status(f"routing {len(rows)} questions"):
-        result = triage_eval.evaluate(router, rows, data.name, target_recall)
+        name = " + ".join(f"{f.parent.name}/{f.name}" for f in data)
+        result = triage_eval.evaluate(router, rows, name, target_recall)
     router.close()
     md = triage_eval.markdown(result)
     paths = harness.write(out, "triage", result, md, triage_eval.plot)

@@ -6,21 +6,29 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Literal
 
 from index.catalog import Catalog, UpsertReport
 from index.models import Thread
 from index.store import SQLiteStore
 from retrieval.encoder import Encoder, load_encoder
-from retrieval.search import Searcher, SearchParams
+from retrieval.search import Searcher, SearchParams, SearchResult
 from retrieval.text import thread_text
 from service.config import Settings
 from triage import pii
 from triage.classifier import TriageModel
 from triage.lexicon import Lexicon
 from triage.policy import Policy
-from triage.router import Triage
+from triage.router import Triage, TriageDecision, decide
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SuggestOutcome:
+    decision: Literal["suggest", "no_match", "staff"]
+    triage: TriageDecision
+    result: SearchResult | None  # None when triage sent the question to staff
 
 
 @dataclass
@@ -36,6 +44,29 @@ class Engine:
         """Store and index threads, redacted: raw PII never reaches the store or index."""
         return self.catalog.upsert([redact_thread(t) for t in threads])
 
+    def route(self, text: str) -> TriageDecision:
+        """Triage ``text``; with no triage loaded, fail closed (staff)."""
+        if self.triage is not None:
+            return self.triage.route(text)
+        findings = pii.detect(text)
+        redacted = pii.redact(text, findings)
+        return decide(Policy(), "none", redacted, findings, [], "not loaded")
+
+    def suggest(
+        self,
+        title: str,
+        body: str = "",
+        k: int = 5,
+        tags: Sequence[str] | None = None,
+        language: str | None = None,
+    ) -> SuggestOutcome:
+        """Triage first: confidential questions get ``staff`` and no peer suggestions."""
+        decision = self.route(f"{title}\n{body}".strip())
+        if decision.route == "staff":
+            return SuggestOutcome("staff", decision, None)
+        result = self.searcher.search(pii.redact(title), pii.redact(body), k, tags, language)
+        return SuggestOutcome(result.decision, decision, result)
+
     def ingest(
         self, threads: Sequence[Thread], progress: Callable[[int], None] | None = None
     ) -> UpsertReport:
@@ -49,10 +80,12 @@ class Engine:
                 progress(len(batch))
         return total
 
-    def close(self) -> None:
+    def close(self, save: bool = True) -> None:
+        """Release models and the store; ``save`` writes the vector index first."""
         if self.triage is not None:
             self.triage.close()
-        self.catalog.save()
+        if save:
+            self.catalog.save()
         self.store.close()
 
 

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from index.models import MAX_BODY, MAX_TAGS, MAX_TITLE, Language, Tag, Thread
+from triage.router import Reason
 
 MAX_K = 50
 MAX_BULK = 1000
@@ -41,12 +42,29 @@ class Suggestion(BaseModel):
 
 
 class SuggestResponse(BaseModel):
-    decision: Literal["suggest", "no_match"]
-    suggestions: list[Suggestion]
+    decision: Literal["suggest", "no_match", "staff"] = Field(
+        description="`staff`: confidential, route to support staff and do not post publicly; "
+        "`suggest`: existing answers fit; `no_match`: nothing fits, post the question."
+    )
+    queue: str | None = Field(description="Staff queue when the decision is `staff`.")
+    reasons: list[Reason] = Field(description="Why triage routed the question as it did.")
+    suggestions: list[Suggestion] = Field(description="Empty unless the decision is `suggest`.")
     best_similarity: float | None = Field(
         description="Highest cosine similarity seen, whether or not it passed the threshold."
     )
     threshold: float
+
+
+class TriageRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [{"text": "I was charged twice for my Lumio Plus subscription"}]
+        },
+    )
+
+    text: str = Field(min_length=1, max_length=MAX_TITLE + MAX_BODY)
 
 
 class BulkRequest(BaseModel):

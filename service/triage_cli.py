@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -29,7 +28,7 @@ err = Console(stderr=True, soft_wrap=True)
 class _DefaultRoute(TyperGroup):
     """``unsource triage TEXT`` means ``unsource triage route TEXT``."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # typer's vendored Context
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
             args = ["route", *args]
         return super().parse_args(ctx, args)

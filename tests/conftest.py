@@ -14,9 +14,14 @@ from retrieval.encoder import HashingEncoder
 from service.app import create_app
 from service.config import Settings
 from service.runtime import Engine, build_engine
+from service.triage_cli import SEED_EXAMPLES
+from triage.classifier import train
+from triage.data import read_sources
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SEMEVAL = SHARED / "data" / "semeval2016"
+TRIAGE_TRAIN = Path(__file__).parent / "data" / "triage_train.csv"
+TEST_POLICY = Path(__file__).parent / "data" / "policy.toml"
 
 
 class CountingEncoder(HashingEncoder):
@@ -47,9 +52,28 @@ SAMPLE = [
 ]  # fmt: skip
 
 
+TRIAGE_ENCODER = "hash:128"
+
+
+@pytest.fixture(scope="session")
+def triage_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small triage model: the hashing encoder + a head fit on the bundled seed examples
+    and the test corpus's own topics."""
+    root = tmp_path_factory.mktemp("triage")
+    examples = read_sources([(SEED_EXAMPLES, None, "seed"), (TRIAGE_TRAIN, None, "test")])
+    train(examples, HashingEncoder(128), c=10.0).save(root)
+    return root
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", model="hash:64", min_similarity=0.2)
+def settings(tmp_path: Path, triage_dir: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        model="hash:64",
+        min_similarity=0.2,
+        triage_model_dir=triage_dir,
+        triage_policy=TEST_POLICY,
+    )
 
 
 @pytest.fixture
@@ -66,7 +90,7 @@ def engine(settings: Settings, encoder: CountingEncoder) -> Iterator[Engine]:
 
 @pytest.fixture
 def loaded(engine: Engine) -> Engine:
-    engine.catalog.upsert(SAMPLE)
+    engine.upsert(SAMPLE)
     return engine
 
 

@@ -92,3 +92,50 @@ def test_openapi_lists_routes(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     for p in ("/v1/suggest", "/v1/threads/{thread_id}", "/v1/threads:bulk", "/healthz"):
         assert p in paths
+
+
+CARD = "4111 1111 1111 1111"
+
+
+def test_triage_endpoint_routes_and_redacts(client: TestClient) -> None:
+    r = client.post("/v1/triage", json={"text": f"Pay with {CARD} please"})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["route"] == "staff" and body["queue"] == "security"
+    assert (body["reasons"][0]["kind"], body["reasons"][0]["label"]) == ("pii", "card")
+    assert CARD not in r.text and CARD.replace(" ", "") not in r.text
+    assert "[CARD]" in body["redacted_text"]
+    community = client.post("/v1/triage", json={"text": "How do I reset my hub?"}).json()
+    assert community["route"] == "community" and community["queue"] is None
+    assert community["evidence"] and 0 <= community["confidence"] <= 1
+
+
+def test_triage_validation(client: TestClient) -> None:
+    r = client.post("/v1/triage", json={"text": "   "})
+    assert r.status_code == 422 and _fields(r) == ["text"]
+    r = client.post("/v1/triage", json={"text": "x", "extra": 1})
+    assert r.status_code == 422 and _fields(r) == ["extra"]
+
+
+def test_suggest_sends_confidential_questions_to_staff(client: TestClient) -> None:
+    r = client.post(
+        "/v1/suggest", json={"title": "Camera records to microSD card", "body": f"card {CARD}"}
+    )
+    body = r.json()
+    assert r.status_code == 200 and body["decision"] == "staff"
+    assert body["queue"] == "security" and body["suggestions"] == []
+    assert body["reasons"][0]["kind"] == "pii" and CARD not in r.text
+    billing = client.post("/v1/suggest", json={"title": "Why was I charged twice on my bill?"})
+    assert billing.json()["decision"] == "staff" and billing.json()["queue"] == "billing"
+
+
+def test_threads_are_stored_redacted(client: TestClient, loaded) -> None:  # type: ignore[no-untyped-def]
+    iban, email = "DE89 3704 0044 0532 0130 00", "ana.silva@example.com"
+    thread = {"title": "Hub offline", "body": f"mail {email}", "answer": f"IBAN {iban}, {CARD}"}
+    assert client.put("/v1/threads/pii-1", json=thread).status_code == 201
+    got = client.get("/v1/threads/pii-1").json()
+    assert got["body"] == "mail [EMAIL]" and got["answer"] == "IBAN [IBAN], [CARD]"
+    loaded.store.close()  # checkpoint the WAL so the bytes are all in the main file
+    raw = loaded.settings.database_path.read_bytes()
+    for secret in (iban, email, CARD, CARD.replace(" ", ""), iban.replace(" ", "")):
+        assert secret.encode() not in raw

@@ -7,13 +7,16 @@ from typer.testing import CliRunner
 from index.errors import ValidationFailed
 from index.ingest import read_threads
 from service.cli import app
+from tests.conftest import TEST_POLICY, TRIAGE_TRAIN
 
 runner = CliRunner()
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, triage_dir: Path) -> Path:
     monkeypatch.setenv("UNSOURCE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("UNSOURCE_TRIAGE_MODEL_DIR", str(triage_dir))
+    monkeypatch.setenv("UNSOURCE_TRIAGE_POLICY", str(TEST_POLICY))
     monkeypatch.setenv("UNSOURCE_MODEL", "hash:64")
     monkeypatch.setenv("UNSOURCE_MIN_SIMILARITY", "0.2")
     return tmp_path
@@ -92,3 +95,47 @@ def test_demo_load_if_empty(env: Path) -> None:
     assert r.exit_code == 0 and "66 created" in r.output
     r = runner.invoke(app, ["demo", "load", "--if-empty"])
     assert r.exit_code == 0 and "already holds 66" in r.output
+
+
+def test_triage_command(env: Path) -> None:
+    r = runner.invoke(app, ["triage", "My card 4111 1111 1111 1111 was stolen", "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    assert d["route"] == "staff" and "4111" not in r.stdout
+    r = runner.invoke(app, ["triage", "How do I reset my hub?"])
+    assert r.exit_code == 0 and "community" in r.stdout
+    assert runner.invoke(app, ["triage", "  "]).exit_code == 2
+
+
+def test_suggest_command_says_staff(env: Path) -> None:
+    r = runner.invoke(app, ["suggest", "Why was I charged twice on my bill?", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["decision"] == "staff" and out["queue"] == "billing" and out["suggestions"] == []
+
+
+def test_triage_train_and_eval(env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UNSOURCE_TRIAGE_ENCODER", "hash:128")
+    out = env / "model"
+    r = runner.invoke(app, ["triage", "train", "--data", str(TRIAGE_TRAIN), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert (out / "CURRENT").is_file() and "trained triage-" in r.output
+    monkeypatch.setenv("UNSOURCE_TRIAGE_MODEL_DIR", str(out))
+    r = runner.invoke(app, ["eval", "triage", "--data", str(TRIAGE_TRAIN), "--out", str(env / "r")])
+    assert r.exit_code == 0, r.output
+    result = json.loads((env / "r" / "triage.json").read_text())
+    assert result["staff"]["n"] == 20 and result["staff"]["staff_true"] == 9
+    assert len(result["curve"]) == 99 and (env / "r" / "triage.png").stat().st_size > 10_000
+    assert sum(map(sum, result["confusion"]["matrix"])) == 20
+
+
+def test_triage_train_bad_input_exit_2(env: Path) -> None:
+    bad = env / "bad.csv"
+    bad.write_text("text,route,queue\nhello,staff,nowhere\n,community,\n")
+    r = runner.invoke(app, ["triage", "train", "--data", str(bad), "--no-seed"])
+    assert r.exit_code == 2
+    assert "line 2: field 'queue'" in r.output and "line 3: field 'text'" in r.output
+    r = runner.invoke(app, ["triage", "train", "--data", str(env / "missing.csv")])
+    assert r.exit_code == 2 and "no such file" in r.output
+    r = runner.invoke(app, ["eval", "triage", "--data", str(bad)])
+    assert r.exit_code == 2

@@ -3,9 +3,9 @@ intents. Each intent carries its route and queue (from routes.csv), so P(staff) 
 summed probability of the staff intents and the queue is the staff queue with the most
 probability. Labelled training examples are kept to show the nearest ones as evidence.
 
-The artefact is a directory (no pickle): ``manifest.json`` plus ``head.npz`` (weights,
-classes, routes) and ``examples.npz`` + ``examples.json`` (float16 vectors and texts, for evidence). Versions
-sit side by side under one folder; the ``CURRENT`` file names the active one.
+The artefact is a directory (no pickle): ``manifest.json``, ``head.npz`` (weights, classes,
+routes), ``examples.npz`` and ``examples.json`` (float16 vectors and texts, for evidence).
+Versions sit side by side under one folder; the ``CURRENT`` file names the active one.
 """
 
 from __future__ import annotations
@@ -118,7 +118,9 @@ class TriageModel:
             )
         return out
 
-    def predict(self, encoder: Encoder, texts: Sequence[str], evidence: int = 3) -> list[Prediction]:
+    def predict(
+        self, encoder: Encoder, texts: Sequence[str], evidence: int = 3
+    ) -> list[Prediction]:
         if encoder.name != self.encoder_name:
             raise ModelError(
                 f"triage model was trained on {self.encoder_name!r}, not {encoder.name!r}"

@@ -85,9 +85,7 @@ def read_labelled(path: Path, routes: dict[str, Route] | None, source: str) -> l
     return out
 
 
-def expand_sources(
-    data: list[Path], routes: list[Path]
-) -> list[tuple[Path, Path | None, str]]:
+def expand_sources(data: list[Path], routes: list[Path]) -> list[tuple[Path, Path | None, str]]:
     """(csv, routes, source name) for each ``--data``: a directory stands for its
     ``train.csv`` and ``oos_train.csv`` with its own ``routes.csv``; ``--routes`` given once
     applies to every file, or once per ``--data`` in order."""

@@ -140,7 +140,10 @@ def decide(
             queue = queue or prediction.queue  # PII first, then lexicon, then classifier
         evidence = [
             EvidenceItem(
-                text=e.text, label=e.label, route=e.route, queue=e.queue or None,
+                text=e.text,
+                label=e.label,
+                route=e.route,
+                queue=e.queue or None,
                 similarity=e.similarity,
             )
             for e in prediction.evidence

@@ -1,0 +1,81 @@
+"""Triage with the real multilingual encoder, trained the way `make triage-model` trains it.
+
+Guards measured quality on the splits the policy was chosen on (CLINC150 val, the bundled
+multilingual dev set); BANKING77 test is reported once in docs/triage.md, not asserted."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from eval.triage import evaluate
+from service.app import create_app
+from service.cli import app
+from service.config import Settings
+from service.runtime import build_engine, load_triage
+from tests.conftest import SHARED
+from triage.data import read_labelled, read_routes
+from triage.router import Triage
+
+pytestmark = pytest.mark.slow
+DATA = SHARED / "data"
+DEV = Path(__file__).resolve().parents[1] / "eval" / "data" / "triage_dev.csv"
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("triage-real")
+    args = ["triage", "train", "--data", str(DATA / "banking77"), "--data", str(DATA / "clinc150")]
+    r = CliRunner().invoke(app, [*args, "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def router(model_dir: Path) -> Iterator[Triage]:
+    t = load_triage(Settings(triage_model_dir=model_dir))
+    yield t
+    t.close()
+
+
+def test_clinc_val_meets_the_routing_target(router: Triage) -> None:
+    table = read_routes(DATA / "clinc150" / "routes.csv")
+    rows = [
+        r
+        for f in ("val.csv", "oos_val.csv")
+        for r in read_labelled(DATA / "clinc150" / f, table, "clinc150")
+    ]
+    result = evaluate(router, rows, "clinc150 val")
+    assert result["staff"]["recall"] >= 0.99 and result["staff"]["precision"] >= 0.90
+    assert result["intent"]["accuracy"] >= 0.90
+
+
+def test_multilingual_dev_set(router: Triage) -> None:
+    result = evaluate(router, read_labelled(DEV, None, "dev"), "dev")
+    for lang in ("en", "pt", "es", "it"):
+        assert result["by_language"][lang]["recall"] >= 0.95, lang
+    assert result["staff"]["precision"] >= 0.90
+
+
+def test_service_with_real_model_routes_and_fails_closed(model_dir: Path, tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "d", triage_model_dir=model_dir)
+    engine = build_engine(settings)
+    with TestClient(create_app(settings, engine=engine)) as client:
+        iban = "ES91 2100 0418 4502 0005 1332"
+        r = client.post("/v1/triage", json={"text": f"¿Cómo configuro el router? {iban}"})
+        assert r.json()["route"] == "staff" and iban not in r.text
+        r = client.post("/v1/suggest", json={"title": "Come configuro il router?"})
+        assert r.json()["decision"] in ("suggest", "no_match")
+        assert engine.triage is not None
+
+        def boom(*_: object, **__: object) -> None:
+            raise MemoryError("classifier down")
+
+        engine.triage.model.predict = boom  # type: ignore[method-assign]
+        r = client.post("/v1/suggest", json={"title": "Come configuro il router?"})
+        assert r.json()["decision"] == "staff"
+        assert "fail closed" in r.json()["reasons"][-1]["detail"]
