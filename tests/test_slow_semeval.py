@@ -28,7 +28,7 @@ def semeval_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]
     mp.undo()
     assert result.exit_code == 0, result.output
     assert "1170 created" in result.output
-    engine = build_engine(Settings(data_dir=data_dir))
+    engine = build_engine(Settings(data_dir=data_dir), with_triage=False)
     yield engine
     engine.close()
 
@@ -62,6 +62,6 @@ def test_real_question_gets_sensible_suggestion(semeval_engine: Engine) -> None:
 
 def test_reopen_uses_saved_index(semeval_engine: Engine, tmp_path: Path) -> None:
     semeval_engine.catalog.save()
-    again = build_engine(semeval_engine.settings, encoder=semeval_engine.encoder)
+    again = build_engine(semeval_engine.settings, semeval_engine.encoder, with_triage=False)
     assert again.catalog.rebuilt_because is None and again.catalog.index.count == 1170
     again.store.close()

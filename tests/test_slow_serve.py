@@ -22,8 +22,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_served_demo_suggests_and_validates(tmp_path: Path) -> None:
-    env = {**os.environ, "UNSOURCE_DATA_DIR": str(tmp_path / "data"), "HF_HUB_OFFLINE": "1"}
+def test_served_demo_suggests_and_validates(tmp_path: Path, real_triage_dir: Path) -> None:
+    env = {
+        **os.environ,
+        "UNSOURCE_DATA_DIR": str(tmp_path / "data"),
+        "UNSOURCE_TRIAGE_MODEL_DIR": str(real_triage_dir),
+        "HF_HUB_OFFLINE": "1",
+    }
     load = subprocess.run(
         [BIN, "demo", "load", "--if-empty"], env=env, capture_output=True, text=True
     )
@@ -61,6 +66,10 @@ def test_served_demo_suggests_and_validates(tmp_path: Path) -> None:
         assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "k"
         off_topic = httpx.post(f"{base}/v1/suggest", json={"title": "Best pizza recipe with basil"})
         assert off_topic.json()["decision"] == "no_match"
+        billing = httpx.post(
+            f"{base}/v1/suggest", json={"title": "Fui cobrado duas vezes na assinatura Lumio Plus"}
+        )
+        assert billing.json()["decision"] == "staff" and billing.json()["suggestions"] == []
     finally:
         proc.terminate()
         proc.wait(timeout=30)

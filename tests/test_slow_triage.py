@@ -10,11 +10,9 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from typer.testing import CliRunner
 
 from eval.triage import evaluate
 from service.app import create_app
-from service.cli import app
 from service.config import Settings
 from service.runtime import build_engine, load_triage
 from tests.conftest import SHARED
@@ -27,17 +25,8 @@ DEV = Path(__file__).resolve().parents[1] / "eval" / "data" / "triage_dev.csv"
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("triage-real")
-    args = ["triage", "train", "--data", str(DATA / "banking77"), "--data", str(DATA / "clinc150")]
-    r = CliRunner().invoke(app, [*args, "--out", str(out)])
-    assert r.exit_code == 0, r.output
-    return out
-
-
-@pytest.fixture(scope="module")
-def router(model_dir: Path) -> Iterator[Triage]:
-    t = load_triage(Settings(triage_model_dir=model_dir))
+def router(real_triage_dir: Path) -> Iterator[Triage]:
+    t = load_triage(Settings(triage_model_dir=real_triage_dir))
     yield t
     t.close()
 
@@ -61,8 +50,10 @@ def test_multilingual_dev_set(router: Triage) -> None:
     assert result["staff"]["precision"] >= 0.90
 
 
-def test_service_with_real_model_routes_and_fails_closed(model_dir: Path, tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "d", triage_model_dir=model_dir)
+def test_service_with_real_model_routes_and_fails_closed(
+    real_triage_dir: Path, tmp_path: Path
+) -> None:
+    settings = Settings(data_dir=tmp_path / "d", triage_model_dir=real_triage_dir)
     engine = build_engine(settings)
     with TestClient(create_app(settings, engine=engine)) as client:
         iban = "ES91 2100 0418 4502 0005 1332"
