@@ -189,6 +189,40 @@ def demo_load(
 
 
 @app.command()
+def finetune(
+    data: Annotated[Path, typer.Option("--data", help="SemEval-layout or BEIR folder.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the fine-tuned model.")],
+    split: Annotated[str, typer.Option(help="Split whose qrels train the model.")] = "train",
+    base: Annotated[str, typer.Option(help="Model to start from.")] = "all-MiniLM-L6-v2",
+    epochs: Annotated[int, typer.Option(min=1, max=50)] = 2,
+    lr: Annotated[float, typer.Option(min=1e-7, max=1e-2)] = 2e-5,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Fine-tune the encoder on a split's question->thread judgements (contrastive loss);
+    use the result with UNSOURCE_MODEL=OUT. Never train on the split you report."""
+    from eval.datasets import load
+    from eval.finetune import finetune as run
+
+    if not data.is_dir():
+        raise _fail(f"--data: no such folder: {data}")
+    try:
+        dataset = load(data, split)
+    except ValidationFailed as exc:
+        raise _fail("; ".join(f"{loc}: {f}: {m}" for loc, f, m in exc.problems[:10])) from exc
+    with _progress() as bar:
+        task = bar.add_task(f"fine-tune {base}", total=None)
+
+        def tick(step: int, steps: int, loss: float) -> None:
+            bar.update(task, completed=step, total=steps, description=f"loss {loss:.3f}")
+
+        try:
+            path = run(base, dataset, out, epochs=epochs, lr=lr, seed=seed, progress=tick)
+        except UnsourceError as exc:
+            raise _fail(str(exc), 1) from exc
+    console.print(f"saved {path}; use it with UNSOURCE_MODEL={path}")
+
+
+@app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
     port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port.")] = None,

@@ -120,3 +120,25 @@ def test_beir_loader(tmp_path: Path) -> None:
     assert data == load_beir(d, "test")
     assert [q.id for q in data.queries] == ["q1"] and data.relevant("q1") == {"d1"}
     assert data.corpus[0] == {"id": "d1", "title": "T", "body": "body"}
+
+
+def test_finetune_triples_use_only_judged_candidates() -> None:
+    from eval.datasets import Query, RetrievalSet
+    from eval.finetune import triples
+
+    data = RetrievalSet(
+        "toy",
+        [
+            {"id": "a", "title": "Reset hub", "body": "how"},
+            {"id": "b", "title": "Pizza", "body": ""},
+            {"id": "c", "title": "Hub factory reset", "body": ""},
+        ],
+        [Query("q1", "How to reset the hub?", ""), Query("q2", "No judgements", "")],
+        {"q1": {"a": 2, "c": 1}},
+        {"q1": ["a", "b", "c"], "q2": ["b"]},
+    )
+    out = triples(data)
+    assert [(t.question, t.positive, t.negative) for t in out] == [
+        ("How to reset the hub?", "Reset hub. how", "Pizza"),
+        ("How to reset the hub?", "Hub factory reset", "Pizza"),
+    ]
