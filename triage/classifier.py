@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,11 @@ class TriageModel:
     def version(self) -> str:
         return str(self.manifest.get("version", "unsaved"))
 
+    @cached_property
+    def _examples32(self) -> np.ndarray:
+        """Evidence vectors widened once, not on every request."""
+        return self.example_vectors.astype(np.float32)
+
     def probabilities(self, vectors: np.ndarray) -> np.ndarray:
         logits = vectors.astype(np.float64) @ self.coef.T + self.intercept
         logits -= logits.max(axis=1, keepdims=True)
@@ -85,7 +91,7 @@ class TriageModel:
         probs = self.probabilities(vectors)
         staff = self.routes == "staff"
         sims = (
-            vectors.astype(np.float32) @ self.example_vectors.astype(np.float32).T
+            vectors.astype(np.float32) @ self._examples32.T
             if evidence and len(self.example_texts)
             else None
         )
