@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 
 from eval.harness import _pyplot
-from triage import pii
 from triage.data import Labelled
 from triage.lexicon import QUEUES
 from triage.router import Triage, TriageDecision, decide
@@ -40,21 +39,12 @@ def _prf(pred: np.ndarray, gold: np.ndarray) -> dict[str, float]:
 def route_rows(triage: Triage, texts: list[str]) -> tuple[list[TriageDecision], np.ndarray]:
     """Decisions for ``texts`` in one encoder call (no deadline, no evidence), and the
     class probabilities behind them."""
-    findings = [pii.detect(t) for t in texts]
-    redacted = [pii.redact(t, f) for t, f in zip(texts, findings, strict=True)]
-    vectors = triage.encoder.encode(redacted)
+    screened = [triage.screen(t) for t in texts]
+    vectors = triage.encoder.encode([redacted for _, redacted, _ in screened])
     predictions = triage.model.predict_vectors(vectors, evidence=0)
-    lexicon_on = triage.policy.lexicon.enabled
     decisions = [
-        decide(
-            triage.policy,
-            triage.model.version,
-            r,
-            f,
-            triage.lexicon.match(r) if lexicon_on else [],
-            p,
-        )
-        for r, f, p in zip(redacted, findings, predictions, strict=True)
+        decide(triage.policy, triage.model.version, redacted, findings, hits, p)
+        for (findings, redacted, hits), p in zip(screened, predictions, strict=True)
     ]
     return decisions, triage.model.probabilities(vectors)
 

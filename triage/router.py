@@ -70,10 +70,15 @@ class Triage:
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def route(self, text: str) -> TriageDecision:
+    def screen(self, text: str) -> tuple[list[pii.Finding], str, list[LexiconHit]]:
+        """The rule signals: PII findings, the redacted text, and lexicon hits on it."""
         findings = pii.detect(text)
         redacted = pii.redact(text, findings)
         hits = self.lexicon.match(redacted) if self.policy.lexicon.enabled else []
+        return findings, redacted, hits
+
+    def route(self, text: str) -> TriageDecision:
+        findings, redacted, hits = self.screen(text)
         evidence = self.policy.classifier.evidence
         try:
             future = self._pool.submit(self.model.predict, self.encoder, [redacted], evidence)
