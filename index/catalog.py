@@ -205,6 +205,11 @@ class Catalog:
     def count(self) -> int:
         return self.store.count()
 
+    def indexed(self) -> int:
+        """Vectors in the in-memory index (equals ``count()`` when the index is current)."""
+        with self.lock:
+            return self.index.count
+
 
 def _duplicate_ids(ids: Iterable[str]) -> list[tuple[int, str]]:
     seen: set[str] = set()

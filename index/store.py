@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +22,7 @@ import numpy as np
 
 from index.errors import StoreError
 from index.models import Thread
+from index.sqlite import SQLiteDatabase
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS threads (
@@ -242,35 +242,11 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-class SQLiteStore:
-    """Thread-safe SQLite store. Writes are serialised; reads use per-thread connections."""
+class SQLiteStore(SQLiteDatabase):
+    """Thread-safe SQLite thread store. Writes are serialised; reads use per-thread connections."""
 
     def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        self._write_lock = threading.Lock()
-        with self._write_lock:
-            conn = self._conn()
-            conn.executescript(SCHEMA)
-
-    # -- connections -------------------------------------------------------------------
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.row_factory = sqlite3.Row
-            self._local.conn = conn
-        return conn
-
-    def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        super().__init__(path, SCHEMA)
 
     # -- reads -------------------------------------------------------------------------
     def generation(self) -> int:
@@ -307,6 +283,17 @@ class SQLiteStore:
             marks = ",".join("?" * len(chunk))
             for r in conn.execute(f"SELECT {_COLUMNS} FROM threads WHERE pk IN ({marks})", chunk):
                 out[r["pk"]] = _to_stored(r)
+        return out
+
+    def signals(self, pks: Sequence[int]) -> dict[int, tuple[str, bool, int]]:
+        """pk -> (thread id, accepted, answer votes): what the ranking prior needs."""
+        out: dict[int, tuple[str, bool, int]] = {}
+        conn = self._conn()
+        for chunk in _chunks(list(pks), 500):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT pk, id, accepted, answer_votes FROM threads WHERE pk IN ({marks})"
+            for r in conn.execute(sql, chunk):
+                out[int(r[0])] = (r[1], bool(r[2]), int(r[3]))
         return out
 
     def pks_for_ids(self, ids: Sequence[str]) -> dict[str, int]:
@@ -437,26 +424,6 @@ class SQLiteStore:
 
     def _bump(self, conn: sqlite3.Connection) -> None:
         conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
-
-    def _transaction(self) -> _Tx:
-        return _Tx(self._conn())
-
-
-class _Tx:
-    """BEGIN IMMEDIATE ... COMMIT, rolled back on any error."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.conn.execute("BEGIN IMMEDIATE")
-        return self.conn
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is None:
-            self.conn.execute("COMMIT")
-        else:
-            self.conn.execute("ROLLBACK")
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:

@@ -12,6 +12,7 @@ from index.catalog import Catalog
 from index.store import StoredThread
 from retrieval.encoder import Encoder
 from retrieval.fusion import linear_fusion, reciprocal_rank_fusion
+from retrieval.prior import SignalSource, apply_prior
 from retrieval.text import question_text
 
 Fusion = Literal["linear", "rrf", "dense", "bm25"]
@@ -25,6 +26,7 @@ class SearchParams:
     candidates: int = 100
     min_similarity: float = 0.45
     bm25_weights: tuple[float, float, float] = (2.0, 1.0, 0.5)
+    prior_weight: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -43,10 +45,17 @@ class SearchResult:
 
 
 class Searcher:
-    def __init__(self, catalog: Catalog, encoder: Encoder, params: SearchParams | None = None):
+    def __init__(
+        self,
+        catalog: Catalog,
+        encoder: Encoder,
+        params: SearchParams | None = None,
+        signals: SignalSource | None = None,
+    ):
         self.catalog = catalog
         self.encoder = encoder
         self.params = params or SearchParams()
+        self.signals = signals  # community signals for the ranking prior
 
     def _score(
         self, query: str, qvec: np.ndarray, pool: Sequence[int] | None, limit: int
@@ -75,6 +84,8 @@ class Searcher:
             fused = reciprocal_rank_fusion(rankings, k=p.rrf_k)
         else:
             fused = linear_fusion(dense, lexical, p.dense_weight)
+        if self.signals is not None and p.prior_weight:
+            fused = apply_prior(fused, self.signals(list(fused)), p.prior_weight)
         return fused, dense, lexical
 
     def rank(

@@ -1,28 +1,44 @@
-"""FastAPI app: suggest, thread writes and reads, health."""
+"""FastAPI app: suggest, triage, thread writes and reads, health and readiness.
+
+Roles (service/auth.py): public keys suggest and give feedback, agent keys also triage,
+read threads, register questions and see escalations, stats and metrics; admin keys also
+write threads. Operations routes are in service/routes_ops.py, the widget in
+service/widget.py.
+"""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Path, Request, Response, status
+from fastapi import FastAPI, HTTPException, Path, Request, Response, status
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from index.errors import UnsourceError, ValidationFailed
 from index.models import MAX_ID, Thread, ThreadFields
+from service import routes_ops, widget
+from service.auth import Keyring
 from service.config import Settings
+from service.deps import Admin, Agent, EngineDep, Public
+from service.escalation import Escalations
+from service.limits import BodyLimit, RateLimiter
+from service.observability import Metrics, RequestContext
 from service.runtime import Engine, build_engine
 from service.schemas import (
     BulkRequest,
     BulkResult,
     ErrorBody,
     Health,
+    Ready,
     Suggestion,
     SuggestRequest,
     SuggestResponse,
     ThreadPublic,
     TriageRequest,
     WriteResult,
+    example,
     excerpt,
 )
 from triage.router import TriageDecision
@@ -32,43 +48,99 @@ ThreadIdPath = Annotated[
     Path(min_length=1, max_length=MAX_ID, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$"),
 ]
 ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "Missing or unknown API key"},
+    403: {"model": ErrorBody, "description": "The key's role may not call this"},
     404: {"model": ErrorBody, "description": "Not found"},
+    413: {"model": ErrorBody, "description": "Request body too large"},
     422: {"model": ErrorBody, "description": "Invalid input; `detail[].field` names the field"},
+    429: {"model": ErrorBody, "description": "Rate limited; see the Retry-After header"},
+}
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {c: ERRORS[c] for c in (401, 403, 413, 422, 429)}
+SUGGEST_EXAMPLE = {
+    "request_id": "0b8f6c1e2d3a4b5c9e7f112233445566",
+    "decision": "suggest",
+    "queue": None,
+    "reasons": [],
+    "suggestions": [
+        {
+            "thread_id": "hub-reset-1",
+            "title": "How do I factory reset the Lumio hub?",
+            "answer_excerpt": "Hold the reset button for 15 seconds until the light blinks.",
+            "url": "https://community.example.com/t/hub-reset-1",
+            "score": 0.712,
+            "similarity": 0.803,
+            "accepted": True,
+            "answer_votes": 12,
+        }
+    ],
+    "best_similarity": 0.803,
+    "threshold": 0.45,
 }
 
 
-def get_engine(request: Request) -> Engine:
-    engine: Engine = request.app.state.engine
-    return engine
-
-
-EngineDep = Annotated[Engine, Depends(get_engine)]
-
-
-def _error(code: int, error: str, items: list[tuple[str, str]]) -> JSONResponse:
+def _error(code: int, error: str, items: list[tuple[str, str]], **kw: Any) -> JSONResponse:
     return JSONResponse(
         status_code=code,
         content={"error": error, "detail": [{"field": f, "message": m} for f, m in items]},
+        **kw,
     )
+
+
+def body_limits(settings: Settings) -> Any:
+    def limit_for(path: str) -> int:
+        if path == "/v1/threads:bulk":
+            return settings.max_bulk_body_bytes
+        if path.startswith("/v1/threads/"):  # one thread: title + body + answer, 40k chars
+            return 4 * settings.max_body_bytes
+        return settings.max_body_bytes
+
+    return limit_for
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     settings = settings or Settings()
+    settings.check_serving()
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = engine or build_engine(settings)
+        metrics.track_index(app.state.engine.catalog.count)
+        app.state.escalations = Escalations(
+            app.state.engine.activity,
+            settings,
+            on_attempt=lambda outcome: metrics.webhooks.labels(outcome).inc(),
+        )
+        app.state.escalations.start()
         try:
             yield
         finally:
+            app.state.escalations.stop()
             app.state.engine.close()
 
     app = FastAPI(
         title="unsource",
-        version="0.1.0",
+        version="0.2.0",
         summary="Suggest existing community answers; route confidential questions to staff.",
+        description="Send an API key as `X-API-Key` or `Authorization: Bearer`. Roles nest: "
+        "public (suggest, feedback) ⊂ agent (triage, threads read, questions, escalations, "
+        "stats, metrics) ⊂ admin (thread writes, reindex).",
         lifespan=lifespan,
     )
+    app.state.settings = settings
+    app.state.keyring = Keyring(settings.api_keys)
+    app.state.limiter = RateLimiter({str(r): b for r, b in settings.rate_limits.items()})
+    app.state.metrics = metrics
+    app.add_middleware(BodyLimit, limit_for=body_limits(settings))
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", "X-API-Key", "Authorization"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+        )
+    app.add_middleware(RequestContext, metrics=metrics)  # outermost: sees every response
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -90,15 +162,41 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     @app.exception_handler(HTTPException)
     async def _http(_: Request, exc: HTTPException) -> JSONResponse:
-        return _error(exc.status_code, "http_error", [("-", str(exc.detail))])
+        field = "X-API-Key" if exc.status_code in (401, 403) else "-"
+        kinds = {401: "unauthorized", 403: "forbidden", 404: "not_found", 429: "rate_limited"}
+        return _error(
+            exc.status_code,
+            kinds.get(exc.status_code, "http_error"),
+            [(field, str(exc.detail))],
+            headers=exc.headers,
+        )
 
-    @app.post("/v1/suggest", response_model=SuggestResponse, responses={422: ERRORS[422]})
-    def suggest(req: SuggestRequest, engine: EngineDep) -> SuggestResponse:
+    @app.post(
+        "/v1/suggest",
+        response_model=SuggestResponse,
+        responses={**AUTH_ERRORS, **example(SUGGEST_EXAMPLE)},
+        tags=["public"],
+    )
+    def suggest(
+        req: SuggestRequest, engine: EngineDep, _: Public, request: Request
+    ) -> SuggestResponse:
         """Triage first: a confidential question gets `staff` with its queue and reasons and
-        no peer suggestions. Otherwise the best existing answers, or `no_match`."""
+        no peer suggestions. Otherwise the best existing answers, or `no_match`. Quote the
+        `request_id` in /v1/feedback."""
         outcome = engine.suggest(req.title, req.body, req.k, req.tags, req.language)
         triage, result = outcome.triage, outcome.result
+        hits = result.hits if result else []
+        rid: str = request.state.request_id
+        engine.activity.log_suggest(
+            rid,
+            datetime.now(UTC),
+            outcome.decision,
+            triage.queue,
+            [h.thread.thread.id for h in hits],
+        )
+        metrics.decisions.labels(outcome.decision).inc()
         return SuggestResponse(
+            request_id=rid,
             decision=outcome.decision,
             queue=triage.queue,
             reasons=triage.reasons,
@@ -113,7 +211,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
                     accepted=h.thread.thread.accepted,
                     answer_votes=h.thread.thread.answer_votes,
                 )
-                for h in (result.hits if result else [])
+                for h in hits
             ],
             best_similarity=None
             if result is None or result.best_similarity is None
@@ -121,20 +219,27 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             threshold=engine.settings.min_similarity,
         )
 
-    @app.post("/v1/triage", response_model=TriageDecision, responses={422: ERRORS[422]})
-    def triage(req: TriageRequest, engine: EngineDep) -> TriageDecision:
+    @app.post("/v1/triage", response_model=TriageDecision, responses=AUTH_ERRORS, tags=["agent"])
+    def triage(req: TriageRequest, engine: EngineDep, _: Agent) -> TriageDecision:
         """Route any text to `staff` (with a queue) or `community`, with confidence, reasons
         (PII, lexicon, classifier) and the nearest labelled examples. Fails closed: a
         classifier error or timeout routes to staff. Text comes back redacted."""
-        return engine.route(req.text)
+        decision = engine.route(req.text)
+        metrics.triage.labels(decision.route, decision.queue or "-").inc()
+        return decision
 
     @app.put(
         "/v1/threads/{thread_id}",
         response_model=WriteResult,
-        responses={201: {"model": WriteResult, "description": "Created"}, 422: ERRORS[422]},
+        responses={201: {"model": WriteResult, "description": "Created"}, **AUTH_ERRORS},
+        tags=["admin"],
     )
     def put_thread(
-        thread_id: ThreadIdPath, fields: ThreadFields, engine: EngineDep, response: Response
+        thread_id: ThreadIdPath,
+        fields: ThreadFields,
+        engine: EngineDep,
+        response: Response,
+        _: Admin,
     ) -> WriteResult:
         """Create or replace a thread. Committed and searchable when this returns."""
         report = engine.upsert([Thread(id=thread_id, **fields.model_dump())])
@@ -143,8 +248,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             return WriteResult(id=thread_id, result="created")
         return WriteResult(id=thread_id, result="updated" if report.updated else "unchanged_text")
 
-    @app.post("/v1/threads:bulk", response_model=BulkResult, responses={422: ERRORS[422]})
-    def bulk(req: BulkRequest, engine: EngineDep) -> BulkResult:
+    @app.post("/v1/threads:bulk", response_model=BulkResult, responses=AUTH_ERRORS, tags=["admin"])
+    def bulk(req: BulkRequest, engine: EngineDep, _: Admin) -> BulkResult:
         """Upsert up to 1000 threads in one transaction."""
         report = engine.upsert(req.threads)
         return BulkResult(
@@ -154,24 +259,58 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             count=engine.catalog.count(),
         )
 
-    @app.get("/v1/threads/{thread_id}", response_model=ThreadPublic, responses=ERRORS)
-    def get_thread(thread_id: ThreadIdPath, engine: EngineDep) -> ThreadPublic:
+    @app.get(
+        "/v1/threads/{thread_id}", response_model=ThreadPublic, responses=ERRORS, tags=["agent"]
+    )
+    def get_thread(thread_id: ThreadIdPath, engine: EngineDep, _: Agent) -> ThreadPublic:
+        """A stored thread, as stored (redacted)."""
         stored = engine.catalog.get(thread_id)
         if stored is None:
             raise HTTPException(404, f"thread {thread_id!r} not found")
         return ThreadPublic.model_validate(stored.thread.model_dump())
 
     @app.delete(
-        "/v1/threads/{thread_id}", status_code=204, response_class=Response, responses=ERRORS
+        "/v1/threads/{thread_id}",
+        status_code=204,
+        response_class=Response,
+        responses=ERRORS,
+        tags=["admin"],
     )
-    def delete_thread(thread_id: ThreadIdPath, engine: EngineDep) -> Response:
+    def delete_thread(thread_id: ThreadIdPath, engine: EngineDep, _: Admin) -> Response:
         """Remove a thread from the store, keyword index and vectors."""
         if not engine.catalog.delete(thread_id):
             raise HTTPException(404, f"thread {thread_id!r} not found")
         return Response(status_code=204)
 
-    @app.get("/healthz", response_model=Health)
+    @app.get("/healthz", response_model=Health, tags=["ops"])
     def healthz(engine: EngineDep) -> Health:
+        """Liveness: the process answers."""
         return Health(status="ok", threads=engine.catalog.count(), model=engine.encoder.name)
 
+    @app.get(
+        "/readyz",
+        response_model=Ready,
+        responses={503: {"model": Ready, "description": "Not ready"}},
+        tags=["ops"],
+    )
+    def readyz(engine: EngineDep) -> JSONResponse:
+        """Readiness: encoder and triage loaded, both databases answer, and the vector index
+        holds every stored thread."""
+        threads = engine.catalog.count()
+        indexed = engine.catalog.indexed()
+        checks = {
+            "encoder": engine.encoder is not None,
+            "triage": engine.triage is not None,
+            "store": engine.store.ping(),
+            "activity": engine.activity.ping(),
+            "index": indexed == threads,
+        }
+        ok = all(checks.values())
+        body = Ready(
+            status="ready" if ok else "not_ready", checks=checks, threads=threads, indexed=indexed
+        )
+        return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+
+    app.include_router(routes_ops.router)
+    app.include_router(widget.router)
     return app

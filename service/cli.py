@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError as PydanticValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -16,6 +17,7 @@ from index.errors import UnsourceError, ValidationFailed
 from index.ingest import read_threads
 from service.config import Settings
 from service.eval_cli import eval_app
+from service.keys_cli import keys_app
 from service.runtime import Engine, build_engine
 from service.triage_cli import triage_app
 
@@ -24,6 +26,7 @@ demo_app = typer.Typer(help="The bundled demo community.")
 app.add_typer(demo_app, name="demo")
 app.add_typer(eval_app, name="eval")
 app.add_typer(triage_app, name="triage")
+app.add_typer(keys_app, name="keys")
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
 
@@ -226,14 +229,31 @@ def finetune(
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
     port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port.")] = None,
+    dev: Annotated[
+        bool, typer.Option("--dev", help="Keyless dev mode (loopback only): no API key needed.")
+    ] = False,
 ) -> None:
-    """Serve the HTTP API."""
+    """Serve the HTTP API (needs API keys, or --dev on a loopback address)."""
     import uvicorn
 
     from service.app import create_app
+    from service.observability import configure_logging
 
-    settings = Settings()
-    uvicorn.run(create_app(settings), host=host or settings.host, port=port or settings.port)
+    overrides: dict[str, Any] = {"host": host, "port": port, "dev_mode": True if dev else None}
+    try:
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+        app_ = create_app(settings)
+    except (UnsourceError, PydanticValidationError) as exc:
+        raise _fail(str(exc)) from exc
+    if settings.dev_mode:
+        err.print(
+            f"[yellow]dev mode:[/yellow] no API key needed; every request acts as admin. "
+            f"Listening on {settings.host} only. Demo page: "
+            f"http://{settings.host}:{settings.port}/demo",
+            highlight=False,
+        )
+    configure_logging(settings.log_format)
+    uvicorn.run(app_, host=settings.host, port=settings.port, log_config=None, access_log=False)
 
 
 def main() -> None:

@@ -5,12 +5,29 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from index.errors import UnsourceError
 from retrieval.encoder import DEFAULT_MODEL
 from retrieval.text import THREAD_FIELDS
 from triage.policy import DEFAULT_POLICY
+
+
+class ConfigError(UnsourceError):
+    """Settings that must not be served."""
+
+
+Role = Literal["public", "agent", "admin"]
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+class ApiKey(BaseModel):
+    """One API key as configured: its SHA-256 (never the key itself), a name and a role."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+    role: Role
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
 class Settings(BaseSettings):
@@ -41,8 +58,54 @@ class Settings(BaseSettings):
         None, description="Triage model versions (CURRENT names the active one)."
     )
     triage_policy: Path = Field(DEFAULT_POLICY, description="Routing policy file (TOML).")
+    prior_weight: float = Field(
+        0.05, ge=0.0, le=1.0, description="Weight of the community-signal ranking prior."
+    )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+    api_keys: list[ApiKey] = Field(
+        default_factory=list,
+        description='JSON list of {"name", "role", "sha256"}; `unsource keys create` makes one.',
+    )
+    dev_mode: bool = Field(
+        False,
+        description="Keyless development mode: requests without a key act as admin. "
+        "Loopback hosts only.",
+    )
+    max_body_bytes: int = Field(64 * 1024, ge=1024, description="Largest request body (413).")
+    max_bulk_body_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="Largest body for /v1/threads:bulk (413)."
+    )
+    rate_limits: dict[Role, str] = Field(
+        default={"public": "120/minute", "agent": "600/minute", "admin": "6000/minute"},
+        description="Per-key request budgets (`limits` syntax); public keys are counted per "
+        "client address, since every reader of a forum page shares one.",
+    )
+    sla_hours: dict[str, float] = Field(
+        default={"default": 24.0},
+        description="Hours a forum question may stay unanswered, per category; `default` "
+        "covers the rest.",
+    )
+    escalation_webhook_url: str | None = Field(
+        None, description="POSTed once when a question passes its SLA."
+    )
+    escalation_webhook_secret: str | None = Field(
+        None, description="Signs webhook bodies (X-Unsource-Signature: sha256=HMAC)."
+    )
+    escalation_check_seconds: float = Field(30.0, gt=0)
+    webhook_max_attempts: int = Field(6, ge=1, le=100)
+    webhook_backoff_seconds: float = Field(5.0, gt=0)
+    webhook_timeout_seconds: float = Field(5.0, gt=0)
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins allowed to call the API from a browser (forums that embed the "
+        "widget from another origin).",
+    )
+    log_format: Literal["json", "text"] = "json"
+    demo_key: str | None = Field(
+        None,
+        description="A public key the /demo page hands to the widget (not needed in dev mode).",
+    )
 
     @field_validator("embed_fields")
     @classmethod
@@ -50,6 +113,57 @@ class Settings(BaseSettings):
         if not value or len(set(value)) != len(value):
             raise ValueError(f"embed_fields: pick distinct fields from {THREAD_FIELDS}")
         return value
+
+    @field_validator("sla_hours")
+    @classmethod
+    def _sla(cls, value: dict[str, float]) -> dict[str, float]:
+        if "default" not in value:
+            raise ValueError("sla_hours: needs a `default` entry")
+        bad = [k for k, v in value.items() if not v > 0]
+        if bad:
+            raise ValueError(f"sla_hours: hours must be > 0 (see {', '.join(bad)})")
+        return value
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _limits(cls, value: dict[str, str]) -> dict[str, str]:
+        from limits import parse
+
+        for role, text in value.items():
+            try:
+                parse(text)
+            except ValueError as exc:
+                raise ValueError(f"rate_limits.{role}: {text!r} is not like '120/minute'") from exc
+        return value
+
+    def sla_for(self, category: str) -> float:
+        return self.sla_hours.get(category, self.sla_hours["default"])
+
+    def check_serving(self) -> None:
+        """Refuse to serve with no keys unless dev mode was asked for, dev mode off loopback,
+        or a key copied from the documentation."""
+        from service.auth import EXAMPLE_KEY_HASHES
+
+        if self.dev_mode and self.host not in LOOPBACK:
+            raise ConfigError(
+                f"dev_mode: keyless mode only listens on loopback, not host {self.host!r}"
+            )
+        if not self.api_keys and not self.dev_mode:
+            raise ConfigError(
+                "api_keys: no API keys configured. Create one with `unsource keys create "
+                "--role admin` and set UNSOURCE_API_KEYS, or set UNSOURCE_DEV_MODE=true for "
+                "local development"
+            )
+        copied = [k.name for k in self.api_keys if k.sha256 in EXAMPLE_KEY_HASHES]
+        if copied:
+            raise ConfigError(f"api_keys: {', '.join(copied)} use the documented example key")
+        names = [k.name for k in self.api_keys]
+        if len(set(names)) != len(names):
+            raise ConfigError("api_keys: key names must be unique")
+
+    @property
+    def activity_path(self) -> Path:
+        return self.data_dir / "activity.db"
 
     @property
     def database_path(self) -> Path:

@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Literal
 
+from index.activity import ActivityStore
 from index.catalog import Catalog, UpsertReport
 from index.models import Thread
 from index.store import SQLiteStore
 from retrieval.encoder import Encoder, load_encoder
+from retrieval.prior import Signals
 from retrieval.search import Searcher, SearchParams, SearchResult
 from retrieval.text import thread_text
 from service.config import Settings
@@ -39,10 +41,14 @@ class Engine:
     catalog: Catalog
     searcher: Searcher
     triage: Triage | None
+    activity: ActivityStore
 
     def upsert(self, threads: Sequence[Thread]) -> UpsertReport:
         """Store and index threads, redacted: raw PII never reaches the store or index."""
         return self.catalog.upsert([redact_thread(t) for t in threads])
+
+    def redact(self, text: str) -> str:
+        return pii.redact(text)
 
     def route(self, text: str) -> TriageDecision:
         """Triage ``text``; with no triage loaded, fail closed (staff)."""
@@ -80,13 +86,24 @@ class Engine:
                 progress(len(batch))
         return total
 
+    def signals(self, pks: Sequence[int]) -> dict[int, Signals]:
+        """Accepted answers and votes from the store, reader feedback from the activity log."""
+        rows = self.store.signals(pks)
+        votes = self.activity.feedback_counts([tid for tid, _, _ in rows.values()])
+        out = {}
+        for pk, (tid, accepted, answer_votes) in rows.items():
+            helpful, unhelpful = votes.get(tid, (0, 0))
+            out[pk] = Signals(accepted, answer_votes, helpful, unhelpful)
+        return out
+
     def close(self, save: bool = True) -> None:
-        """Release models and the store; ``save`` writes the vector index first."""
+        """Release models and the stores; ``save`` writes the vector index first."""
         if self.triage is not None:
             self.triage.close()
         if save:
             self.catalog.save()
         self.store.close()
+        self.activity.close()
 
 
 def search_params(settings: Settings) -> SearchParams:
@@ -96,6 +113,7 @@ def search_params(settings: Settings) -> SearchParams:
         rrf_k=settings.rrf_k,
         candidates=settings.candidates,
         min_similarity=settings.min_similarity,
+        prior_weight=settings.prior_weight,
     )
 
 
@@ -134,4 +152,7 @@ def build_engine(
     if catalog.rebuilt_because:
         log.info("vector index rebuilt (%s)", catalog.rebuilt_because)
     searcher = Searcher(catalog, encoder, search_params(settings))
-    return Engine(settings, encoder, store, catalog, searcher, triage)
+    activity = ActivityStore(settings.activity_path)
+    engine = Engine(settings, encoder, store, catalog, searcher, triage, activity)
+    searcher.signals = engine.signals
+    return engine

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from datetime import datetime
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from index.models import MAX_BODY, MAX_TAGS, MAX_TITLE, Language, Tag, Thread
+from index.models import MAX_BODY, MAX_ID, MAX_TAGS, MAX_TITLE, Language, Tag, Thread
 from triage.router import Reason
 
 MAX_K = 50
@@ -42,6 +43,7 @@ class Suggestion(BaseModel):
 
 
 class SuggestResponse(BaseModel):
+    request_id: str = Field(description="Quote it in /v1/feedback and /v1/questions.")
     decision: Literal["suggest", "no_match", "staff"] = Field(
         description="`staff`: confidential, route to support staff and do not post publicly; "
         "`suggest`: existing answers fit; `no_match`: nothing fits, post the question."
@@ -93,6 +95,149 @@ class Health(BaseModel):
     status: Literal["ok"]
     threads: int
     model: str
+
+
+class Ready(BaseModel):
+    status: Literal["ready", "not_ready"]
+    checks: dict[str, bool] = Field(description="encoder, triage, store, activity, index")
+    threads: int
+    indexed: int
+
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$"
+CATEGORY_PATTERN = r"^[a-z0-9][a-z0-9_\-]*$"
+
+
+class QuestionCreate(BaseModel):
+    """A question just posted on the forum, registered so it can be escalated if it stays
+    unanswered."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "forum-48213",
+                    "title": "Hub keeps dropping off Wi-Fi every night",
+                    "body": "Since the last update my hub disconnects around 2am.",
+                    "category": "connectivity",
+                    "created_at": "2026-11-23T09:15:00Z",
+                    "url": "https://community.example.com/t/48213",
+                    "request_id": "0b8f6c1e2d3a4b5c9e7f112233445566",
+                }
+            ]
+        },
+    )
+
+    id: str = Field(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN)
+    title: str = Field(min_length=1, max_length=MAX_TITLE)
+    body: str = Field(default="", max_length=MAX_BODY)
+    category: str = Field(default="default", min_length=1, max_length=64, pattern=CATEGORY_PATTERN)
+    created_at: AwareDatetime | None = Field(
+        default=None, description="When it was posted (timezone required); default: now."
+    )
+    url: str | None = Field(default=None, max_length=2048)
+    request_id: str | None = Field(
+        default=None,
+        max_length=64,
+        pattern=r"^[0-9a-f]{32}$",
+        description="The /v1/suggest request the asker saw before posting (deflection stats).",
+    )
+
+
+class AnsweredRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"thread_id": "forum-48213", "at": "2026-11-23T11:02:00Z"}]
+        },
+    )
+
+    at: AwareDatetime | None = Field(default=None, description="Default: now.")
+    thread_id: str | None = Field(
+        default=None, max_length=MAX_ID, pattern=ID_PATTERN, description="The answering thread."
+    )
+
+
+class QuestionTriage(BaseModel):
+    route: Literal["staff", "community"]
+    queue: str | None
+    confidence: float
+    reasons: list[Reason]
+
+
+class QuestionPublic(BaseModel):
+    id: str
+    title: str = Field(description="As stored: redacted.")
+    category: str
+    url: str | None
+    created_at: datetime
+    due_at: datetime = Field(description="created_at + the category's SLA.")
+    sla_hours: float
+    answered_at: datetime | None
+    overdue: bool
+    notified: bool = Field(description="The escalation webhook was delivered.")
+    triage: QuestionTriage
+
+
+class EscalationList(BaseModel):
+    now: datetime
+    count: int
+    escalations: list[QuestionPublic] = Field(description="Oldest first.")
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "request_id": "0b8f6c1e2d3a4b5c9e7f112233445566",
+                    "thread_id": "hub-reset-1",
+                    "helpful": True,
+                }
+            ]
+        },
+    )
+
+    request_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    thread_id: str = Field(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN)
+    helpful: bool
+
+
+class FeedbackResult(BaseModel):
+    result: Literal["created", "changed", "unchanged"]
+
+
+class StatsResponse(BaseModel):
+    since: datetime | None
+    suggest_count: int
+    decisions: dict[str, int]
+    suggest_rate: float | None
+    no_match_rate: float | None
+    staff_rate: float | None
+    helpful: int
+    unhelpful: int
+    helpful_rate: float | None = Field(description="helpful / (helpful + unhelpful).")
+    deflected: int = Field(
+        description="Suggest requests with a helpful vote and no question posted after them."
+    )
+    deflection_estimate: float | None = Field(
+        description="deflected / requests that were not routed to staff."
+    )
+    questions_posted: int
+    questions_answered: int
+
+
+def rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 6) if whole else None
+
+
+def example(payload: Any, code: int = 200) -> dict[int | str, dict[str, Any]]:
+    """An OpenAPI ``responses`` entry with one JSON example."""
+    key: int | str = code
+    return {key: {"content": {"application/json": {"example": payload}}}}
 
 
 class ErrorItem(BaseModel):

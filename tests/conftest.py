@@ -12,7 +12,8 @@ from fastapi.testclient import TestClient
 from index.models import Thread
 from retrieval.encoder import HashingEncoder
 from service.app import create_app
-from service.config import Settings
+from service.auth import digest
+from service.config import ApiKey, Settings
 from service.runtime import Engine, build_engine
 from service.triage_cli import SEED_EXAMPLES
 from triage.classifier import train
@@ -80,6 +81,15 @@ def real_triage_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+# one key per role; the configuration holds only their digests
+KEYS = {role: f"uns_test_{role}_key" for role in ("public", "agent", "admin")}
+API_KEYS = [ApiKey(name=f"test-{r}", role=r, sha256=digest(k)) for r, k in KEYS.items()]
+
+
+def auth(role: str) -> dict[str, str]:
+    return {"X-API-Key": KEYS[role]}
+
+
 @pytest.fixture
 def settings(tmp_path: Path, triage_dir: Path) -> Settings:
     return Settings(
@@ -88,6 +98,7 @@ def settings(tmp_path: Path, triage_dir: Path) -> Settings:
         min_similarity=0.2,
         triage_model_dir=triage_dir,
         triage_policy=TEST_POLICY,
+        api_keys=API_KEYS,
     )
 
 
@@ -111,5 +122,6 @@ def loaded(engine: Engine) -> Engine:
 
 @pytest.fixture
 def client(settings: Settings, loaded: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, engine=loaded)) as c:
+    """A client holding the admin key (admin may call every route)."""
+    with TestClient(create_app(settings, engine=loaded), headers=auth("admin")) as c:
         yield c

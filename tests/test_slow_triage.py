@@ -15,7 +15,7 @@ from eval.triage import evaluate
 from service.app import create_app
 from service.config import Settings
 from service.runtime import build_engine, load_triage
-from tests.conftest import SHARED
+from tests.conftest import API_KEYS, SHARED, auth
 from triage.data import read_labelled, read_routes
 from triage.router import Triage
 
@@ -53,9 +53,11 @@ def test_multilingual_dev_set(router: Triage) -> None:
 def test_service_with_real_model_routes_and_fails_closed(
     real_triage_dir: Path, tmp_path: Path
 ) -> None:
-    settings = Settings(data_dir=tmp_path / "d", triage_model_dir=real_triage_dir)
+    settings = Settings(
+        data_dir=tmp_path / "d", triage_model_dir=real_triage_dir, api_keys=API_KEYS
+    )
     engine = build_engine(settings)
-    with TestClient(create_app(settings, engine=engine)) as client:
+    with TestClient(create_app(settings, engine=engine), headers=auth("agent")) as client:
         iban = "ES91 2100 0418 4502 0005 1332"
         r = client.post("/v1/triage", json={"text": f"¿Cómo configuro el router? {iban}"})
         assert r.json()["route"] == "staff" and iban not in r.text

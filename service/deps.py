@@ -1,0 +1,70 @@
+"""FastAPI dependencies: the engine, and API-key authorisation with per-key rate limits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from service.auth import Principal
+from service.config import Role
+from service.runtime import Engine
+
+DEV = Principal("dev", "admin")
+api_key_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="An API key (or send it as a Bearer token)."
+)
+bearer = HTTPBearer(auto_error=False, description="An API key as a Bearer token.")
+
+
+def get_engine(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+EngineDep = Annotated[Engine, Depends(get_engine)]
+
+
+def authorize(role: Role) -> Callable[..., Principal]:
+    """A dependency: 401 without a valid key, 403 below ``role``, 429 over the key's budget."""
+
+    def dependency(
+        request: Request,
+        key: Annotated[str | None, Security(api_key_header)],
+        token: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+    ) -> Principal:
+        state = request.app.state
+        presented = key or (token.credentials if token else None)
+        if presented is None:
+            if not state.settings.dev_mode:
+                raise HTTPException(
+                    401,
+                    "missing API key: send X-API-Key or Authorization: Bearer",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            principal = DEV
+        else:
+            found = state.keyring.identify(presented)
+            if found is None:
+                raise HTTPException(401, "invalid API key", headers={"WWW-Authenticate": "Bearer"})
+            principal = found
+        if not principal.allows(role):
+            raise HTTPException(403, f"this key has role {principal.role!r}; needs {role!r}")
+        request.state.principal = principal.name
+        client = request.client.host if request.client else "-"
+        retry = state.limiter.retry_after(principal, client)
+        if retry is not None:
+            state.metrics.rate_limited.labels(principal.role).inc()
+            raise HTTPException(
+                429, f"rate limit for key {principal.name!r}", headers={"Retry-After": str(retry)}
+            )
+        return principal
+
+    return dependency
+
+
+Public = Annotated[Principal, Depends(authorize("public"))]
+Agent = Annotated[Principal, Depends(authorize("agent"))]
+Admin = Annotated[Principal, Depends(authorize("admin"))]

@@ -1,0 +1,139 @@
+"""Questions left unanswered past their category's SLA: the escalation list, and a webhook
+POSTed once per question when it crosses the SLA (retried with backoff, from a background
+thread so that no request ever waits on it)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from index.activity import ActivityStore, Question
+from service.config import Settings
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Escalations:
+    def __init__(
+        self,
+        activity: ActivityStore,
+        settings: Settings,
+        clock: Clock = utcnow,
+        on_attempt: Callable[[str], None] | None = None,
+    ) -> None:
+        self.activity = activity
+        self.settings = settings
+        self.clock = clock
+        self.on_attempt = on_attempt  # called with "sent" / "failed" / "gave_up"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def due_at(self, q: Question) -> datetime:
+        return q.created_at + timedelta(hours=self.settings.sla_for(q.category))
+
+    def overdue(self, now: datetime | None = None, limit: int = 100) -> list[Question]:
+        """Unanswered questions past their SLA, oldest first."""
+        now = now or self.clock()
+        shortest = min(self.settings.sla_hours.values())
+        out = []
+        for q in self.activity.unanswered_before(now - timedelta(hours=shortest)):
+            if self.due_at(q) <= now:
+                out.append(q)
+                if len(out) >= limit:
+                    break
+        return out
+
+    # -- webhook ------------------------------------------------------------------------
+    def payload(self, q: Question, now: datetime) -> dict[str, Any]:
+        return {
+            "event": "question.sla_breached",
+            "question": {
+                "id": q.id,
+                "title": q.title,
+                "category": q.category,
+                "url": q.url,
+                "created_at": q.created_at.isoformat(),
+                "due_at": self.due_at(q).isoformat(),
+                "route": q.triage.get("route"),
+                "queue": q.triage.get("queue"),
+            },
+            "sla_hours": self.settings.sla_for(q.category),
+            "overdue_seconds": round((now - self.due_at(q)).total_seconds(), 1),
+        }
+
+    def notify_once(self) -> int:
+        """Try every owed notice once; returns how many were delivered."""
+        url = self.settings.escalation_webhook_url
+        if not url:
+            return 0
+        sent = 0
+        for q in self.overdue(limit=1000):
+            now = self.clock()
+            if not self.activity.notify_due(q.id, now):
+                continue
+            ok, error = self._post(url, self.payload(q, now))
+            retry_at = None
+            attempts = q.notify_attempts + 1
+            if not ok and attempts < self.settings.webhook_max_attempts:
+                backoff = self.settings.webhook_backoff_seconds * 2 ** (attempts - 1)
+                retry_at = now + timedelta(seconds=backoff)
+            self.activity.notify_result(q.id, ok, now, retry_at, error)
+            outcome = "sent" if ok else ("failed" if retry_at else "gave_up")
+            if self.on_attempt:
+                self.on_attempt(outcome)
+            if ok:
+                sent += 1
+            else:
+                log.warning("escalation webhook for %s %s: %s", q.id, outcome, error)
+        return sent
+
+    def _post(self, url: str, payload: dict[str, Any]) -> tuple[bool, str]:
+        body = json.dumps(payload, sort_keys=True).encode()
+        headers = {"content-type": "application/json"}
+        secret = self.settings.escalation_webhook_secret
+        if secret:
+            mac = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+            headers["x-unsource-signature"] = f"sha256={mac}"
+        try:
+            r = httpx.post(
+                url, content=body, headers=headers, timeout=self.settings.webhook_timeout_seconds
+            )
+        except httpx.HTTPError as exc:
+            return False, f"{type(exc).__name__}: {exc}"
+        if 200 <= r.status_code < 300:
+            return True, ""
+        return False, f"HTTP {r.status_code}"
+
+    # -- background loop ----------------------------------------------------------------
+    def start(self) -> None:
+        if not self.settings.escalation_webhook_url or self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="escalations", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.notify_once()
+            except Exception:  # keep the loop alive; the next round retries
+                log.exception("escalation round failed")
+            self._stop.wait(self.settings.escalation_check_seconds)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None

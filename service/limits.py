@@ -1,0 +1,95 @@
+"""Request limits: body size (an ASGI middleware, before any parsing) and per-key rates."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+from limits import RateLimitItem, parse
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+
+from service.auth import Principal
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Any]
+Send = Callable[[Message], Any]
+
+
+class BodyLimit:
+    """Refuse bodies over ``limit_for(path)`` bytes with 413, by Content-Length or by
+    counting the stream, before the app sees them."""
+
+    def __init__(self, app: Any, limit_for: Callable[[str], int]) -> None:
+        self.app = app
+        self.limit_for = limit_for
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope["path"])
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _too_large(send, limit)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # client went away
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                await _too_large(send, limit)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            message: Message = await receive()
+            return message
+
+        await self.app(scope, replay, send)
+
+
+async def _too_large(send: Send, limit: int) -> None:
+    payload = {
+        "error": "payload_too_large",
+        "detail": [{"field": "body", "message": f"request body is over {limit} bytes"}],
+    }
+    data = json.dumps(payload).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": data})
+
+
+class RateLimiter:
+    """A moving-window budget per key (per key and client address for public keys)."""
+
+    def __init__(self, budgets: dict[str, str]) -> None:
+        self._items: dict[str, RateLimitItem] = {r: parse(b) for r, b in budgets.items()}
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+
+    def retry_after(self, principal: Principal, client: str) -> int | None:
+        """Count one request; None if allowed, else whole seconds until the next one is."""
+        item = self._items.get(principal.role)
+        if item is None:
+            return None
+        who = f"{principal.name}@{client}" if principal.role == "public" else principal.name
+        if self._limiter.hit(item, who):
+            return None
+        reset = self._limiter.get_window_stats(item, who).reset_time
+        return max(1, math.ceil(reset - time.time()))

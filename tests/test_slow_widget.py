@@ -1,0 +1,74 @@
+"""The suggest widget on the demo page, driven in headless Chromium (Debian `chromium` +
+`chromium-driver`) against a real server with the real models."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.conftest import KEYS
+from tests.server import serve_demo
+
+pytestmark = pytest.mark.slow
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+
+@pytest.fixture
+def browser() -> Iterator[WebDriver]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"):
+        options.add_argument(arg)
+    options.add_argument("--window-size=1000,900")
+    driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _type(browser: WebDriver, text: str) -> None:
+    box = browser.find_element(By.ID, "question")
+    box.clear()
+    box.send_keys(text)
+
+
+def test_widget_suggests_and_shows_staff_notice(
+    tmp_path: Path, real_triage_dir: Path, browser: WebDriver
+) -> None:
+    with serve_demo(tmp_path, real_triage_dir, UNSOURCE_DEMO_KEY=KEYS["public"]) as served:
+        browser.get(f"{served.base}/demo")
+        wait = WebDriverWait(browser, 20)
+
+        _type(browser, "How do I reset the hub to factory settings?")
+        first = wait.until(
+            ec.visibility_of_element_located((By.CSS_SELECTOR, ".unsource-suggestion"))
+        )
+        assert first.get_attribute("data-thread-id") == "lumio-001"
+        assert "Lumio Hub" in first.text
+        assert not browser.find_elements(By.CSS_SELECTOR, ".unsource-staff")
+        browser.save_screenshot(str(tmp_path / "widget-suggest.png"))
+
+        first.find_element(By.CSS_SELECTOR, ".unsource-helpful").click()
+        wait.until(
+            ec.text_to_be_present_in_element((By.CSS_SELECTOR, ".unsource-helpful"), "Thanks")
+        )
+
+        _type(browser, "I was charged twice on my credit card for my subscription")
+        notice = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, ".unsource-staff")))
+        assert "support team" in notice.text
+        assert not browser.find_elements(By.CSS_SELECTOR, ".unsource-suggestion")
+        browser.save_screenshot(str(tmp_path / "widget-staff.png"))
+
+    for name in ("widget-suggest.png", "widget-staff.png"):
+        assert (tmp_path / name).stat().st_size > 10_000
