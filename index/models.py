@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
@@ -21,10 +21,27 @@ Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_
 Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")]
 
 
+EXAMPLE: dict[str, Any] = {
+    "id": "lumio-001",
+    "title": "How do I reset the Lumio Hub to factory settings?",
+    "body": "My hub is stuck with a blinking orange light.",
+    "answer": "Hold the pinhole button on the back for 15 seconds until the ring turns white.",
+    "answer_votes": 42,
+    "accepted": True,
+    "tags": ["hub", "setup"],
+    "language": "en",
+    "url": "https://community.example.com/t/lumio-001",
+}
+
+
 class ThreadFields(BaseModel):
     """Everything about a thread except its id (the body of ``PUT /v1/threads/{id}``)."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={"examples": [{k: v for k, v in EXAMPLE.items() if k != "id"}]},
+    )
 
     title: str = Field(min_length=1, max_length=MAX_TITLE)
     body: str = Field(default="", max_length=MAX_BODY)
@@ -52,5 +69,7 @@ class ThreadFields(BaseModel):
 
 class Thread(ThreadFields):
     """A complete thread, keyed by the forum's own string id."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE]})
 
     id: ThreadId

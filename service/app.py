@@ -45,7 +45,12 @@ from triage.router import TriageDecision
 
 ThreadIdPath = Annotated[
     str,
-    Path(min_length=1, max_length=MAX_ID, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$"),
+    Path(
+        min_length=1,
+        max_length=MAX_ID,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$",
+        examples=["lumio-001"],
+    ),
 ]
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "Missing or unknown API key"},

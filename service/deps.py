@@ -36,8 +36,8 @@ def authorize(role: Role) -> Callable[..., Principal]:
         token: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
     ) -> Principal:
         state = request.app.state
-        presented = key or (token.credentials if token else None)
-        if presented is None:
+        presented = [k for k in (key, token.credentials if token else None) if k]
+        if not presented:
             if not state.settings.dev_mode:
                 raise HTTPException(
                     401,
@@ -45,11 +45,11 @@ def authorize(role: Role) -> Callable[..., Principal]:
                     headers={"WWW-Authenticate": "Bearer"},
                 )
             principal = DEV
-        else:
-            found = state.keyring.identify(presented)
-            if found is None:
+        else:  # every key presented must be valid, and name the same principal
+            found = {state.keyring.identify(k) for k in presented}
+            if None in found or len(found) != 1:
                 raise HTTPException(401, "invalid API key", headers={"WWW-Authenticate": "Bearer"})
-            principal = found
+            principal = found.pop()
         if not principal.allows(role):
             raise HTTPException(403, f"this key has role {principal.role!r}; needs {role!r}")
         request.state.principal = principal.name

@@ -70,7 +70,18 @@ class TriageRequest(BaseModel):
 
 
 class BulkRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "threads": [
+                        {"id": "lumio-002", "title": "Bulb flickers with a dimmer", "answer": "…"}
+                    ]
+                }
+            ]
+        },
+    )
 
     threads: list[Thread] = Field(min_length=1, max_length=MAX_BULK)
 

@@ -1,0 +1,196 @@
+"""Forum questions: registration with triage, SLA per category, escalation list, webhook."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import ClassVar
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.config import Settings
+from service.escalation import Escalations
+from service.runtime import Engine
+from tests.conftest import auth
+
+NOW = datetime.now(UTC)
+
+
+def _ago(hours: float) -> str:
+    return (NOW - timedelta(hours=hours)).isoformat()
+
+
+@pytest.fixture
+def agent(settings: Settings, loaded: Engine) -> Iterator[TestClient]:
+    sla = settings.model_copy(update={"sla_hours": {"default": 24, "billing": 2}})
+    with TestClient(create_app(sla, engine=loaded), headers=auth("agent")) as c:
+        yield c
+
+
+def _register(c: TestClient, qid: str, hours_ago: float, category: str = "default", **kw: str):  # type: ignore[no-untyped-def]
+    payload = {"id": qid, "title": f"Question {qid} about my hub", "category": category,
+               "created_at": _ago(hours_ago), **kw}  # fmt: skip
+    return c.post("/v1/questions", json=payload)
+
+
+def test_questions_past_their_sla_are_escalated_oldest_first(agent: TestClient) -> None:
+    assert _register(agent, "old", 30).status_code == 201
+    assert _register(agent, "fresh", 1).status_code == 201
+    assert _register(agent, "bill-late", 3, "billing").status_code == 201
+    assert _register(agent, "bill-ok", 1, "billing").status_code == 201
+    assert _register(agent, "older", 50).status_code == 201
+    r = agent.get("/v1/escalations")
+    assert r.status_code == 200
+    ids = [q["id"] for q in r.json()["escalations"]]
+    assert ids == ["older", "old", "bill-late"]
+    first = r.json()["escalations"][0]
+    assert first["overdue"] is True and first["sla_hours"] == 24
+    assert first["triage"]["route"] in ("staff", "community") and "confidence" in first["triage"]
+    late = r.json()["escalations"][2]
+    assert late["sla_hours"] == 2
+
+    r = agent.post("/v1/questions/old/answered", json={"thread_id": "t1"})
+    assert r.status_code == 200 and r.json()["answered_at"] and r.json()["overdue"] is False
+    ids = [q["id"] for q in agent.get("/v1/escalations").json()["escalations"]]
+    assert ids == ["older", "bill-late"]
+    assert agent.get("/v1/escalations", params={"limit": 1}).json()["count"] == 1
+
+
+def test_registration_is_idempotent_redacted_and_triaged(agent: TestClient) -> None:
+    card = "4111 1111 1111 1111"
+    r = agent.post("/v1/questions", json={"id": "q1", "title": f"Refund to my card {card}"})
+    assert r.status_code == 201
+    body = r.json()
+    assert card not in r.text and "[CARD]" in body["title"]
+    assert body["triage"]["route"] == "staff" and body["overdue"] is False
+    again = agent.post("/v1/questions", json={"id": "q1", "title": "Something else"})
+    assert again.status_code == 200 and again.json()["title"] == body["title"]
+
+
+def test_question_errors_name_the_field(agent: TestClient) -> None:
+    cases = [
+        ({"id": "q", "title": "t", "created_at": "2026-11-23T10:00:00"}, "created_at"),
+        ({"id": "q", "title": "t", "category": "Billing Team"}, "category"),
+        ({"id": "bad id", "title": "t"}, "id"),
+        ({"id": "q", "title": ""}, "title"),
+        ({"id": "q", "title": "t", "request_id": "nope"}, "request_id"),
+    ]
+    for payload, field in cases:
+        r = agent.post("/v1/questions", json=payload)
+        assert r.status_code == 422 and r.json()["detail"][0]["field"] == field, payload
+    r = agent.post("/v1/questions/unknown/answered", json={})
+    assert r.status_code == 404
+
+
+class _Hook(BaseHTTPRequestHandler):
+    received: ClassVar[list[tuple[dict[str, str], bytes]]] = []
+    fail_first: ClassVar[int] = 0
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["content-length"]))
+        type(self).received.append((dict(self.headers), body))
+        failing = len(type(self).received) <= type(self).fail_first
+        self.send_response(500 if failing else 204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def hook() -> Iterator[tuple[str, type[_Hook]]]:
+    handler = type("Hook", (_Hook,), {"received": [], "fail_first": 1})
+    server = HTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/hook", handler
+    server.shutdown()
+
+
+def test_webhook_is_sent_once_with_retry_and_backoff(
+    settings: Settings, engine: Engine, hook: tuple[str, type[_Hook]]
+) -> None:
+    url, handler = hook
+    conf = settings.model_copy(
+        update={
+            "escalation_webhook_url": url,
+            "escalation_webhook_secret": "s3cret",
+            "webhook_backoff_seconds": 60.0,
+        }
+    )
+    clock = [NOW]
+    esc = Escalations(engine.activity, conf, clock=lambda: clock[0])
+    for qid, hours in (("late", 30), ("early", 2)):
+        engine.activity.add_question(
+            qid, f"{qid} question", "", "default", None, None, NOW - timedelta(hours=hours), NOW,
+            {"route": "community", "queue": None, "confidence": 0.9, "reasons": []},
+        )  # fmt: skip
+    assert esc.notify_once() == 0  # the endpoint answers 500 the first time
+    assert len(handler.received) == 1
+    assert esc.notify_once() == 0 and len(handler.received) == 1  # backing off
+    clock[0] = NOW + timedelta(seconds=61)
+    assert esc.notify_once() == 1 and len(handler.received) == 2
+    clock[0] = NOW + timedelta(hours=5)
+    assert esc.notify_once() == 0 and len(handler.received) == 2  # sent once only
+    headers, body = handler.received[-1]
+    payload = json.loads(body)
+    assert payload["event"] == "question.sla_breached" and payload["question"]["id"] == "late"
+    mac = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    assert headers["x-unsource-signature"] == f"sha256={mac}"
+    # "early" crosses its SLA later and gets its own notice
+    clock[0] = NOW + timedelta(hours=23)
+    assert esc.notify_once() == 1
+    assert json.loads(handler.received[-1][1])["question"]["id"] == "early"
+
+
+def test_webhook_gives_up_after_max_attempts(
+    settings: Settings, engine: Engine, hook: tuple[str, type[_Hook]]
+) -> None:
+    url, handler = hook
+    handler.fail_first = 100
+    conf = settings.model_copy(
+        update={"escalation_webhook_url": url, "webhook_max_attempts": 3,
+                "webhook_backoff_seconds": 1.0}
+    )  # fmt: skip
+    clock = [NOW]
+    outcomes: list[str] = []
+    esc = Escalations(engine.activity, conf, clock=lambda: clock[0], on_attempt=outcomes.append)
+    engine.activity.add_question(
+        "q", "t", "", "default", None, None, NOW - timedelta(hours=30), NOW,
+        {"route": "community", "queue": None, "confidence": 0.9, "reasons": []},
+    )  # fmt: skip
+    for step in range(6):
+        clock[0] = NOW + timedelta(seconds=10 * step)
+        esc.notify_once()
+    assert outcomes == ["failed", "failed", "gave_up"] and len(handler.received) == 3
+
+
+def test_background_loop_delivers_without_blocking_requests(
+    settings: Settings, loaded: Engine, hook: tuple[str, type[_Hook]]
+) -> None:
+    url, handler = hook
+    handler.fail_first = 0
+    conf = settings.model_copy(
+        update={"escalation_webhook_url": url, "escalation_check_seconds": 0.05}
+    )
+    with TestClient(create_app(conf, engine=loaded), headers=auth("agent")) as c:
+        r = _register(c, "stale", 48)
+        assert r.status_code == 201 and r.json()["notified"] is False
+        deadline = time.monotonic() + 10
+        while not handler.received and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(handler.received) == 1
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if c.get("/v1/escalations").json()["escalations"][0]["notified"]:
+                break
+            time.sleep(0.05)
+        assert c.get("/v1/escalations").json()["escalations"][0]["notified"] is True

@@ -1,0 +1,105 @@
+"""Request ids, feedback, the ranking prior and /v1/stats."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from retrieval.prior import Signals, apply_prior, prior
+from service.runtime import Engine
+from tests.conftest import auth, make_thread
+
+
+def _suggest(client: TestClient, title: str) -> dict:  # type: ignore[type-arg]
+    r = client.post("/v1/suggest", json={"title": title, "k": 3}, headers=auth("public"))
+    assert r.status_code == 200
+    assert r.headers["x-request-id"] == r.json()["request_id"]
+    return r.json()  # type: ignore[no-any-return]
+
+
+def _feedback(client: TestClient, rid: str, tid: str, helpful: bool) -> tuple[int, dict]:  # type: ignore[type-arg]
+    r = client.post(
+        "/v1/feedback",
+        json={"request_id": rid, "thread_id": tid, "helpful": helpful},
+        headers=auth("public"),
+    )
+    return r.status_code, r.json()
+
+
+def test_feedback_moves_stats(client: TestClient) -> None:
+    empty = client.get("/v1/stats").json()
+    assert empty["suggest_count"] == 0 and empty["helpful_rate"] is None
+
+    hit = _suggest(client, "Camera records to microSD card")
+    miss = _suggest(client, "zzqx vvwy")
+    staff = _suggest(client, "I was charged twice, refund to card 4111 1111 1111 1111")
+    assert (hit["decision"], miss["decision"], staff["decision"]) == (
+        "suggest",
+        "no_match",
+        "staff",
+    )
+    top = hit["suggestions"][0]["thread_id"]
+
+    assert _feedback(client, hit["request_id"], top, True) == (200, {"result": "created"})
+    s = client.get("/v1/stats").json()
+    assert s["suggest_count"] == 3 and s["decisions"] == {"suggest": 1, "no_match": 1, "staff": 1}
+    assert s["staff_rate"] == round(1 / 3, 6) and s["no_match_rate"] == round(1 / 3, 6)
+    assert (s["helpful"], s["unhelpful"], s["helpful_rate"]) == (1, 0, 1.0)
+    assert s["deflected"] == 1 and s["deflection_estimate"] == 0.5  # 1 of 2 non-staff
+
+    # the same vote again changes nothing; flipping it moves the counts
+    assert _feedback(client, hit["request_id"], top, True)[1] == {"result": "unchanged"}
+    assert _feedback(client, hit["request_id"], top, False)[1] == {"result": "changed"}
+    s = client.get("/v1/stats").json()
+    assert (s["helpful"], s["unhelpful"], s["deflected"]) == (0, 1, 0)
+    assert _feedback(client, hit["request_id"], top, True)[1] == {"result": "changed"}
+
+    # the asker posted anyway: not a deflection
+    r = client.post(
+        "/v1/questions",
+        json={"id": "posted-1", "title": "Camera to microSD", "request_id": hit["request_id"]},
+    )
+    assert r.status_code == 201
+    s = client.get("/v1/stats").json()
+    assert s["deflected"] == 0 and s["questions_posted"] == 1
+
+    later = client.get("/v1/stats", params={"since": "2999-01-01T00:00:00Z"}).json()
+    assert later["suggest_count"] == 0 and later["questions_posted"] == 0
+
+
+def test_feedback_errors(client: TestClient) -> None:
+    hit = _suggest(client, "Camera records to microSD card")
+    code, body = _feedback(client, "f" * 32, "t3", True)
+    assert code == 404
+    code, body = _feedback(client, hit["request_id"], "t2-not-shown", True)
+    assert code == 422 and body["detail"][0]["field"] == "thread_id"
+    code, body = _feedback(client, "not-hex", "t3", True)
+    assert code == 422 and body["detail"][0]["field"] == "request_id"
+
+
+def test_prior_is_zero_without_signals_and_ordered() -> None:
+    assert prior(Signals()) == 0.0
+    assert prior(Signals(accepted=True)) > 0 > prior(Signals(unhelpful=3))
+    assert prior(Signals(helpful=10)) > prior(Signals(helpful=1)) > 0
+    assert prior(Signals(unhelpful=1000)) >= -1.0 and prior(Signals(True, 1000, 1000)) <= 1.0
+    fused = {1: 0.5, 2: 0.5}
+    assert apply_prior(fused, {}, 0.05) == fused
+    moved = apply_prior(fused, {2: Signals(helpful=4)}, 0.05)
+    assert moved[2] > moved[1] == 0.5
+
+
+def test_helpful_feedback_lifts_a_thread_over_its_twin(client: TestClient, loaded: Engine) -> None:
+    twins = [
+        make_thread("twin-a", "Camera night mode looks grainy", answer="Open the app settings"),
+        make_thread("twin-b", "Camera night mode looks grainy", answer="Open the app settings"),
+    ]
+    loaded.upsert(twins)
+    first = _suggest(client, "Camera night mode looks grainy")
+    order = [s["thread_id"] for s in first["suggestions"][:2]]
+    assert first["decision"] == "suggest", first
+    assert set(order) == {"twin-a", "twin-b"}
+    loser = order[1]
+    for _ in range(3):
+        rid = _suggest(client, "Camera night mode looks grainy")["request_id"]
+        assert _feedback(client, rid, loser, True)[0] == 200
+    again = _suggest(client, "Camera night mode looks grainy")
+    assert again["suggestions"][0]["thread_id"] == loser

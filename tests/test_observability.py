@@ -1,0 +1,112 @@
+"""/metrics, /readyz, request ids, redacted JSON logs, the widget files and OpenAPI."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import numpy as np
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.config import Settings
+from service.observability import configure_logging
+from service.runtime import Engine
+from tests.conftest import KEYS, auth
+
+
+def test_metrics_count_routes_decisions_and_index(client: TestClient) -> None:
+    client.post("/v1/suggest", json={"title": "Camera records to microSD card"})
+    client.post("/v1/suggest", json={"title": "zzqx vvwy"})
+    client.post("/v1/feedback", json={"request_id": "0" * 32, "thread_id": "t1", "helpful": True})
+    text = client.get("/metrics", headers=auth("agent")).text
+    assert 'unsource_suggest_decisions_total{decision="suggest"} 1.0' in text
+    assert 'unsource_suggest_decisions_total{decision="no_match"} 1.0' in text
+    assert "unsource_index_threads 4.0" in text
+    assert (
+        'unsource_request_seconds_count{method="POST",route="/v1/suggest",status="200"} 2.0' in text
+    )
+    assert 'route="/v1/feedback",status="404"' in text  # included-router routes by template
+
+
+def test_readyz_reports_each_check(client: TestClient, loaded: Engine) -> None:
+    r = client.get("/readyz", headers={"X-API-Key": ""})
+    assert r.status_code == 200 and r.json()["status"] == "ready"
+    assert set(r.json()["checks"]) == {"encoder", "triage", "store", "activity", "index"}
+    with loaded.catalog.lock:  # the index lost a vector the store still has
+        loaded.catalog.index.remove([int(loaded.catalog.index.ids()[0])])
+    r = client.get("/readyz")
+    assert r.status_code == 503 and r.json()["checks"]["index"] is False
+    assert r.json()["indexed"] == r.json()["threads"] - 1
+
+
+def test_every_response_has_a_request_id(client: TestClient) -> None:
+    ids = {client.get("/healthz").headers["x-request-id"] for _ in range(3)}
+    assert len(ids) == 3 and all(len(i) == 32 for i in ids)
+    assert client.post("/v1/suggest", json={"title": ""}).headers["x-request-id"]
+
+
+def test_logs_are_json_and_redacted() -> None:
+    stream = io.StringIO()
+    configure_logging("json", stream=stream)
+    try:
+        log = logging.getLogger("unsource.test")
+        log.info("question from %s about card %s", "ana@example.com", "4111 1111 1111 1111")
+        log.warning("refund to IBAN DE89 3704 0044 0532 0130 00 please")
+    finally:
+        logging.getLogger().handlers.clear()
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [r["level"] for r in lines] == ["INFO", "WARNING"]
+    text = stream.getvalue()
+    for raw in ("ana@example.com", "4111 1111 1111 1111", "DE89 3704 0044 0532 0130 00"):
+        assert raw not in text
+    assert all({"time", "logger", "message", "request_id"} <= set(r) for r in lines)
+
+
+def test_widget_and_demo_page(settings: Settings, loaded: Engine) -> None:
+    keyed = settings.model_copy(update={"demo_key": KEYS["public"]})
+    with TestClient(create_app(keyed, engine=loaded)) as c:
+        js = c.get("/widget.js")
+        assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
+        assert "/v1/suggest" in js.text and "textContent" in js.text and "innerHTML" not in js.text
+        page = c.get("/demo").text
+        assert 'src="/widget.js"' in page and f'data-key="{KEYS["public"]}"' in page
+    with TestClient(create_app(settings, engine=loaded)) as c:
+        assert "data-key" not in c.get("/demo").text.split("<script")[1]
+
+
+def test_openapi_documents_security_and_examples(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    schemes = spec["components"]["securitySchemes"]
+    assert {"APIKeyHeader", "HTTPBearer"} <= set(schemes)
+    schemas = spec["components"]["schemas"]
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            if not path.startswith("/v1/"):
+                continue
+            has_example = any(
+                "example" in content or "examples" in content
+                for resp in op["responses"].values()
+                for content in resp.get("content", {}).values()
+            )
+            body = op.get("requestBody", {}).get("content", {}).get("application/json", {})
+            ref = body.get("schema", {}).get("$ref", "")
+            if ref:
+                has_example |= "examples" in schemas[ref.rsplit("/", 1)[1]]
+            has_example |= any(
+                "examples" in p or "examples" in p.get("schema", {})
+                for p in op.get("parameters", [])
+            )
+            assert has_example, f"{method.upper()} {path} has no example"
+            assert op.get("security"), f"{method.upper()} {path} declares no security"
+
+
+def test_vectors_untouched_by_feedback(client: TestClient, loaded: Engine) -> None:
+    before = loaded.catalog.index.vectors_for([1])[1].copy()
+    r = client.post("/v1/suggest", json={"title": "Camera records to microSD card"})
+    tid = r.json()["suggestions"][0]["thread_id"]
+    client.post(
+        "/v1/feedback", json={"request_id": r.json()["request_id"], "thread_id": tid, "helpful": 1}
+    )
+    assert np.array_equal(before, loaded.catalog.index.vectors_for([1])[1])
