@@ -12,7 +12,7 @@ PORT    ?= 8000
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install triage-model semeval-model serve test test-fast lint bench clean
+.PHONY: install system-deps triage-model semeval-model serve test test-fast lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,6 +22,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# headless Chromium + its driver for the widget's browser test (Debian packages)
+system-deps:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium chromium-driver; }
 
 # the default triage classifier: multilingual USE + logistic regression, trained on
 # BANKING77 + CLINC150 (mapped through their routes.csv) and the bundled seed examples
@@ -37,11 +44,14 @@ $(SEMEVAL_MODEL)/config.json: | $(STAMP)
 
 semeval-model: $(SEMEVAL_MODEL)/config.json
 
+# Keyless dev mode on loopback (the server says so when it starts); AUTH=keys serves with
+# the keys in UNSOURCE_API_KEYS instead.
+AUTH ?= dev
 serve: $(STAMP) $(TRIAGE)
 	$(BIN)/unsource demo load --if-empty
-	$(BIN)/unsource serve --host $(HOST) --port $(PORT)
+	$(BIN)/unsource serve --host $(HOST) --port $(PORT) $(if $(filter dev,$(AUTH)),--dev)
 
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(BIN)/pytest -q
 
 test-fast: $(STAMP)

@@ -51,7 +51,7 @@ def run_retrieval(
     if protocol == "candidates":
         runs.append(given_order(data))
     for name, params in rankers(engine.searcher.params).items():
-        searcher = Searcher(engine.catalog, engine.encoder, params)
+        searcher = Searcher(engine.catalog, engine.encoder, params, engine.signals)
         runs.append(evaluate(name, searcher, data, protocol))
     final = runs[-1]
     return {
