@@ -1,5 +1,5 @@
-"""Request ids, Prometheus metrics and structured logs. Log records are redacted on the
-way out, whatever a caller put in them."""
+"""Request ids, Prometheus metrics and structured logs. Every formatted log line is
+redacted on the way out, whatever a caller put in it."""
 
 from __future__ import annotations
 
@@ -99,16 +99,22 @@ class RequestContext:
             request_id_var.reset(token)
 
 
-class RedactingFilter(logging.Filter):
-    """Adds the request id and strips PII from the message and its arguments."""
-
+class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
-        record.msg = pii.redact(str(record.msg))
-        if record.args:
-            args = record.args if isinstance(record.args, tuple) else (record.args,)
-            record.args = tuple(pii.redact(a) if isinstance(a, str) else a for a in args)
         return True
+
+
+class RedactingJsonFormatter(JsonFormatter):
+    """JSON lines, redacted as a whole: message, arguments, extra fields and tracebacks."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return pii.redact(super().format(record))
+
+
+class RedactingTextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return pii.redact(super().format(record))
 
 
 def configure_logging(
@@ -116,10 +122,10 @@ def configure_logging(
 ) -> None:
     """Root logging to stderr: one JSON object per line (or plain text), redacted."""
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.addFilter(RedactingFilter())
+    handler.addFilter(RequestIdFilter())
     if fmt == "json":
         handler.setFormatter(
-            JsonFormatter(
+            RedactingJsonFormatter(
                 "{asctime}{levelname}{name}{message}{request_id}",
                 style="{",
                 rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
@@ -127,7 +133,9 @@ def configure_logging(
         )
     else:
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+            RedactingTextFormatter(
+                "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
+            )
         )
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -54,12 +54,19 @@ def test_logs_are_json_and_redacted() -> None:
         log = logging.getLogger("unsource.test")
         log.info("question from %s about card %s", "ana@example.com", "4111 1111 1111 1111")
         log.warning("refund to IBAN DE89 3704 0044 0532 0130 00 please")
+        try:
+            raise ValueError("bad phone +44 20 7946 0958")
+        except ValueError:
+            log.exception("failed", extra={"who": "bob@example.net"})
     finally:
         logging.getLogger().handlers.clear()
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
-    assert [r["level"] for r in lines] == ["INFO", "WARNING"]
+    assert [r["level"] for r in lines] == ["INFO", "WARNING", "ERROR"]
+    assert "ValueError" in lines[2]["exc_info"]
     text = stream.getvalue()
-    for raw in ("ana@example.com", "4111 1111 1111 1111", "DE89 3704 0044 0532 0130 00"):
+    raws = ("ana@example.com", "4111 1111 1111 1111", "DE89 3704 0044 0532 0130 00",
+            "+44 20 7946 0958", "bob@example.net")  # fmt: skip
+    for raw in raws:
         assert raw not in text
     assert all({"time", "logger", "message", "request_id"} <= set(r) for r in lines)
 
