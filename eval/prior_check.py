@@ -52,22 +52,31 @@ def main() -> None:
         engine.ingest(harness.corpus_threads(data))
         pks = [int(p) for p in engine.catalog.index.ids()]
         base = engine.searcher.params
-        print(f"| weight | MAP, real signals (none) | MAP, random signals: mean (min) over "
-              f"{args.seeds} seeds |")
+        print(
+            f"| weight | MAP, real signals (none) | MAP, random signals: mean (min) over "
+            f"{args.seeds} seeds |"
+        )
         print("|---|---|---|")
         for w in WEIGHTS:
             params = replace(base, prior_weight=w)
-            real = evaluate("real", Searcher(engine.catalog, engine.encoder, params,
-                                             engine.signals), data, "candidates")
+            real = evaluate(
+                "real",
+                Searcher(engine.catalog, engine.encoder, params, engine.signals),
+                data,
+                "candidates",
+            )
             noisy = []
             for seed in range(args.seeds):
                 table = random_signals(pks, seed)
                 source = lambda ids, t=table: {i: t[i] for i in ids if i in t}  # noqa: E731
-                run = evaluate("noise", Searcher(engine.catalog, engine.encoder, params, source),
-                               data, "candidates")
+                run = evaluate(
+                    "noise",
+                    Searcher(engine.catalog, engine.encoder, params, source),
+                    data,
+                    "candidates",
+                )
                 noisy.append(run.scores["map"])
-            print(f"| {w} | {real.scores['map']:.4f} | {np.mean(noisy):.4f} "
-                  f"({min(noisy):.4f}) |")
+            print(f"| {w} | {real.scores['map']:.4f} | {np.mean(noisy):.4f} ({min(noisy):.4f}) |")
         engine.close(save=False)
 
 

@@ -29,6 +29,8 @@ LOOK_ALIKES = [
     "The model SKU is GB12ABCD1234 and it's great",  # IBAN shape, bad checksum/length
     "I have 3 bulbs, 2 plugs and 1 hub since 2019",
     "Version 2026.11.23 fixes bug 1234",
+    "2026-11-23 18:30:50,814 INFO server started",  # a log timestamp
+    "Since 23/11/2026 18:30 the hub is offline",
 ]
 
 

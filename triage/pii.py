@@ -99,6 +99,8 @@ _PHONE = re.compile(
     r"|(?<![\w+])\+\d{8,15}(?!\w)"
 )
 _DATE_LIKE = re.compile(r"^\d{1,4}[-./]\d{1,2}[-./]\d{1,4}$")
+# a date then more digits: "2026-11-23 18" out of "2026-11-23 18:30:50"
+_DATE_PREFIX = re.compile(r"^(?:\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{4})\b")
 _ACCOUNT = re.compile(
     r"\b(?:account|acct|customer|client|member|conta|cliente|cuenta|conto|utente"
     r"|n[úu]mero de cliente)"
@@ -117,7 +119,7 @@ def _phones(text: str) -> list[Finding]:
     for m in _PHONE.finditer(text):
         raw = m.group()
         digits = re.sub(r"\D", "", raw)
-        if not 9 <= len(digits) <= 15 or _DATE_LIKE.match(raw):
+        if not 9 <= len(digits) <= 15 or _DATE_LIKE.match(raw) or _DATE_PREFIX.match(raw):
             continue
         if not raw.startswith("+") and "(" not in raw and len(re.split(r"[ .-]", raw)) < 3:
             continue  # two bare groups ("2024 1234") are more often numbers than phones
