@@ -91,7 +91,7 @@ def validate_records(
                 out.ignored_fields |= extra
                 record = {k: v for k, v in record.items() if k not in extra}
             try:
-                thread = Thread.model_validate(record)
+                thread = Thread.model_validate(record, context={"text": True})  # CSV cells are text
             except ValidationError as exc:
                 for err in exc.errors():
                     field = ".".join(str(p) for p in err["loc"]) or "-"

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
 MAX_ID = 200
+# "has a character that is not whitespace" under every regex engine that reads this schema
+# (Python's str.strip, pydantic's Rust regex, ECMA-262 for JSON Schema clients)
+NON_BLANK = r"[^\s\x1c-\x1f\x85\ufeff]"
 MAX_TITLE = 500
 MAX_BODY = 20_000
 MAX_ANSWER = 20_000
@@ -17,9 +30,44 @@ ThreadId = Annotated[
     str,
     StringConstraints(min_length=1, max_length=MAX_ID, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$"),
 ]
-Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+Tag = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50, pattern=NON_BLANK)
+]
 Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")]
 
+
+_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+
+
+def _not_a_number(value: object) -> object:
+    """Times are ISO-8601 text (or datetimes), never numbers read as Unix seconds."""
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("expected an ISO-8601 date-time string")
+    return value
+
+
+def _json_int(value: object, info: ValidationInfo) -> object:
+    """JSON integers only (3 or 3.0, as JSON Schema has it), not "3" or true; text cells
+    (CSV, validated with context ``{"text": True}``) are parsed."""
+    if (info.context or {}).get("text"):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("expected an integer")
+    return value
+
+
+def _json_bool(value: object, info: ValidationInfo) -> object:
+    if (info.context or {}).get("text"):
+        return value
+    if not isinstance(value, bool):
+        raise ValueError("expected true or false")
+    return value
+
+
+JsonInt = Annotated[int, BeforeValidator(_json_int)]
+JsonBool = Annotated[bool, BeforeValidator(_json_bool)]
+Timestamp = Annotated[datetime, BeforeValidator(_not_a_number)]
+AwareTimestamp = Annotated[AwareDatetime, BeforeValidator(_not_a_number)]
 
 EXAMPLE: dict[str, Any] = {
     "id": "lumio-001",
@@ -43,16 +91,16 @@ class ThreadFields(BaseModel):
         json_schema_extra={"examples": [{k: v for k, v in EXAMPLE.items() if k != "id"}]},
     )
 
-    title: str = Field(min_length=1, max_length=MAX_TITLE)
+    title: str = Field(min_length=1, max_length=MAX_TITLE, pattern=NON_BLANK)
     body: str = Field(default="", max_length=MAX_BODY)
     answer: str = Field(default="", max_length=MAX_ANSWER)
-    answer_votes: int = Field(default=0, ge=-1_000_000, le=1_000_000)
-    accepted: bool = False
+    answer_votes: JsonInt = Field(default=0, ge=-1_000_000, le=1_000_000)
+    accepted: JsonBool = False
     tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
     language: Language | None = None
-    url: str | None = Field(default=None, max_length=2_000, pattern=r"^https?://\S+$")
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
+    url: str | None = Field(default=None, max_length=2_000, pattern=r"^https?://[^\s\x85\ufeff]+$")
+    created_at: Timestamp | None = None
+    updated_at: Timestamp | None = None
 
     @field_validator("tags")
     @classmethod

@@ -432,19 +432,17 @@ def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
 
 
 def _to_stored(r: sqlite3.Row) -> StoredThread:
-    return StoredThread(
-        pk=int(r["pk"]),
-        thread=Thread(
-            id=r["id"],
-            title=r["title"],
-            body=r["body"],
-            answer=r["answer"],
-            answer_votes=r["answer_votes"],
-            accepted=bool(r["accepted"]),
-            tags=json.loads(r["tags"]),
-            language=r["language"],
-            url=r["url"],
-            created_at=r["created_at"],
-            updated_at=r["updated_at"],
-        ),
-    )
+    fields = {
+        "id": r["id"],
+        "title": r["title"],
+        "body": r["body"],
+        "answer": r["answer"],
+        "answer_votes": r["answer_votes"],
+        "accepted": bool(r["accepted"]),
+        "tags": json.loads(r["tags"]),
+        "language": r["language"],
+        "url": r["url"],
+        "created_at": r["created_at"],
+        "updated_at": r["updated_at"],
+    }
+    return StoredThread(pk=int(r["pk"]), thread=Thread.model_validate(fields))

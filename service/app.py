@@ -15,6 +15,7 @@ from fastapi import FastAPI, HTTPException, Path, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from index.errors import UnsourceError, ValidationFailed
 from index.models import MAX_ID, Thread, ThreadFields
@@ -27,9 +28,10 @@ from service.limits import BodyLimit, RateLimiter
 from service.observability import Metrics, RequestContext
 from service.runtime import Engine, build_engine
 from service.schemas import (
+    AUTH_ERRORS,
+    ERRORS,
     BulkRequest,
     BulkResult,
-    ErrorBody,
     Health,
     Ready,
     Suggestion,
@@ -52,15 +54,6 @@ ThreadIdPath = Annotated[
         examples=["lumio-001"],
     ),
 ]
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorBody, "description": "Missing or unknown API key"},
-    403: {"model": ErrorBody, "description": "The key's role may not call this"},
-    404: {"model": ErrorBody, "description": "Not found"},
-    413: {"model": ErrorBody, "description": "Request body too large"},
-    422: {"model": ErrorBody, "description": "Invalid input; `detail[].field` names the field"},
-    429: {"model": ErrorBody, "description": "Rate limited; see the Retry-After header"},
-}
-AUTH_ERRORS: dict[int | str, dict[str, Any]] = {c: ERRORS[c] for c in (401, 403, 413, 422, 429)}
 SUGGEST_EXAMPLE = {
     "request_id": "0b8f6c1e2d3a4b5c9e7f112233445566",
     "decision": "suggest",
@@ -165,8 +158,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     async def _internal(_: Request, exc: UnsourceError) -> JSONResponse:
         return _error(503, "unavailable", [("-", str(exc))])
 
-    @app.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+    @app.exception_handler(StarletteHTTPException)  # FastAPI's own subclass included
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI's "error parsing the body" (e.g. not UTF-8)
+            return _error(422, "validation_error", [("body", str(exc.detail))])
         field = "X-API-Key" if exc.status_code in (401, 403) else "-"
         kinds = {401: "unauthorized", 403: "forbidden", 404: "not_found", 429: "rate_limited"}
         return _error(

@@ -11,9 +11,12 @@ from fastapi.exceptions import RequestValidationError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from index.activity import Question
+from index.models import AwareTimestamp
 from service.deps import Admin, Agent, EngineDep, Public
 from service.escalation import Escalations
 from service.schemas import (
+    AUTH_ERRORS,
+    ERRORS,
     AnsweredRequest,
     EscalationList,
     FeedbackRequest,
@@ -71,6 +74,7 @@ def _public(q: Question, esc: Escalations, now: datetime) -> QuestionPublic:
     response_model=QuestionPublic,
     status_code=201,
     responses={
+        **AUTH_ERRORS,
         200: {"description": "Already registered (unchanged)"},
         **example(QUESTION_EXAMPLE, 201),
     },
@@ -107,7 +111,7 @@ def register_question(
 @router.post(
     "/v1/questions/{question_id}/answered",
     response_model=QuestionPublic,
-    responses={404: {"description": "Unknown question"}},
+    responses={**AUTH_ERRORS, 404: ERRORS[404]},
     tags=["agent"],
 )
 def mark_answered(
@@ -126,7 +130,8 @@ def mark_answered(
 @router.get(
     "/v1/escalations",
     response_model=EscalationList,
-    responses=example(
+    responses=AUTH_ERRORS
+    | example(
         {
             "now": "2026-11-24T10:00:00Z",
             "count": 1,
@@ -149,7 +154,7 @@ def escalations(
 @router.post(
     "/v1/feedback",
     response_model=FeedbackResult,
-    responses={404: {"description": "Unknown request_id"}, **example({"result": "created"})},
+    responses={**AUTH_ERRORS, 404: ERRORS[404], **example({"result": "created"})},
     tags=["public"],
 )
 def feedback(
@@ -176,7 +181,8 @@ def _invalid(field: str, message: str) -> Exception:
 @router.get(
     "/v1/stats",
     response_model=StatsResponse,
-    responses=example(
+    responses=AUTH_ERRORS
+    | example(
         {
             "since": "2026-11-01T00:00:00Z",
             "suggest_count": 1200,
@@ -198,7 +204,9 @@ def _invalid(field: str, message: str) -> Exception:
 def stats(
     engine: EngineDep,
     _: Agent,
-    since: Annotated[datetime | None, Query(description="ISO time; default: all time")] = None,
+    since: Annotated[
+        AwareTimestamp | None, Query(description="ISO-8601 time with offset; default: all time")
+    ] = None,
 ) -> StatsResponse:
     """Suggest volume and outcome rates, reader feedback and a deflection estimate:
     suggest requests where a reader marked an answer helpful and no question was posted
@@ -225,7 +233,8 @@ def stats(
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {"example": "unsource_index_threads 1170.0\n"}}}},
+    responses=AUTH_ERRORS
+    | {200: {"content": {"text/plain": {"example": "unsource_index_threads 1170.0\n"}}}},
     tags=["agent"],
 )
 def metrics(request: Request, _: Agent) -> Response:
@@ -237,7 +246,7 @@ def metrics(request: Request, _: Agent) -> Response:
 
 @router.post(
     "/v1/admin/reindex",
-    responses=example({"threads": 1170, "re_embedded": 1170}),
+    responses=AUTH_ERRORS | example({"threads": 1170, "re_embedded": 1170}),
     tags=["admin"],
 )
 def reindex(engine: EngineDep, _: Admin) -> dict[str, int]:

@@ -5,9 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from index.models import MAX_BODY, MAX_ID, MAX_TAGS, MAX_TITLE, Language, Tag, Thread
+from index.models import (
+    MAX_BODY,
+    MAX_ID,
+    MAX_TAGS,
+    MAX_TITLE,
+    NON_BLANK,
+    AwareTimestamp,
+    JsonBool,
+    JsonInt,
+    Language,
+    Tag,
+    Thread,
+)
 from triage.router import Reason
 
 MAX_K = 50
@@ -24,9 +36,9 @@ class SuggestRequest(BaseModel):
         },
     )
 
-    title: str = Field(min_length=1, max_length=MAX_TITLE)
+    title: str = Field(min_length=1, max_length=MAX_TITLE, pattern=NON_BLANK)
     body: str = Field(default="", max_length=MAX_BODY)
-    k: int = Field(default=5, ge=1, le=MAX_K)
+    k: JsonInt = Field(default=5, ge=1, le=MAX_K)
     tags: list[Tag] | None = Field(default=None, max_length=MAX_TAGS)
     language: Language | None = None
 
@@ -66,7 +78,7 @@ class TriageRequest(BaseModel):
         },
     )
 
-    text: str = Field(min_length=1, max_length=MAX_TITLE + MAX_BODY)
+    text: str = Field(min_length=1, max_length=MAX_TITLE + MAX_BODY, pattern=NON_BLANK)
 
 
 class BulkRequest(BaseModel):
@@ -142,10 +154,10 @@ class QuestionCreate(BaseModel):
     )
 
     id: str = Field(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN)
-    title: str = Field(min_length=1, max_length=MAX_TITLE)
+    title: str = Field(min_length=1, max_length=MAX_TITLE, pattern=NON_BLANK)
     body: str = Field(default="", max_length=MAX_BODY)
     category: str = Field(default="default", min_length=1, max_length=64, pattern=CATEGORY_PATTERN)
-    created_at: AwareDatetime | None = Field(
+    created_at: AwareTimestamp | None = Field(
         default=None, description="When it was posted (timezone required); default: now."
     )
     url: str | None = Field(default=None, max_length=2048)
@@ -165,7 +177,7 @@ class AnsweredRequest(BaseModel):
         },
     )
 
-    at: AwareDatetime | None = Field(default=None, description="Default: now.")
+    at: AwareTimestamp | None = Field(default=None, description="Default: now.")
     thread_id: str | None = Field(
         default=None, max_length=MAX_ID, pattern=ID_PATTERN, description="The answering thread."
     )
@@ -214,7 +226,7 @@ class FeedbackRequest(BaseModel):
 
     request_id: str = Field(pattern=r"^[0-9a-f]{32}$")
     thread_id: str = Field(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN)
-    helpful: bool
+    helpful: JsonBool
 
 
 class FeedbackResult(BaseModel):
@@ -267,3 +279,14 @@ def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
         return text
     cut = text[:limit].rsplit(" ", 1)[0]
     return cut + "…"
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "Missing or unknown API key"},
+    403: {"model": ErrorBody, "description": "The key's role may not call this"},
+    404: {"model": ErrorBody, "description": "Not found"},
+    413: {"model": ErrorBody, "description": "Request body too large"},
+    422: {"model": ErrorBody, "description": "Invalid input; `detail[].field` names the field"},
+    429: {"model": ErrorBody, "description": "Rate limited; see the Retry-After header"},
+}
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {c: ERRORS[c] for c in (401, 403, 413, 422, 429)}

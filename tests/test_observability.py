@@ -113,7 +113,7 @@ def test_vectors_untouched_by_feedback(client: TestClient, loaded: Engine) -> No
     before = loaded.catalog.index.vectors_for([1])[1].copy()
     r = client.post("/v1/suggest", json={"title": "Camera records to microSD card"})
     tid = r.json()["suggestions"][0]["thread_id"]
-    client.post(
-        "/v1/feedback", json={"request_id": r.json()["request_id"], "thread_id": tid, "helpful": 1}
-    )
+    vote = {"request_id": r.json()["request_id"], "thread_id": tid, "helpful": True}
+    assert client.post("/v1/feedback", json=vote).status_code == 200
+    assert client.post("/v1/feedback", json={**vote, "helpful": 1}).status_code == 422
     assert np.array_equal(before, loaded.catalog.index.vectors_for([1])[1])
