@@ -79,3 +79,10 @@ def test_overlaps_prefer_card_over_phone() -> None:
 
 def test_redact_without_pii_is_identity() -> None:
     assert redact("How do I reset my hub?") == "How do I reset my hub?"
+
+
+def test_iban_holding_a_luhn_valid_run_is_one_iban() -> None:
+    text = "Cambiar la domiciliación a DE19 2246 5186 2907 1204 80; gracias"
+    assert [(f.type, text[f.start : f.end]) for f in detect(text)] == [
+        ("iban", "DE19 2246 5186 2907 1204 80")
+    ]

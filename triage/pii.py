@@ -133,7 +133,12 @@ def _accounts(text: str) -> list[Finding]:
 
 def detect(text: str) -> list[Finding]:
     """All PII findings, non-overlapping (higher-priority types win), in text order."""
-    found = _cards(text) + _ibans(text) + _emails(text) + _accounts(text) + _phones(text)
+    ibans = _ibans(text)
+    # an IBAN's digits can hold a Luhn-valid run: the checksummed IBAN around it wins
+    cards = [
+        c for c in _cards(text) if not any(i.start <= c.start and c.end <= i.end for i in ibans)
+    ]
+    found = cards + ibans + _emails(text) + _accounts(text) + _phones(text)
     found.sort(key=lambda f: (PRIORITY.index(f.type), f.start))
     kept: list[Finding] = []
     for f in found:
