@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from index.sqlite import SQLiteDatabase
+from index.sqlite import SQLiteDatabase, chunks
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS suggest_log (
@@ -151,10 +151,8 @@ class ActivityStore(SQLiteDatabase):
     def feedback_counts(self, thread_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
         """thread id -> (helpful, unhelpful), for threads with any feedback."""
         out: dict[str, tuple[int, int]] = {}
-        ids = list(thread_ids)
         conn = self._conn()
-        for i in range(0, len(ids), 500):
-            chunk = ids[i : i + 500]
+        for chunk in chunks(thread_ids):
             marks = ",".join("?" * len(chunk))
             sql = f"SELECT * FROM thread_feedback WHERE thread_id IN ({marks})"
             for r in conn.execute(sql, chunk):

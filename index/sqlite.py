@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def chunks(items: Sequence[T], size: int = 500) -> Iterator[list[T]]:
+    """Consecutive slices of at most ``size`` (SQLite caps the parameters of one query)."""
+    items = list(items)
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
 
 
 class SQLiteDatabase:

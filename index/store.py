@@ -16,13 +16,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from index.errors import StoreError
 from index.models import Thread
-from index.sqlite import SQLiteDatabase
+from index.sqlite import SQLiteDatabase, chunks
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS threads (
@@ -259,7 +258,7 @@ class SQLiteStore(SQLiteDatabase):
     def existing(self, ids: Sequence[str]) -> dict[str, Existing]:
         out: dict[str, Existing] = {}
         conn = self._conn()
-        for chunk in _chunks(list(ids), 500):
+        for chunk in chunks(ids):
             marks = ",".join("?" * len(chunk))
             for r in conn.execute(
                 f"SELECT pk, id, content_hash, embed_model FROM threads WHERE id IN ({marks})",
@@ -279,7 +278,7 @@ class SQLiteStore(SQLiteDatabase):
     def get_many(self, pks: Sequence[int]) -> dict[int, StoredThread]:
         out: dict[int, StoredThread] = {}
         conn = self._conn()
-        for chunk in _chunks(list(pks), 500):
+        for chunk in chunks(pks):
             marks = ",".join("?" * len(chunk))
             for r in conn.execute(f"SELECT {_COLUMNS} FROM threads WHERE pk IN ({marks})", chunk):
                 out[r["pk"]] = _to_stored(r)
@@ -289,7 +288,7 @@ class SQLiteStore(SQLiteDatabase):
         """pk -> (thread id, accepted, answer votes): what the ranking prior needs."""
         out: dict[int, tuple[str, bool, int]] = {}
         conn = self._conn()
-        for chunk in _chunks(list(pks), 500):
+        for chunk in chunks(pks):
             marks = ",".join("?" * len(chunk))
             sql = f"SELECT pk, id, accepted, answer_votes FROM threads WHERE pk IN ({marks})"
             for r in conn.execute(sql, chunk):
@@ -424,11 +423,6 @@ class SQLiteStore(SQLiteDatabase):
 
     def _bump(self, conn: sqlite3.Connection) -> None:
         conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
-
-
-def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
 def _to_stored(r: sqlite3.Row) -> StoredThread:

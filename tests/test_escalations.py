@@ -90,6 +90,13 @@ def test_question_errors_name_the_field(agent: TestClient) -> None:
     assert r.status_code == 404
 
 
+def _seed(engine: Engine, qid: str, hours_ago: float) -> None:
+    engine.activity.add_question(
+        qid, f"{qid} question", "", "default", None, None, NOW - timedelta(hours=hours_ago), NOW,
+        {"route": "community", "queue": None, "confidence": 0.9, "reasons": []},
+    )  # fmt: skip
+
+
 class _Hook(BaseHTTPRequestHandler):
     received: ClassVar[list[tuple[dict[str, str], bytes]]] = []
     fail_first: ClassVar[int] = 0
@@ -129,10 +136,7 @@ def test_webhook_is_sent_once_with_retry_and_backoff(
     clock = [NOW]
     esc = Escalations(engine.activity, conf, clock=lambda: clock[0])
     for qid, hours in (("late", 30), ("early", 2)):
-        engine.activity.add_question(
-            qid, f"{qid} question", "", "default", None, None, NOW - timedelta(hours=hours), NOW,
-            {"route": "community", "queue": None, "confidence": 0.9, "reasons": []},
-        )  # fmt: skip
+        _seed(engine, qid, hours)
     assert esc.notify_once() == 0  # the endpoint answers 500 the first time
     assert len(handler.received) == 1
     assert esc.notify_once() == 0 and len(handler.received) == 1  # backing off
@@ -163,10 +167,7 @@ def test_webhook_gives_up_after_max_attempts(
     clock = [NOW]
     outcomes: list[str] = []
     esc = Escalations(engine.activity, conf, clock=lambda: clock[0], on_attempt=outcomes.append)
-    engine.activity.add_question(
-        "q", "t", "", "default", None, None, NOW - timedelta(hours=30), NOW,
-        {"route": "community", "queue": None, "confidence": 0.9, "reasons": []},
-    )  # fmt: skip
+    _seed(engine, "q", 30)
     for step in range(6):
         clock[0] = NOW + timedelta(seconds=10 * step)
         esc.notify_once()
