@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -58,6 +59,25 @@ class UpsertReport:
 
 def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Verification:
+    """How the vector index compares with the store (lists hold at most 20 keys)."""
+
+    threads: int
+    indexed: int
+    missing: list[int]  # in the store, not in the index
+    extra: list[int]  # in the index, not in the store
+    duplicated: int  # index entries beyond one per key
+    sampled: int
+    misranked: list[int]  # sampled threads whose own vector did not rank first
+
+    @property
+    def ok(self) -> bool:
+        return self.threads == self.indexed and not (
+            self.missing or self.extra or self.duplicated or self.misranked
+        )
 
 
 class Catalog:
@@ -204,6 +224,36 @@ class Catalog:
 
     def count(self) -> int:
         return self.store.count()
+
+    def verify(self, sample: int = 100, seed: int = 0) -> Verification:
+        """Check the index against the store: the same keys, each once, and for up to
+        ``sample`` random threads their own stored vector ranks first."""
+        with self.lock:
+            stored = self.store.pks()
+            ids = self.index.ids()
+            store_set, index_set = set(stored.tolist()), set(ids.tolist())
+            rng = random.Random(seed)
+            both = sorted(store_set & index_set)
+            picked = rng.sample(both, min(sample, len(both)))
+            misranked = []
+            for pk, (space, vec) in self.store.embeddings_for(picked).items():
+                if space != self.space:
+                    misranked.append(pk)
+                    continue
+                hits = self.index.search(vec, 10)
+                top = hits[0][1] if hits else float("-inf")
+                # a thread ties with exact duplicates of its own text; any of them may be first
+                if not any(p == pk and s >= top - 1e-5 for p, s in hits):
+                    misranked.append(pk)
+            return Verification(
+                threads=len(stored),
+                indexed=len(ids),
+                missing=sorted(store_set - index_set)[:20],
+                extra=sorted(index_set - store_set)[:20],
+                duplicated=len(ids) - len(index_set),
+                sampled=len(picked),
+                misranked=misranked[:20],
+            )
 
     def indexed(self) -> int:
         """Vectors in the in-memory index (equals ``count()`` when the index is current)."""

@@ -317,6 +317,22 @@ class SQLiteStore(SQLiteDatabase):
             last = int(pks[-1])
             yield pks, models, vectors
 
+    def pks(self) -> np.ndarray:
+        """Every thread's key, ascending."""
+        rows = self._conn().execute("SELECT pk FROM threads ORDER BY pk").fetchall()
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def embeddings_for(self, pks: Sequence[int]) -> dict[int, tuple[str, np.ndarray]]:
+        """pk -> (embedding space, stored vector)."""
+        out: dict[int, tuple[str, np.ndarray]] = {}
+        conn = self._conn()
+        for chunk in chunks(pks):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT pk, embed_model, embedding FROM threads WHERE pk IN ({marks})"
+            for r in conn.execute(sql, chunk):
+                out[int(r[0])] = (r[1], np.frombuffer(r[2], dtype=np.float32))
+        return out
+
     def iter_threads(self, batch: int = 512) -> Iterator[list[StoredThread]]:
         last = 0
         conn = self._conn()

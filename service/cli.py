@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -172,6 +173,21 @@ def reindex(
         console.print(f"index rebuilt: {engine.catalog.index.count} vectors, {n} re-encoded")
     finally:
         engine.close()
+
+
+@app.command()
+def verify(
+    sample: Annotated[int, typer.Option(min=0, help="Threads ranked by their own vector.")] = 100,
+) -> None:
+    """Check the vector index against the store (exit 1 on any difference)."""
+    engine = _engine()
+    try:
+        v = engine.catalog.verify(sample)
+        console.print_json(data={"ok": v.ok, **asdict(v)})
+        if not v.ok:
+            raise typer.Exit(1)
+    finally:
+        engine.close(save=False)
 
 
 @demo_app.command("load")

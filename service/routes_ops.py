@@ -3,6 +3,7 @@ reindex."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -25,6 +26,7 @@ from service.schemas import (
     QuestionPublic,
     QuestionTriage,
     StatsResponse,
+    VerifyResult,
     example,
     rate,
 )
@@ -254,3 +256,22 @@ def reindex(engine: EngineDep, _: Admin) -> dict[str, int]:
     stored vector came from another model (searches wait while it runs)."""
     done = engine.catalog.rebuild()
     return {"threads": engine.catalog.count(), "re_embedded": done}
+
+
+@router.get(
+    "/v1/admin/verify",
+    response_model=VerifyResult,
+    responses=AUTH_ERRORS,
+    tags=["admin"],
+)
+def verify(
+    engine: EngineDep,
+    _: Admin,
+    sample: Annotated[
+        int, Query(ge=0, le=10_000, description="Threads ranked by their own vector.")
+    ] = 100,
+) -> VerifyResult:
+    """Compare the vector index with the store: the same keys, each once, and each sampled
+    thread's own stored vector ranks it first. `ok` is false on any difference."""
+    v = engine.catalog.verify(sample)
+    return VerifyResult(ok=v.ok, **asdict(v))

@@ -290,3 +290,16 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     429: {"model": ErrorBody, "description": "Rate limited; see the Retry-After header"},
 }
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {c: ERRORS[c] for c in (401, 403, 413, 422, 429)}
+
+
+class VerifyResult(BaseModel):
+    """The vector index checked against the store (key lists hold at most 20)."""
+
+    ok: bool
+    threads: int
+    indexed: int
+    missing: list[int] = Field(description="Keys in the store and not in the index.")
+    extra: list[int] = Field(description="Keys in the index and not in the store.")
+    duplicated: int = Field(description="Index entries beyond one per key.")
+    sampled: int
+    misranked: list[int] = Field(description="Sampled keys whose own vector did not rank first.")

@@ -34,6 +34,7 @@ ROUTES: dict[tuple[str, str], str | None] = {
     ("POST", "/v1/threads:bulk"): "admin",
     ("DELETE", "/v1/threads/{thread_id}"): "admin",
     ("POST", "/v1/admin/reindex"): "admin",
+    ("GET", "/v1/admin/verify"): "admin",
     ("GET", "/healthz"): OPEN,
     ("GET", "/readyz"): OPEN,
     ("GET", "/widget.js"): OPEN,

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 
 from index import vectors
 from index.errors import ValidationFailed
@@ -111,3 +112,23 @@ def test_save_is_atomic_and_manifest_describes_file(loaded: Engine, settings: Se
     assert files == [vectors.INDEX_FILE, vectors.MANIFEST_FILE]  # no temp files left
     assert manifest.count == 4 and manifest.dimension == 64
     assert manifest.generation == loaded.store.generation()
+
+
+def test_verify_finds_index_drift(loaded: Engine) -> None:
+    assert loaded.catalog.verify().ok
+    pks = loaded.store.pks_for_ids(["t1", "t2"])
+    loaded.catalog.index.remove([pks["t1"]])  # a thread the index lost
+    vec = loaded.catalog.index.vectors_for([pks["t2"]])[pks["t2"]]
+    loaded.catalog.index.remove([pks["t2"]])
+    loaded.catalog.index.add(np.array([pks["t2"]]), -vec[None, :])  # a wrong vector
+    loaded.catalog.index.add(np.array([999]), vec[None, :])  # a key the store lacks
+    v = loaded.catalog.verify(sample=10)
+    assert not v.ok
+    assert v.missing == [pks["t1"]] and v.extra == [999] and v.misranked == [pks["t2"]]
+    assert (v.threads, v.indexed, v.sampled) == (4, 4, 3)
+
+
+def test_verify_route(client: TestClient) -> None:
+    r = client.get("/v1/admin/verify", params={"sample": 5})
+    assert r.status_code == 200 and r.json()["ok"] is True
+    assert client.get("/v1/admin/verify", params={"sample": -1}).status_code == 422

@@ -139,3 +139,14 @@ def test_triage_train_bad_input_exit_2(env: Path) -> None:
     assert r.exit_code == 2 and "no such file" in r.output
     r = runner.invoke(app, ["eval", "triage", "--data", str(bad)])
     assert r.exit_code == 2
+
+
+def test_verify_reports_the_index_against_the_store(env: Path) -> None:
+    f = _write_jsonl(env / "t.jsonl", GOOD)
+    assert runner.invoke(app, ["ingest", str(f)]).exit_code == 0
+    r = runner.invoke(app, ["verify", "--sample", "2"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout) == {
+        "ok": True, "threads": 2, "indexed": 2, "missing": [], "extra": [], "duplicated": 0,
+        "sampled": 2, "misranked": [],
+    }  # fmt: skip
