@@ -358,7 +358,11 @@ class Harness:
                 if actual is not Absent:
                     self.work.version[tid] = actual
             self.report.phantom += [t for t in found if t not in self.work.possible]
-            self.work.busy.clear()
+            # creates to resend: only those that did not land; they stay busy (no update or
+            # delete may race their resend)
+            pending = [[t for t in b if t not in found] for b in self.work.pending]
+            self.work.pending = [b for b in pending if b]
+            self.work.busy = {t for b in self.work.pending for t in b}
         headers = {"X-API-Key": KEY}
         ready = httpx.get(f"{self.server.base}/readyz", timeout=30)
         verify = httpx.get(
