@@ -24,7 +24,7 @@ import numpy as np
 from index import vectors
 from index.errors import IndexMismatch, ValidationFailed
 from index.models import Thread
-from index.store import Row, SQLiteStore, StoredThread
+from index.store import Row, StoredThread, ThreadStore
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class Catalog:
 
     def __init__(
         self,
-        store: SQLiteStore,
+        store: ThreadStore,
         embedder: Embedder,
         index_dir: Path,
         text_of: Callable[[Thread], str],
@@ -100,31 +100,60 @@ class Catalog:
         self.space = space or embedder.name
         self.lock = threading.RLock()
         self.index: vectors.FlatIndex = vectors.FlatIndex(embedder.dimension)
+        self.generation = 0  # the store generation the index reflects
         self.rebuilt_because: str | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
     def open(self) -> None:
-        """Load the saved index if it matches the store, else rebuild and save it."""
+        """Load the saved index and catch it up with the store's later writes; rebuild
+        from the store's vectors when there is no usable saved index."""
         with self.lock:
             try:
-                self.index = vectors.load(
+                manifest, index = vectors.load(
                     self.index_dir,
                     model=self.space,
                     dimension=self.embedder.dimension,
                     generation=self.store.generation(),
-                    count=self.store.count(),
+                    store_id=self.store.store_id(),
                 )
+                self.index, self.generation = index, manifest.generation
+                self.refresh()
+                if self.index.count != self.store.count():
+                    raise IndexMismatch("saved index does not match the store after catch-up")
                 self.rebuilt_because = None
             except IndexMismatch as why:
                 log.info("rebuilding vector index: %s", why)
                 self.rebuilt_because = str(why)
                 self.rebuild()
 
+    def refresh(self) -> int:
+        """Apply writes other processes (CLI, other replicas) committed since the index's
+        generation; returns how many keys changed. Own writes are applied as they commit."""
+        with self.lock:
+            changes = self.store.changes_since(self.generation)
+            if changes.generation == self.generation:
+                return 0
+            if changes.generation < self.generation:
+                raise IndexMismatch("the store went back to an older generation")
+            self.index.remove([*changes.deleted, *changes.pks.tolist()])
+            usable = [
+                m == self.space and v.size == self.index.dimension
+                for m, v in zip(changes.models, changes.vectors, strict=True)
+            ]
+            keep = [i for i, ok in enumerate(usable) if ok]
+            if keep:
+                self.index.add(changes.pks[keep], np.stack([changes.vectors[i] for i in keep]))
+            stale = [int(pk) for pk, ok in zip(changes.pks, usable, strict=True) if not ok]
+            self.generation = changes.generation
+            self._reencode(stale, self.index, None)
+            return len(changes.pks) + len(changes.deleted)
+
     def rebuild(self, reembed: bool = False, progress: Callable[[int], None] | None = None) -> int:
         """Rebuild the vector index from the store; returns how many rows were re-encoded."""
         with self.lock:
             fresh = vectors.FlatIndex(self.embedder.dimension)
             stale: list[int] = []
+            generation = self.store.generation()
             for pks, models, vecs in self.store.iter_embeddings():
                 usable = [
                     not reembed and m == self.space and v.size == fresh.dimension
@@ -136,8 +165,9 @@ class Catalog:
                 stale.extend(int(pk) for pk, ok in zip(pks, usable, strict=True) if not ok)
                 if progress:
                     progress(len(keep))
+            self.index, self.generation = fresh, generation
             reencoded = self._reencode(stale, fresh, progress)
-            self.index = fresh
+            self.refresh()  # writes by others while this ran
             self.save()
             return reencoded
 
@@ -153,20 +183,31 @@ class Catalog:
             items = list(stored.values())
             texts = [self.text_of(s.thread) for s in items]
             vecs = self.embedder.encode(texts)
-            self.store.replace_embeddings(
+            gen = self.store.replace_embeddings(
                 [
                     (s.pk, content_hash(t), self.space, v)
                     for s, t, v in zip(items, texts, vecs, strict=True)
                 ]
             )
-            target.add(np.array([s.pk for s in items], dtype=np.int64), vecs)
+            ids = np.array([s.pk for s in items], dtype=np.int64)
+            target.remove(ids.tolist())
+            target.add(ids, vecs)
+            self._advance(gen)
             if progress:
                 progress(len(items))
         return len(pks)
 
+    def _advance(self, generation: int) -> None:
+        """After an own write committed as ``generation``: the index reflects it only if
+        it already reflected every earlier one; otherwise ``refresh`` catches up."""
+        if generation == self.generation + 1:
+            self.generation = generation
+
     def save(self) -> vectors.Manifest:
         with self.lock:
-            return vectors.save(self.index, self.index_dir, self.space, self.store.generation())
+            return vectors.save(
+                self.index, self.index_dir, self.space, self.generation, self.store.store_id()
+            )
 
     # -- writes ------------------------------------------------------------------------
     def upsert(self, threads: Sequence[Thread]) -> UpsertReport:
@@ -193,7 +234,7 @@ class Catalog:
             fresh = self.embedder.encode([texts[i] for i in need]) if need else None
             new_vecs = {i: fresh[j] for j, i in enumerate(need)} if fresh is not None else {}
             rows = [Row(t, hashes[i], self.space, new_vecs.get(i)) for i, t in enumerate(threads)]
-            pks = self.store.upsert(rows)
+            pks, generation = self.store.upsert(rows)
             # the store has committed: now the derived index
             changed = [pks[threads[i].id] for i in need]
             self.index.remove(
@@ -201,6 +242,7 @@ class Catalog:
             )
             if changed:
                 self.index.add(np.array(changed, dtype=np.int64), np.stack(list(new_vecs.values())))
+            self._advance(generation)
             for i, t in enumerate(threads):
                 if t.id not in existing:
                     report.created.append(t.id)
@@ -212,10 +254,11 @@ class Catalog:
 
     def delete(self, thread_id: str) -> bool:
         with self.lock:
-            pk = self.store.delete(thread_id)
+            pk, generation = self.store.delete(thread_id)
             if pk is None:
                 return False
             self.index.remove([pk])
+            self._advance(generation)
             return True
 
     # -- reads -------------------------------------------------------------------------

@@ -1,10 +1,10 @@
 """FAISS vector index keyed by the store's integer thread keys, saved atomically.
 
 One backend per class behind a small base (``add``, ``remove``, ``search``, ``save``,
-``load``), after txtai's ann/ layout, except that ``save`` never writes the live path:
-it writes a temp file, fsyncs it, renames it over the old one and fsyncs the directory,
-then does the same for a JSON manifest that names the model, dimension, count, the
-store generation the index reflects and the SHA-256 of the index file.
+``load``), after txtai's ann/ layout, except that ``save`` never writes a live path: it
+writes the index to a new file (temp, fsync, rename, fsync dir), then commits by
+replacing a JSON manifest the same way. The manifest names that file, the model,
+dimension, count, the store generation the index reflects and the file's SHA-256.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,8 +25,7 @@ from index.errors import IndexMismatch
 
 faiss: Any = _faiss  # faiss's SWIG signatures are looser than its stubs
 
-FORMAT_VERSION = 1
-INDEX_FILE = "vectors.faiss"
+FORMAT_VERSION = 2
 MANIFEST_FILE = "vectors.manifest.json"
 
 
@@ -40,6 +39,8 @@ class Manifest:
     normalized: bool = True
     kind: str = "flat"
     format_version: int = FORMAT_VERSION
+    file: str = ""  # the index file the manifest commits to
+    store_id: str = ""  # the store whose generations ``generation`` counts
 
 
 class VectorIndex(ABC):
@@ -132,61 +133,108 @@ class FlatIndex(VectorIndex):
         return cls(raw.d, raw)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+# Tests set this to stop a save at a named point (as a crash would) and check that the
+# index still loads as the old or the new version.
+CRASH_POINTS = ("after_temp_write", "before_fsync", "before_rename", "before_manifest")
+crash_hook: Callable[[str, Path], None] | None = None
+
+
+def _point(name: str, path: Path) -> None:
+    if crash_hook is not None:
+        crash_hook(name, path)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``path`` so that a crash leaves the old file or the new one, never a mix:
+    temp file, fsync, rename over, fsync the directory."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as fh:
         fh.write(data)
+        _point("after_temp_write", path)
         fh.flush()
+        _point("before_fsync", path)
         os.fsync(fh.fileno())
+    _point("before_rename", path)
     os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+    fsync_dir(path.parent)
+
+
+def fsync_dir(directory: Path) -> None:
+    dir_fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
 
 
-def save(index: VectorIndex, directory: Path, model: str, generation: int) -> Manifest:
-    """Persist ``index`` and its manifest atomically under ``directory``."""
+def index_file(generation: int, checksum: str) -> str:
+    return f"vectors-{generation}-{checksum[:16]}.faiss"
+
+
+def save(
+    index: VectorIndex, directory: Path, model: str, generation: int, store_id: str
+) -> Manifest:
+    """Persist ``index`` under ``directory``. The index goes to a new file named by its
+    generation and checksum; renaming the manifest over the old one is the commit point,
+    so a crash anywhere leaves the old manifest naming the old (still present) file, or
+    the new manifest naming the new one. Files no manifest names are removed after."""
     directory.mkdir(parents=True, exist_ok=True)
     data = index.to_bytes()
+    checksum = hashlib.sha256(data).hexdigest()
     manifest = Manifest(
         model=model,
         dimension=index.dimension,
         count=index.count,
         generation=generation,
-        checksum=hashlib.sha256(data).hexdigest(),
+        checksum=checksum,
+        file=index_file(generation, checksum),
+        store_id=store_id,
     )
-    _write_atomic(directory / INDEX_FILE, data)
-    _write_atomic(directory / MANIFEST_FILE, json.dumps(asdict(manifest), indent=2).encode())
+    write_atomic(directory / manifest.file, data)
+    _point("before_manifest", directory / MANIFEST_FILE)
+    write_atomic(directory / MANIFEST_FILE, json.dumps(asdict(manifest), indent=2).encode())
+    for stale in directory.iterdir():
+        if stale.name != manifest.file and (stale.suffix in (".faiss", ".tmp")):
+            stale.unlink(missing_ok=True)
     return manifest
 
 
-def load(directory: Path, model: str, dimension: int, generation: int, count: int) -> FlatIndex:
-    """Load the saved index, or raise IndexMismatch saying why it can't be used."""
+def read(directory: Path) -> tuple[Manifest, FlatIndex]:
+    """The saved index and its manifest, checksum verified; IndexMismatch says why not."""
     try:
         raw_manifest = json.loads((directory / MANIFEST_FILE).read_text())
         manifest = Manifest(**raw_manifest)
-        data = (directory / INDEX_FILE).read_bytes()
+        data = (directory / manifest.file).read_bytes()
     except FileNotFoundError as exc:
         raise IndexMismatch(f"no saved index ({exc.filename})") from exc
     except (ValueError, TypeError) as exc:
         raise IndexMismatch(f"unreadable manifest: {exc}") from exc
-    checks = [
-        (manifest.format_version == FORMAT_VERSION, "format version"),
-        (manifest.model == model, f"built by model {manifest.model!r}, not {model!r}"),
-        (manifest.dimension == dimension, "dimension"),
-        (hashlib.sha256(data).hexdigest() == manifest.checksum, "checksum (corrupt file)"),
-        (manifest.generation == generation, "store has changed since it was saved"),
-        (manifest.count == count, "count differs from the store"),
-    ]
-    for ok, why in checks:
-        if not ok:
-            raise IndexMismatch(f"saved index unusable: {why}")
+    if manifest.format_version != FORMAT_VERSION:
+        raise IndexMismatch("saved index unusable: format version")
+    if hashlib.sha256(data).hexdigest() != manifest.checksum:
+        raise IndexMismatch("saved index unusable: checksum (corrupt file)")
     try:
         index = FlatIndex.from_bytes(data)
     except RuntimeError as exc:
         raise IndexMismatch(f"saved index unreadable: {exc}") from exc
-    if index.count != count or index.dimension != dimension:
+    if index.count != manifest.count or index.dimension != manifest.dimension:
         raise IndexMismatch("saved index does not match its manifest")
-    return index
+    return manifest, index
+
+
+def load(
+    directory: Path, model: str, dimension: int, generation: int, store_id: str
+) -> tuple[Manifest, FlatIndex]:
+    """The saved index if it was built in this embedding space at or before the store's
+    ``generation`` (the caller catches it up); IndexMismatch otherwise."""
+    manifest, index = read(directory)
+    checks = [
+        (manifest.model == model, f"built by model {manifest.model!r}, not {model!r}"),
+        (manifest.dimension == dimension, "dimension"),
+        (manifest.store_id == store_id, "built from another store"),
+        (manifest.generation <= generation, "saved after the store's last write"),
+    ]
+    for ok, why in checks:
+        if not ok:
+            raise IndexMismatch(f"saved index unusable: {why}")
+    return manifest, index

@@ -21,6 +21,7 @@ from index.errors import UnsourceError, ValidationFailed
 from index.models import MAX_ID, Thread, ThreadFields
 from service import routes_ops, widget
 from service.auth import Keyring
+from service.background import Periodic
 from service.config import Settings
 from service.deps import Admin, Agent, EngineDep, Public
 from service.escalation import Escalations
@@ -110,9 +111,14 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             on_attempt=lambda outcome: metrics.webhooks.labels(outcome).inc(),
         )
         app.state.escalations.start()
+        refresher = Periodic(
+            "index-refresh", settings.index_refresh_seconds, app.state.engine.catalog.refresh
+        )
+        refresher.start()
         try:
             yield
         finally:
+            refresher.stop()
             app.state.escalations.stop()
             app.state.engine.close()
 

@@ -34,6 +34,18 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="UNSOURCE_", env_file=".env", extra="ignore")
 
     data_dir: Path = Field(Path("data"), description="Where the store and the index live.")
+    database_url: str | None = Field(
+        None,
+        description="The thread store: `postgresql://user:pass@host/db` (shared by replicas) or "
+        "`sqlite:///path`; unset: SQLite in the data dir.",
+        pattern=r"^(postgres(ql)?://|sqlite:///).+",
+    )
+    index_refresh_seconds: float = Field(
+        1.0,
+        gt=0,
+        description="How often the vector index applies writes other processes committed "
+        "(other replicas, the CLI).",
+    )
     model: str = Field(
         DEFAULT_MODEL,
         description="sentence-transformers model name or path; 'hash:N' for the hashing encoder.",

@@ -8,7 +8,6 @@ import hashlib
 import hmac
 import json
 import logging
-import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import httpx
 
 from index.activity import ActivityStore, Question
+from service.background import Periodic
 from service.config import Settings
 
 log = logging.getLogger(__name__)
@@ -38,8 +38,7 @@ class Escalations:
         self.settings = settings
         self.clock = clock
         self.on_attempt = on_attempt  # called with "sent" / "failed" / "gave_up"
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = Periodic("escalations", settings.escalation_check_seconds, self.notify_once)
 
     def due_at(self, q: Question) -> datetime:
         return q.created_at + timedelta(hours=self.settings.sla_for(q.category))
@@ -119,21 +118,8 @@ class Escalations:
 
     # -- background loop ----------------------------------------------------------------
     def start(self) -> None:
-        if not self.settings.escalation_webhook_url or self._thread is not None:
-            return
-        self._thread = threading.Thread(target=self._run, name="escalations", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.notify_once()
-            except Exception:  # keep the loop alive; the next round retries
-                log.exception("escalation round failed")
-            self._stop.wait(self.settings.escalation_check_seconds)
+        if self.settings.escalation_webhook_url:
+            self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        self._loop.stop()

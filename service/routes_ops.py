@@ -258,10 +258,16 @@ def reindex(engine: EngineDep, _: Admin) -> dict[str, int]:
     return {"threads": engine.catalog.count(), "re_embedded": done}
 
 
+VERIFY_EXAMPLE = {
+    "ok": True, "threads": 1170, "indexed": 1170, "missing": [], "extra": [], "duplicated": 0,
+    "sampled": 100, "misranked": [],
+}  # fmt: skip
+
+
 @router.get(
     "/v1/admin/verify",
     response_model=VerifyResult,
-    responses=AUTH_ERRORS,
+    responses=AUTH_ERRORS | example(VERIFY_EXAMPLE),
     tags=["admin"],
 )
 def verify(

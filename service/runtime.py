@@ -11,7 +11,7 @@ from typing import Literal
 from index.activity import ActivityStore
 from index.catalog import Catalog, UpsertReport
 from index.models import Thread
-from index.store import SQLiteStore
+from index.store import ThreadStore, open_store
 from retrieval.encoder import Encoder, load_encoder
 from retrieval.prior import Signals
 from retrieval.search import Searcher, SearchParams, SearchResult
@@ -37,7 +37,7 @@ class SuggestOutcome:
 class Engine:
     settings: Settings
     encoder: Encoder
-    store: SQLiteStore
+    store: ThreadStore
     catalog: Catalog
     searcher: Searcher
     triage: Triage | None
@@ -140,7 +140,7 @@ def build_engine(
     if triage is None and with_triage:
         triage = load_triage(settings)
     encoder = encoder or load_encoder(settings.model, batch_size=settings.encode_batch_size)
-    store = SQLiteStore(settings.database_path)
+    store = open_store(settings.database_url, settings.database_path)
     catalog = Catalog(
         store,
         encoder,

@@ -10,6 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from index.models import Thread
+from index.sqlite_store import SQLiteStore
+from index.store import ThreadStore
 from retrieval.encoder import HashingEncoder
 from service.app import create_app
 from service.auth import digest
@@ -105,6 +107,14 @@ def settings(tmp_path: Path, triage_dir: Path) -> Settings:
 @pytest.fixture
 def encoder() -> CountingEncoder:
     return CountingEncoder(64)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[ThreadStore]:
+    """The SQLite thread store (tests/test_store_pg.py runs the same tests on PostgreSQL)."""
+    s = SQLiteStore(tmp_path / "s.db")
+    yield s
+    s.close()
 
 
 @pytest.fixture

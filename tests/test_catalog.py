@@ -65,23 +65,67 @@ def test_saved_index_is_reused_when_it_matches(settings: Settings, loaded: Engin
     again.close()
 
 
-def test_stale_index_is_rebuilt_from_stored_vectors(settings: Settings, loaded: Engine) -> None:
+def test_stale_index_catches_up_from_the_change_feed(settings: Settings, loaded: Engine) -> None:
     loaded.close()
-    # a write the saved index never saw (e.g. a crash before the index was saved)
+    # writes the saved index never saw (e.g. a crash before the index was saved)
     writer = _reopen(settings, CountingEncoder(64))
     writer.catalog.upsert([make_thread("t5", "Door sensor shows open")])
+    writer.catalog.upsert([make_thread("t2", "Bulbs buzz on a dimmer switch")])
+    writer.catalog.delete("t3")
     writer.store.close()  # no save
     enc = CountingEncoder(64)
     again = _reopen(settings, enc)
-    assert "store has changed" in (again.catalog.rebuilt_because or "")
-    assert again.catalog.index.count == 5
+    assert again.catalog.rebuilt_because is None  # caught up, not rebuilt
+    assert again.catalog.index.count == 4 and again.catalog.verify().ok
+    assert again.catalog.generation == again.store.generation()
     assert enc.encoded == []  # vectors came from the store, nothing re-encoded
+    hit = again.searcher.search("Bulbs buzz on a dimmer switch", k=1).hits[0]
+    assert hit.thread.thread.id == "t2" and hit.similarity > 0.99
     again.close()
+
+
+def test_index_saved_after_the_stores_last_write_is_rebuilt(
+    settings: Settings, loaded: Engine
+) -> None:
+    loaded.catalog.generation += 5  # as if the store had been put back to an older copy
+    loaded.close()
+    again = _reopen(settings, CountingEncoder(64))
+    assert "after the store's last write" in (again.catalog.rebuilt_because or "")
+    assert again.catalog.verify().ok
+    again.close()
+
+
+def test_index_of_another_store_is_rebuilt(settings: Settings, loaded: Engine) -> None:
+    loaded.close()
+    settings.database_path.unlink()  # a new, empty store: same generations, other threads
+    for wal in settings.data_dir.glob("unsource.db-*"):
+        wal.unlink()
+    again = _reopen(settings, CountingEncoder(64))
+    assert "another store" in (again.catalog.rebuilt_because or "")
+    assert again.catalog.index.count == 0
+    again.close()
+
+
+def test_refresh_applies_writes_of_another_process(settings: Settings, loaded: Engine) -> None:
+    other = _reopen(settings, CountingEncoder(64))  # e.g. the CLI, or another replica
+    other.catalog.upsert([make_thread("t9", "Thermostat schedule resets")])
+    other.catalog.delete("t1")
+    assert loaded.catalog.index.count == 4
+    assert loaded.catalog.refresh() == 2
+    assert loaded.catalog.verify().ok and loaded.catalog.index.count == 4
+    assert (
+        loaded.searcher.search("Thermostat schedule resets", k=1).hits[0].thread.thread.id == "t9"
+    )
+    assert loaded.catalog.refresh() == 0
+    other.close(save=False)
 
 
 def test_corrupt_index_file_triggers_rebuild(settings: Settings, loaded: Engine) -> None:
     loaded.close()
-    path = settings.index_dir / vectors.INDEX_FILE
+    path = (
+        settings.index_dir
+        / json.loads((settings.index_dir / vectors.MANIFEST_FILE).read_text())["file"]
+    )
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
@@ -109,7 +153,7 @@ def test_index_from_another_model_is_rebuilt_and_reencoded(
 def test_save_is_atomic_and_manifest_describes_file(loaded: Engine, settings: Settings) -> None:
     manifest = loaded.catalog.save()
     files = sorted(p.name for p in Path(settings.index_dir).iterdir())
-    assert files == [vectors.INDEX_FILE, vectors.MANIFEST_FILE]  # no temp files left
+    assert files == sorted([manifest.file, vectors.MANIFEST_FILE])  # no temp or old files left
     assert manifest.count == 4 and manifest.dimension == 64
     assert manifest.generation == loaded.store.generation()
 
