@@ -25,3 +25,7 @@ class StoreError(UnsourceError):
 
 class EncoderError(UnsourceError):
     """The embedding model failed to load or to encode."""
+
+
+class IndexSaveError(UnsourceError):
+    """The vector index could not be written (the previous saved index still stands)."""

@@ -21,7 +21,7 @@ from typing import Any
 import faiss as _faiss
 import numpy as np
 
-from index.errors import IndexMismatch
+from index.errors import IndexMismatch, IndexSaveError
 
 faiss: Any = _faiss  # faiss's SWIG signatures are looser than its stubs
 
@@ -190,9 +190,13 @@ def save(
         file=index_file(generation, checksum),
         store_id=store_id,
     )
-    write_atomic(directory / manifest.file, data)
-    _point("before_manifest", directory / MANIFEST_FILE)
-    write_atomic(directory / MANIFEST_FILE, json.dumps(asdict(manifest), indent=2).encode())
+    try:
+        write_atomic(directory / manifest.file, data)
+        _point("before_manifest", directory / MANIFEST_FILE)
+        write_atomic(directory / MANIFEST_FILE, json.dumps(asdict(manifest), indent=2).encode())
+    except OSError as exc:  # disk full, I/O error: the old manifest and file still stand
+        (directory / (manifest.file + ".tmp")).unlink(missing_ok=True)
+        raise IndexSaveError(f"vector index not saved: {exc}") from exc
     for stale in directory.iterdir():
         if stale.name != manifest.file and (stale.suffix in (".faiss", ".tmp")):
             stale.unlink(missing_ok=True)

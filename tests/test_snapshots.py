@@ -1,0 +1,211 @@
+"""Index files survive crashes at every point of a save; snapshots round-trip, and a
+changed snapshot is refused before anything is written."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from index import snapshot, vectors
+from index.errors import IndexMismatch
+from index.snapshot import SnapshotError
+from service.cli import app
+from service.config import Settings
+from service.runtime import Engine, build_engine
+from tests.conftest import SAMPLE, CountingEncoder, make_thread
+
+DIM = 8
+
+
+def _index(pks: list[int]) -> vectors.FlatIndex:
+    idx = vectors.FlatIndex(DIM)
+    rng = np.random.default_rng(len(pks))
+    vecs = rng.normal(size=(len(pks), DIM)).astype(np.float32)
+    idx.add(np.array(pks, dtype=np.int64), vecs / np.linalg.norm(vecs, axis=1, keepdims=True))
+    return idx
+
+
+def _crash_during_save(directory: Path, point: str, target: str) -> None:
+    """In a child process: save generation 2 and die (os._exit) at ``point`` of ``target``."""
+
+    def hook(name: str, path: Path) -> None:
+        if name == point and (target == "*" or path.name.startswith(target)):
+            os._exit(17)
+
+    vectors.crash_hook = hook
+    vectors.save(_index([1, 2, 3, 4]), directory, "m", generation=2, store_id="s")
+    os._exit(0)
+
+
+CASES = [
+    (p, t)
+    for p in vectors.CRASH_POINTS
+    if p != "before_manifest"
+    for t in ("vectors-", "vectors.manifest")
+]
+CASES.append(("before_manifest", "*"))
+
+
+@pytest.mark.parametrize(("point", "target"), CASES)
+def test_a_crash_at_any_point_of_a_save_leaves_the_old_or_the_new_index(
+    tmp_path: Path, point: str, target: str
+) -> None:
+    vectors.save(_index([1, 2, 3]), tmp_path, "m", generation=1, store_id="s")
+    child = multiprocessing.get_context("fork").Process(
+        target=_crash_during_save, args=(tmp_path, point, target)
+    )
+    child.start()
+    child.join(30)
+    assert child.exitcode == 17  # it did die at that point
+    manifest, index = vectors.read(tmp_path)
+    expected = {1: [1, 2, 3], 2: [1, 2, 3, 4]}[manifest.generation]
+    assert sorted(index.ids().tolist()) == expected
+    # a save after the crash cleans the leftovers
+    vectors.save(_index([1, 2]), tmp_path, "m", generation=3, store_id="s")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [vectors.read(tmp_path)[0].file, vectors.MANIFEST_FILE]
+    )
+
+
+def test_truncated_or_missing_index_file_is_refused(tmp_path: Path) -> None:
+    m = vectors.save(_index([1, 2, 3]), tmp_path, "m", generation=1, store_id="s")
+    data = (tmp_path / m.file).read_bytes()
+    (tmp_path / m.file).write_bytes(data[: len(data) // 3])
+    with pytest.raises(IndexMismatch, match="checksum"):
+        vectors.read(tmp_path)
+    (tmp_path / m.file).unlink()
+    with pytest.raises(IndexMismatch, match="no saved index"):
+        vectors.read(tmp_path)
+
+
+def test_service_rebuilds_a_truncated_index_before_it_is_ready(
+    settings: Settings, loaded: Engine
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+    from tests.conftest import auth
+
+    loaded.close()
+    m = vectors.read(settings.index_dir)[0]
+    (settings.index_dir / m.file).write_bytes(b"")  # truncated to nothing
+    with TestClient(create_app(settings), headers=auth("admin")) as client:
+        ready = client.get("/readyz").json()
+        assert ready["status"] == "ready" and ready["indexed"] == ready["threads"] == 4
+        assert client.get("/v1/admin/verify").json()["ok"]
+        r = client.post("/v1/suggest", json={"title": "Camera records to microSD card"})
+        assert r.json()["suggestions"][0]["thread_id"] == "t3"
+
+
+# -- snapshots -------------------------------------------------------------------------
+def test_snapshot_round_trip(tmp_path: Path, loaded: Engine) -> None:
+    info = snapshot.create(loaded.catalog, tmp_path / "s.tar")
+    assert info.threads == 4 and len(info.sha256) == 64
+    assert snapshot.sidecar(info.path).read_text() == f"{info.sha256}  s.tar\n"
+    before = {t.thread.id: t for b in loaded.store.iter_threads() for t in b}
+    loaded.catalog.upsert([make_thread("t1", "changed"), make_thread("new", "extra thread")])
+    loaded.catalog.delete("t2")
+    restored = snapshot.restore(loaded.catalog, info.path)
+    assert restored.threads == 4
+    assert {t.thread.id: t for b in loaded.store.iter_threads() for t in b} == before
+    assert loaded.catalog.verify().ok and loaded.catalog.generation == loaded.store.generation()
+    hit = loaded.searcher.search("Bulb flickers with a wall dimmer", k=1).hits[0]
+    assert hit.thread.thread.id == "t2"
+    assert loaded.store.keyword_search("extra", 5) == []
+
+
+def test_another_process_sees_a_restore_through_the_change_feed(
+    tmp_path: Path, settings: Settings, loaded: Engine
+) -> None:
+    info = snapshot.create(loaded.catalog, tmp_path / "s.tar")
+    loaded.catalog.upsert([make_thread("new", "Thermostat schedule")])
+    replica = build_engine(settings, encoder=CountingEncoder(64))
+    assert replica.catalog.index.count == 5
+    snapshot.restore(loaded.catalog, info.path)
+    replica.catalog.refresh()
+    assert replica.catalog.index.count == 4 and replica.catalog.verify().ok
+    replica.close(save=False)
+
+
+def _tamper(path: Path, member: str) -> None:
+    """Change one byte inside ``member``'s data, in place."""
+    with tarfile.open(path) as tar:
+        offset = tar.getmember(member).offset_data
+    with open(path, "r+b") as fh:
+        fh.seek(offset + 10)
+        b = fh.read(1)
+        fh.seek(offset + 10)
+        fh.write(bytes([b[0] ^ 0x01]))
+
+
+@pytest.mark.parametrize("member", [snapshot.THREADS, snapshot.INDEX, snapshot.MANIFEST])
+def test_tampered_snapshot_is_refused_and_nothing_changes(
+    tmp_path: Path, loaded: Engine, member: str
+) -> None:
+    info = snapshot.create(loaded.catalog, tmp_path / "s.tar")
+    loaded.catalog.upsert([make_thread("new", "extra thread")])
+    _tamper(info.path, member)
+    g = loaded.store.generation()
+    with pytest.raises(SnapshotError, match="SHA-256 does not match"):
+        snapshot.restore(loaded.catalog, info.path)
+    # with the outer digest recomputed too, the member checksums still catch it
+    snapshot.sidecar(info.path).write_text(f"{snapshot.sha256_file(info.path)}  s.tar\n")
+    with pytest.raises(SnapshotError, match=r"checksum|not a readable|format"):
+        snapshot.restore(loaded.catalog, info.path)
+    assert loaded.store.generation() == g and loaded.catalog.count() == 5
+
+
+def test_snapshot_needs_a_checksum_and_the_same_model(
+    tmp_path: Path, settings: Settings, loaded: Engine
+) -> None:
+    info = snapshot.create(loaded.catalog, tmp_path / "s.tar")
+    snapshot.sidecar(info.path).unlink()
+    with pytest.raises(SnapshotError, match="no checksum"):
+        snapshot.restore(loaded.catalog, info.path)
+    snapshot.restore(loaded.catalog, info.path, expected_sha256=info.sha256)
+    with pytest.raises(SnapshotError, match="never overwritten"):
+        snapshot.create(loaded.catalog, info.path)
+    loaded.close()
+    other = build_engine(settings.model_copy(update={"model": "hash:32"}))
+    with pytest.raises(SnapshotError, match="embedded as"):
+        snapshot.restore(other.catalog, info.path, expected_sha256=info.sha256)
+    other.close(save=False)
+
+
+def test_failed_snapshot_write_leaves_no_file(
+    tmp_path: Path, loaded: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(snapshot.os, "fsync", full)
+    with pytest.raises(SnapshotError, match="No space left"):
+        snapshot.create(loaded.catalog, tmp_path / "snaps" / "s.tar")
+    assert list((tmp_path / "snaps").iterdir()) == []
+
+
+def test_snapshot_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
+    monkeypatch.setenv("UNSOURCE_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("UNSOURCE_MODEL", settings.model)
+    monkeypatch.setenv("UNSOURCE_TRIAGE_MODEL_DIR", str(settings.triage_dir))
+    eng = build_engine(settings)
+    eng.upsert(SAMPLE)
+    eng.close()
+    runner = CliRunner()
+    path = tmp_path / "snap" / "s.tar"
+    r = runner.invoke(app, ["snapshot", "create", str(path)])
+    assert r.exit_code == 0, r.output
+    assert "4 threads" in r.output and snapshot.sha256_file(path) in r.output
+    r = runner.invoke(app, ["snapshot", "restore", str(path)])
+    assert r.exit_code == 0 and "restored 4 threads" in r.output, r.output
+    _tamper(path, snapshot.THREADS)
+    r = runner.invoke(app, ["snapshot", "restore", str(path)])
+    assert r.exit_code == 2 and "SHA-256 does not match" in r.output
+    r = runner.invoke(app, ["snapshot", "restore", str(tmp_path / "missing.tar")])
+    assert r.exit_code == 2 and "no such snapshot" in r.output

@@ -1,0 +1,134 @@
+"""Writes that fail (disk full, fsync errors) answer 5xx, never 2xx, and leave the previous
+state intact: store, keyword index, vector index and the saved index files."""
+
+from __future__ import annotations
+
+import errno
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from index import vectors
+from index.sqlite import SQLiteDatabase
+from service.config import Settings
+from service.runtime import Engine
+
+BIG = "Bulbs and hubs and cameras. " * 700  # ~20k characters: needs new database pages
+
+
+@pytest.fixture
+def disk(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, bool]]:
+    """``disk["full"] = True`` makes the thread store's file unable to grow (SQLITE_FULL,
+    as on a full disk); False lets it grow again."""
+    state = {"full": False}
+    original = SQLiteDatabase._conn
+
+    def conn(self: SQLiteDatabase) -> sqlite3.Connection:
+        c = original(self)
+        if self.path == settings.database_path:
+            if state["full"]:
+                pages = c.execute("PRAGMA page_count").fetchone()[0]
+                c.execute(f"PRAGMA max_page_count={pages}")
+            else:
+                c.execute("PRAGMA max_page_count=1073741823")
+        return c
+
+    monkeypatch.setattr(SQLiteDatabase, "_conn", conn)
+    yield state
+
+
+def _state(engine: Engine) -> tuple[object, ...]:
+    threads = {t.thread.id: t for b in engine.store.iter_threads() for t in b}
+    return (
+        threads,
+        engine.store.generation(),
+        sorted(engine.catalog.index.ids().tolist()),
+        [pk for pk, _ in engine.store.keyword_search("bulbs hubs cameras", 10)],
+    )
+
+
+def test_disk_full_answers_503_and_changes_nothing(
+    client: TestClient, loaded: Engine, disk: dict[str, bool]
+) -> None:
+    before = _state(loaded)
+    disk["full"] = True
+    writes = [
+        client.put("/v1/threads/new-1", json={"title": "Big one", "body": BIG}),
+        client.put("/v1/threads/t1", json={"title": "Reset changed", "body": BIG}),
+        client.post(
+            "/v1/threads:bulk",
+            json={
+                "threads": [{"id": f"b{i}", "title": f"Bulk {i}", "body": BIG} for i in range(5)]
+            },
+        ),
+    ]
+    for r in writes:
+        assert r.status_code == 503, r.text
+        assert r.json()["error"] == "unavailable"
+        assert "full" in r.json()["detail"][0]["message"]
+    assert _state(loaded) == before
+    assert client.get("/v1/threads/new-1").status_code == 404
+    assert client.get("/v1/threads/t1").json()["title"] == "Reset the hub to factory settings"
+    assert client.get("/v1/admin/verify").json()["ok"]
+    disk["full"] = False  # space again: the same write now commits
+    assert (
+        client.put("/v1/threads/new-1", json={"title": "Big one", "body": BIG}).status_code == 201
+    )
+    assert client.get("/v1/admin/verify").json()["ok"]
+
+
+def test_fsync_error_on_index_save_answers_503_and_keeps_the_saved_index(
+    client: TestClient, loaded: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    saved = loaded.catalog.save()
+    files = {p.name: p.read_bytes() for p in settings.index_dir.iterdir()}
+
+    def eio(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(vectors.os, "fsync", eio)
+    r = client.post("/v1/admin/reindex")
+    assert r.status_code == 503 and "not saved" in r.json()["detail"][0]["message"]
+    assert {p.name: p.read_bytes() for p in settings.index_dir.iterdir()} == files
+    assert vectors.read(settings.index_dir)[0] == saved
+    # the service itself still answers from its (rebuilt) in-memory index
+    assert client.get("/readyz").status_code == 200
+    hit = client.post("/v1/suggest", json={"title": "Camera records to microSD card"})
+    assert hit.json()["suggestions"][0]["thread_id"] == "t3"
+
+
+def test_failed_commit_is_reported_and_rolled_back(
+    loaded: Engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An error at COMMIT itself (where an fsync failure surfaces) is a StoreError and
+    the transaction is rolled back."""
+    from index import sqlite as sqlite_mod
+    from index.errors import StoreError
+    from tests.conftest import make_thread
+
+    class FailingCommit:
+        def __init__(self, conn: sqlite3.Connection) -> None:
+            self.conn = conn
+
+        def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+            if sql == "COMMIT":
+                raise sqlite3.OperationalError("disk I/O error")
+            return self.conn.execute(sql, *args)
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.conn, name)
+
+    original = sqlite_mod._Tx.__init__
+
+    def init(self: sqlite_mod._Tx, conn: sqlite3.Connection) -> None:
+        original(self, FailingCommit(conn))  # type: ignore[arg-type]
+
+    before = _state(loaded)
+    monkeypatch.setattr(sqlite_mod._Tx, "__init__", init)
+    with pytest.raises(StoreError, match="disk I/O error"):
+        loaded.catalog.upsert([make_thread("z", "Zigbee range extender")])
+    monkeypatch.undo()
+    assert _state(loaded) == before
