@@ -59,12 +59,16 @@ class SnapshotInfo:
     space: str
 
 
-def sha256_file(path: Path) -> str:
+def sha256_stream(fh: IO[bytes]) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
+    while block := fh.read(1 << 20):
+        h.update(block)
     return h.hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return sha256_stream(fh)
 
 
 def sidecar(path: Path) -> Path:
@@ -197,11 +201,7 @@ def _verify(path: Path, expected_sha256: str | None) -> dict[str, Any]:
             if manifest.get("format") != FORMAT:
                 raise SnapshotError(f"snapshot format {manifest.get('format')!r} is not {FORMAT}")
             for name in (THREADS, INDEX):
-                h = hashlib.sha256()
-                fh = _member(tar, name)
-                for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
-                    h.update(block)
-                if h.hexdigest() != manifest["files"][name]:
+                if sha256_stream(_member(tar, name)) != manifest["files"][name]:
                     raise SnapshotError(f"snapshot member {name} does not match its checksum")
     except (tarfile.TarError, ValueError, KeyError, TypeError) as exc:
         raise SnapshotError(f"{path.name}: not a readable snapshot ({exc})") from exc
