@@ -23,12 +23,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# headless Chromium + its driver for the widget's browser test (Debian packages)
+# Debian packages the slow tests need: headless Chromium + its driver (the widget's browser
+# test) and PostgreSQL (the store suite and the replica test start their own server)
 system-deps:
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+	  && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -q && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium chromium-driver; }
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q \
+	    chromium chromium-driver postgresql; }
 
 # the default triage classifier: multilingual USE + logistic regression, trained on
 # BANKING77 + CLINC150 (mapped through their routes.csv) and the bundled seed examples

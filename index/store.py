@@ -201,13 +201,18 @@ class Row:
     embedding: np.ndarray | None  # None: text unchanged, keep the stored vector
 
 
-def fts_query(text: str, max_terms: int = 32) -> str | None:
-    """Turn free text into a safe FTS5 OR-query of quoted terms (None if nothing is left)."""
+def fts_terms(text: str, max_terms: int = 32) -> list[str]:
+    """The distinct words of free text worth searching for (no stopwords, no numbers)."""
     seen: dict[str, None] = {}
     for word in _WORD.findall(text.lower()):
         if len(word) > 1 and word not in STOPWORDS and not word.isdigit():
             seen.setdefault(word, None)
-    terms = list(seen)[:max_terms]
+    return list(seen)[:max_terms]
+
+
+def fts_query(text: str, max_terms: int = 32) -> str | None:
+    """Turn free text into a safe FTS5 OR-query of quoted terms (None if nothing is left)."""
+    terms = fts_terms(text, max_terms)
     if not terms:
         return None
     return " OR ".join(f'"{t}"' for t in terms)
@@ -285,7 +290,7 @@ def to_stored(r: Any) -> StoredThread:
         "answer": r["answer"],
         "answer_votes": r["answer_votes"],
         "accepted": bool(r["accepted"]),
-        "tags": json.loads(r["tags"]),
+        "tags": json.loads(r["tags"]) if isinstance(r["tags"], str) else r["tags"],
         "language": r["language"],
         "url": r["url"],
         "created_at": r["created_at"],

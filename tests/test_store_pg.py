@@ -1,0 +1,116 @@
+"""The thread store's tests (tests/test_store.py) against a real PostgreSQL server that
+the tests start themselves, plus what only PostgreSQL has: concurrent writers in separate
+connections, as replicas are."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from index.pg_store import PostgresStore
+from index.store import Row, ThreadStore, open_store
+from tests.conftest import make_thread
+from tests.pg import fresh_database, postgres_server
+from tests.test_store import *  # noqa: F403  (the same contract, run on this backend)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture
+def store(pg_server: str) -> Iterator[ThreadStore]:  # overrides the SQLite fixture
+    s = open_store(fresh_database(pg_server), default_path=None)  # type: ignore[arg-type]
+    assert isinstance(s, PostgresStore) and s.ping()
+    yield s
+    s.close()
+
+
+def test_concurrent_writers_get_distinct_ordered_generations(store: ThreadStore) -> None:
+    url = store.url  # type: ignore[attr-defined]
+    others = [PostgresStore(url) for _ in range(4)]  # e.g. four replicas
+    gens: list[int] = []
+    lock = threading.Lock()
+
+    def write(s: PostgresStore, n: int) -> None:
+        for i in range(10):
+            t = make_thread(f"w{n}-{i}", f"writer {n} thread {i}")
+            _, g = s.upsert([Row(t, "h", "m", np.ones(4, dtype=np.float32))])
+            with lock:
+                gens.append(g)
+
+    workers = [threading.Thread(target=write, args=(s, n)) for n, s in enumerate(others)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert sorted(gens) == list(range(1, 41)) and store.generation() == 40
+    assert store.count() == 40 and store.changes_since(0).pks.size == 40
+    for s in others:
+        s.close()
+
+
+def test_schema_is_created_once_by_replicas_starting_together(pg_server: str) -> None:
+    url = fresh_database(pg_server)
+    opened: list[PostgresStore] = []
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            opened.append(PostgresStore(url))
+        except BaseException as exc:
+            errors.append(exc)
+
+    starters = [threading.Thread(target=start) for _ in range(4)]
+    for t in starters:
+        t.start()
+    for t in starters:
+        t.join()
+    assert errors == [] and len({s.store_id() for s in opened}) == 1
+    for s in opened:
+        s.close()
+
+
+def test_bad_url_is_a_clear_error() -> None:
+    from index.errors import StoreError
+
+    with pytest.raises(StoreError, match="database_url"):
+        PostgresStore("postgresql://nobody@127.0.0.1:1/none", pool_size=1, timeout=2)
+
+
+def test_engine_on_postgres_searches_snapshots_and_catches_up(
+    pg_server: str, tmp_path: Path, triage_dir: Path
+) -> None:
+    from index import snapshot
+    from service.config import Settings
+    from service.runtime import build_engine
+    from tests.conftest import SAMPLE, TEST_POLICY
+
+    url = fresh_database(pg_server)
+
+    def settings(name: str) -> Settings:
+        return Settings(
+            data_dir=tmp_path / name, database_url=url, model="hash:64", min_similarity=0.2,
+            triage_model_dir=triage_dir, triage_policy=TEST_POLICY, fusion="bm25",
+        )  # fmt: skip
+
+    a, b = build_engine(settings("a")), build_engine(settings("b"))  # two replicas
+    a.upsert(SAMPLE)
+    assert b.catalog.index.count == 0 and b.catalog.refresh() == 4
+    hit = b.searcher.search("microSD card", k=1).hits[0]  # keyword search on PostgreSQL
+    assert hit.thread.thread.id == "t3"
+    snap = snapshot.create(a.catalog, tmp_path / "s.tar")
+    b.catalog.delete("t1")
+    snapshot.restore(b.catalog, snap.path)
+    a.catalog.refresh()
+    assert a.catalog.verify().ok and b.catalog.verify().ok and a.catalog.count() == 4
+    a.close()
+    b.close()
