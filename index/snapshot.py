@@ -36,6 +36,7 @@ from pydantic import ValidationError
 from index import vectors
 from index.catalog import Catalog
 from index.errors import UnsourceError
+from index.files import sha256_file, sha256_stream, write_atomic
 from index.models import Thread
 from index.store import Exported, StoredThread
 
@@ -57,18 +58,6 @@ class SnapshotInfo:
     threads: int
     generation: int
     space: str
-
-
-def sha256_stream(fh: IO[bytes]) -> str:
-    h = hashlib.sha256()
-    while block := fh.read(1 << 20):
-        h.update(block)
-    return h.hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return sha256_stream(fh)
 
 
 def sidecar(path: Path) -> Path:
@@ -144,7 +133,7 @@ def create(catalog: Catalog, path: Path) -> SnapshotInfo:
                 os.fsync(fh.fileno())
         digest = sha256_file(tmp)
         os.replace(tmp, path)
-        vectors.write_atomic(sidecar(path), f"{digest}  {path.name}\n".encode())
+        write_atomic(sidecar(path), f"{digest}  {path.name}\n".encode())
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         path.unlink(missing_ok=True)

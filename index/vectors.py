@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import faiss as _faiss
 import numpy as np
 
+from index import files
 from index.errors import IndexMismatch, IndexSaveError
 
 faiss: Any = _faiss  # faiss's SWIG signatures are looser than its stubs
@@ -133,38 +133,7 @@ class FlatIndex(VectorIndex):
         return cls(raw.d, raw)
 
 
-# Tests set this to stop a save at a named point (as a crash would) and check that the
-# index still loads as the old or the new version.
 CRASH_POINTS = ("after_temp_write", "before_fsync", "before_rename", "before_manifest")
-crash_hook: Callable[[str, Path], None] | None = None
-
-
-def _point(name: str, path: Path) -> None:
-    if crash_hook is not None:
-        crash_hook(name, path)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``path`` so that a crash leaves the old file or the new one, never a mix:
-    temp file, fsync, rename over, fsync the directory."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        _point("after_temp_write", path)
-        fh.flush()
-        _point("before_fsync", path)
-        os.fsync(fh.fileno())
-    _point("before_rename", path)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-
-
-def fsync_dir(directory: Path) -> None:
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def index_file(generation: int, checksum: str) -> str:
@@ -191,9 +160,11 @@ def save(
         store_id=store_id,
     )
     try:
-        write_atomic(directory / manifest.file, data)
-        _point("before_manifest", directory / MANIFEST_FILE)
-        write_atomic(directory / MANIFEST_FILE, json.dumps(asdict(manifest), indent=2).encode())
+        files.write_atomic(directory / manifest.file, data)
+        files.point("before_manifest", directory / MANIFEST_FILE)
+        files.write_atomic(
+            directory / MANIFEST_FILE, json.dumps(asdict(manifest), indent=2).encode()
+        )
     except OSError as exc:  # disk full, I/O error: the old manifest and file still stand
         (directory / (manifest.file + ".tmp")).unlink(missing_ok=True)
         raise IndexSaveError(f"vector index not saved: {exc}") from exc

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from index import snapshot, vectors
+from index import files, snapshot, vectors
 from index.errors import IndexMismatch
 from index.snapshot import SnapshotError
 from service.cli import app
@@ -38,7 +38,7 @@ def _crash_during_save(directory: Path, point: str, target: str) -> None:
         if name == point and (target == "*" or path.name.startswith(target)):
             os._exit(17)
 
-    vectors.crash_hook = hook
+    files.crash_hook = hook
     vectors.save(_index([1, 2, 3, 4]), directory, "m", generation=2, store_id="s")
     os._exit(0)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from index import vectors
+from index import files, vectors
 from index.sqlite import SQLiteDatabase
 from service.config import Settings
 from service.runtime import Engine
@@ -84,15 +84,15 @@ def test_fsync_error_on_index_save_answers_503_and_keeps_the_saved_index(
     client: TestClient, loaded: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     saved = loaded.catalog.save()
-    files = {p.name: p.read_bytes() for p in settings.index_dir.iterdir()}
+    on_disk = {p.name: p.read_bytes() for p in settings.index_dir.iterdir()}
 
     def eio(fd: int) -> None:
         raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(vectors.os, "fsync", eio)
+    monkeypatch.setattr(files.os, "fsync", eio)
     r = client.post("/v1/admin/reindex")
     assert r.status_code == 503 and "not saved" in r.json()["detail"][0]["message"]
-    assert {p.name: p.read_bytes() for p in settings.index_dir.iterdir()} == files
+    assert {p.name: p.read_bytes() for p in settings.index_dir.iterdir()} == on_disk
     assert vectors.read(settings.index_dir)[0] == saved
     # the service itself still answers from its (rebuilt) in-memory index
     assert client.get("/readyz").status_code == 200

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from index.errors import UnsourceError
+from index.files import fsync_path, sha256_file, write_atomic
 from retrieval.encoder import Encoder
 from triage.data import Labelled
 from triage.lexicon import QUEUES
@@ -156,7 +157,7 @@ class TriageModel:
                 tmp / "examples.npz", classes=self.example_classes, vectors=self.example_vectors
             )
             (tmp / "examples.json").write_text(json.dumps(self.example_texts, ensure_ascii=False))
-            files = {n: _sha256(tmp / n) for n in ("head.npz", "examples.npz", "examples.json")}
+            files = {n: sha256_file(tmp / n) for n in ("head.npz", "examples.npz", "examples.json")}
             manifest = dict(self.manifest) | {
                 "version": version,
                 "format_version": FORMAT_VERSION,
@@ -166,10 +167,10 @@ class TriageModel:
             }
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
             for f in tmp.iterdir():
-                _fsync(f)
+                fsync_path(f)
             final = root / version
             os.replace(tmp, final)
-            _write_atomic(root / CURRENT, version + "\n")
+            write_atomic(root / CURRENT, (version + "\n").encode())
             self.manifest = manifest
             return final
         finally:
@@ -191,7 +192,7 @@ class TriageModel:
             if manifest.get("format_version") != FORMAT_VERSION:
                 raise ModelError(f"{path}: unsupported format {manifest.get('format_version')}")
             for name, digest in manifest["files"].items():
-                if _sha256(path / name) != digest:
+                if sha256_file(path / name) != digest:
                     raise ModelError(f"{path / name}: checksum mismatch")
             with np.load(path / "head.npz") as head, np.load(path / "examples.npz") as ex:
                 return cls(
@@ -253,27 +254,3 @@ def train(
         example_vectors=np.asarray(x, dtype=np.float16),
         manifest={"c": c, "weights": weights or {}, "examples": sources},
     )
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    _fsync(tmp)
-    os.replace(tmp, path)
-    _fsync(path.parent)
