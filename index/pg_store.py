@@ -13,7 +13,6 @@ SQLite backend's ``unicode61 remove_diacritics``) with a GIN index, ranked by ``
 from __future__ import annotations
 
 import json
-import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -32,6 +31,7 @@ from index.store import (
     StoredThread,
     _blob,
     _iso,
+    fold,
     fts_terms,
     to_stored,
 )
@@ -90,12 +90,6 @@ INSERT INTO threads (pk, id, title, body, answer, answer_votes, accepted, tags, 
     created_at, updated_at, content_hash, embed_model, embedding, gen, fts)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, {FTS})
 """
-
-
-def fold(text: str) -> str:
-    """Case-folded, accents removed: what the tsvector holds and queries look for."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 def _fields(t: Any) -> list[Any]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -199,6 +200,12 @@ class Row:
     content_hash: str
     embed_model: str
     embedding: np.ndarray | None  # None: text unchanged, keep the stored vector
+
+
+def fold(text: str) -> str:
+    """Case-folded, accents removed (NFKD without combining marks)."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 def fts_terms(text: str, max_terms: int = 32) -> list[str]:

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import re
 import tomllib
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 from index.errors import UnsourceError
+from index.store import fold as fold_accents
 
 LEXICON_DIR = Path(__file__).parent / "lexicon"
 QUEUES = ("security", "account", "billing", "payments", "personal_records")
@@ -27,9 +27,7 @@ class LexiconError(UnsourceError):
 def fold(text: str) -> str:
     """Case-fold, strip accents and unify apostrophes; keeps string length per character
     only approximately, so spans refer to the folded text."""
-    text = text.replace("\u2019", "'").replace("\u2018", "'")
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return fold_accents(text.replace("\u2019", "'").replace("\u2018", "'"))
 
 
 @dataclass(frozen=True)
