@@ -62,6 +62,41 @@ def content_hash(text: str) -> str:
 
 
 @dataclass(frozen=True)
+class IndexLayout:
+    """Which vector index to keep and how: ``kind`` flat, ivf, or auto (IVF from
+    ``ivf_threshold`` threads up, back to flat below half of it); ``mmap`` serves the
+    saved file memory-mapped with writes in an in-memory delta."""
+
+    kind: str = "auto"
+    ivf_threshold: int = 200_000
+    nprobe: int = 48
+    mmap: bool = True
+    compact_after: float = 0.05  # fraction of the mapped base
+
+    def kind_for(self, count: int, current: str) -> str:
+        if self.kind != "auto":
+            return self.kind
+        if count >= self.ivf_threshold:
+            return "ivf"
+        if count < self.ivf_threshold // 2:
+            return "flat"
+        return current if current in ("flat", "ivf") else "flat"
+
+    def new_index(
+        self, dimension: int, vectors_: np.ndarray, count: int, current: str
+    ) -> vectors.VectorIndex:
+        kind = self.kind_for(count, current)
+        if kind != "ivf":
+            return vectors.FlatIndex(dimension)
+        sample = vectors_
+        nlist = vectors.IVFIndex.nlist_for(count)
+        if len(sample) > 64 * nlist:  # k-means needs tens of points per cell, not all
+            pick = np.random.default_rng(0).choice(len(sample), 64 * nlist, replace=False)
+            sample = sample[np.sort(pick)]
+        return vectors.new_index("ivf", dimension, sample, count, self.nprobe)
+
+
+@dataclass(frozen=True)
 class Verification:
     """How the vector index compares with the store (lists hold at most 20 keys)."""
 
@@ -90,6 +125,7 @@ class Catalog:
         index_dir: Path,
         text_of: Callable[[Thread], str],
         space: str | None = None,
+        layout: IndexLayout | None = None,
     ) -> None:
         self.store = store
         self.embedder = embedder
@@ -98,8 +134,9 @@ class Catalog:
         # the embedding space: model + how a thread becomes text; vectors from another
         # space are never mixed in
         self.space = space or embedder.name
+        self.layout = layout or IndexLayout()
         self.lock = threading.RLock()
-        self.index: vectors.FlatIndex = vectors.FlatIndex(embedder.dimension)
+        self.index: vectors.VectorIndex = vectors.FlatIndex(embedder.dimension)
         self.generation = 0  # the store generation the index reflects
         self.rebuilt_because: str | None = None
 
@@ -115,11 +152,16 @@ class Catalog:
                     dimension=self.embedder.dimension,
                     generation=self.store.generation(),
                     store_id=self.store.store_id(),
+                    mmap=self.layout.mmap,
+                    nprobe=self.layout.nprobe,
                 )
                 self.index, self.generation = index, manifest.generation
                 self.refresh()
-                if self.index.count != self.store.count():
+                count = self.store.count()
+                if self.index.count != count:
                     raise IndexMismatch("saved index does not match the store after catch-up")
+                if self.layout.kind_for(count, manifest.kind) != manifest.kind:
+                    raise IndexMismatch(f"a {manifest.kind} index no longer suits {count} threads")
                 self.rebuilt_because = None
             except IndexMismatch as why:
                 log.info("rebuilding vector index: %s", why)
@@ -149,32 +191,56 @@ class Catalog:
             return len(changes.pks) + len(changes.deleted)
 
     def rebuild(self, reembed: bool = False, progress: Callable[[int], None] | None = None) -> int:
-        """Rebuild the vector index from the store; returns how many rows were re-encoded."""
+        """Rebuild the vector index from the store; returns how many rows were re-encoded.
+        The index kind follows the layout (flat, or IVF trained on the stored vectors)."""
         with self.lock:
-            fresh = vectors.FlatIndex(self.embedder.dimension)
             stale: list[int] = []
+            keys: list[np.ndarray] = []
+            blocks: list[np.ndarray] = []
             generation = self.store.generation()
+            dim = self.embedder.dimension
             for pks, models, vecs in self.store.iter_embeddings():
                 usable = [
-                    not reembed and m == self.space and v.size == fresh.dimension
+                    not reembed and m == self.space and v.size == dim
                     for m, v in zip(models, vecs, strict=True)
                 ]
                 keep = [i for i, ok in enumerate(usable) if ok]
                 if keep:
-                    fresh.add(pks[keep], np.stack([vecs[i] for i in keep]))
+                    keys.append(pks[keep])
+                    blocks.append(np.stack([vecs[i] for i in keep]).astype(np.float32))
                 stale.extend(int(pk) for pk, ok in zip(pks, usable, strict=True) if not ok)
                 if progress:
                     progress(len(keep))
+            matrix = np.concatenate(blocks) if blocks else np.zeros((0, dim), np.float32)
+            total = len(matrix) + len(stale)
+            fresh = self.layout.new_index(dim, matrix, total, self.index.kind)
+            if len(matrix):
+                fresh.add(np.concatenate(keys), matrix)
+            del matrix, blocks
             self.index, self.generation = fresh, generation
             reencoded = self._reencode(stale, fresh, progress)
             self.refresh()  # writes by others while this ran
             self.save()
             return reencoded
 
+    def compact(self) -> bool:
+        """Fold a memory-mapped index's in-memory delta into a new saved file once it has
+        grown past ``layout.compact_after`` of the base; True if it did."""
+        with self.lock:
+            index = self.index
+            if not isinstance(index, vectors.LayeredIndex):
+                return False
+            if index.delta.count + len(index.dead) <= self.layout.compact_after * max(
+                index.base.count, 10_000
+            ):
+                return False
+            self.save()
+            return True
+
     def _reencode(
         self,
         pks: list[int],
-        target: vectors.FlatIndex,
+        target: vectors.VectorIndex,
         progress: Callable[[int], None] | None,
         batch: int = 256,
     ) -> int:
@@ -204,10 +270,15 @@ class Catalog:
             self.generation = generation
 
     def save(self) -> vectors.Manifest:
+        """Write the index; with ``layout.mmap`` the index is then served from the new file
+        (mapped), so the in-memory delta starts empty again."""
         with self.lock:
-            return vectors.save(
+            manifest = vectors.save(
                 self.index, self.index_dir, self.space, self.generation, self.store.store_id()
             )
+            if self.layout.mmap:
+                self.index = vectors.map_file(self.index_dir / manifest.file, self.layout.nprobe)
+            return manifest
 
     # -- writes ------------------------------------------------------------------------
     def upsert(self, threads: Sequence[Thread]) -> UpsertReport:

@@ -223,7 +223,7 @@ def restore(catalog: Catalog, path: Path, expected_sha256: str | None = None) ->
         )
     with tarfile.open(path, mode="r:") as tar:
         try:
-            index = vectors.FlatIndex.from_bytes(_member(tar, INDEX).read())
+            index = vectors.from_bytes(_member(tar, INDEX).read(), catalog.layout.nprobe)
         except RuntimeError as exc:
             raise SnapshotError(f"{INDEX}: unreadable ({exc})") from exc
         rows = list(_rows(_member(tar, THREADS), int(manifest["dimension"])))

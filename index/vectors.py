@@ -46,6 +46,8 @@ class Manifest:
 class VectorIndex(ABC):
     """Inner-product search over L2-normalised vectors, keyed by int64 ids."""
 
+    kind = "abstract"
+
     def __init__(self, dimension: int) -> None:
         self.dimension = dimension
 
@@ -74,14 +76,20 @@ class VectorIndex(ABC):
     def to_bytes(self) -> bytes: ...
 
 
-class FlatIndex(VectorIndex):
-    """Exact search: ``IndexIDMap2`` over ``IndexFlatIP``."""
+def _ids(values: Sequence[int] | np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(list(values), dtype=np.int64))
 
-    kind = "flat"
 
-    def __init__(self, dimension: int, raw: faiss.Index | None = None) -> None:
+def _hits(scores: np.ndarray, ids: np.ndarray) -> list[tuple[int, float]]:
+    return [(int(i), float(s)) for i, s in zip(ids, scores, strict=True) if i >= 0]
+
+
+class _FaissIndex(VectorIndex):
+    """What flat and IVF share: a faiss index that stores its own int64 ids."""
+
+    def __init__(self, dimension: int, raw: Any) -> None:
         super().__init__(dimension)
-        self._index = raw if raw is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+        self._index = raw
 
     @property
     def count(self) -> int:
@@ -91,26 +99,20 @@ class FlatIndex(VectorIndex):
         if len(ids) == 0:
             return
         vecs = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(ids), self.dimension)
-        self._index.add_with_ids(vecs, np.ascontiguousarray(ids, dtype=np.int64))
+        self._index.add_with_ids(vecs, _ids(ids))
 
-    def remove(self, ids: Sequence[int]) -> None:
-        if len(ids):
-            self._index.remove_ids(np.asarray(list(ids), dtype=np.int64))
+    def _params(self, selector: Any) -> Any:
+        return faiss.SearchParameters(sel=selector)
 
     def search(
         self, query: np.ndarray, k: int, within: Sequence[int] | None = None
     ) -> list[tuple[int, float]]:
-        if self.count == 0 or k <= 0:
+        if self.count == 0 or k <= 0 or (within is not None and not len(within)):
             return []
         q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, self.dimension)
-        params = None
-        if within is not None:
-            if not within:
-                return []
-            selector = faiss.IDSelectorBatch(np.asarray(list(within), dtype=np.int64))
-            params = faiss.SearchParameters(sel=selector)
-        scores, ids = self._index.search(q, min(k, self.count), params=params)
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0]
+        selector = None if within is None else faiss.IDSelectorBatch(_ids(within))
+        scores, ids = self._index.search(q, min(k, self.count), params=self._params(selector))
+        return _hits(scores[0], ids[0])
 
     def vectors_for(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
         out: dict[int, np.ndarray] = {}
@@ -121,16 +123,202 @@ class FlatIndex(VectorIndex):
                 continue
         return out
 
-    def ids(self) -> np.ndarray:
-        return faiss.vector_to_array(self._index.id_map).astype(np.int64)
-
     def to_bytes(self) -> bytes:
         return bytes(faiss.serialize_index(self._index))
 
+
+class FlatIndex(_FaissIndex):
+    """Exact search: ``IndexIDMap2`` over ``IndexFlatIP``. A delete compacts the array
+    (O(n) memmove, no re-encoding or rebuild)."""
+
+    kind = "flat"
+
+    def __init__(self, dimension: int, raw: Any = None) -> None:
+        super().__init__(
+            dimension, raw if raw is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+        )
+
+    def remove(self, ids: Sequence[int]) -> None:
+        if len(ids):
+            self._index.remove_ids(_ids(ids))
+
+    def ids(self) -> np.ndarray:
+        return faiss.vector_to_array(self._index.id_map).astype(np.int64)
+
+
+class IVFIndex(_FaissIndex):
+    """Approximate search for large corpora: an inverted file over ``nlist`` k-means
+    cells with 8-bit scalar-quantised vectors (4x smaller than flat), ``nprobe`` cells
+    searched per query. A hashtable direct map makes deletes O(1) per id and lets
+    vectors be read back (decoded: about 1e-3 from the original)."""
+
+    kind = "ivf"
+
+    def __init__(self, dimension: int, raw: Any, nprobe: int = 48) -> None:
+        super().__init__(dimension, raw)
+        self.nprobe = nprobe
+
+    @staticmethod
+    def nlist_for(count: int) -> int:
+        """About 2 sqrt(n) cells (1M threads: 2,000 cells of ~500)."""
+        return int(min(65536, max(16, 2 * np.sqrt(max(count, 1)))))
+
     @classmethod
-    def from_bytes(cls, data: bytes) -> FlatIndex:
-        raw = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
-        return cls(raw.d, raw)
+    def train(cls, dimension: int, sample: np.ndarray, nlist: int, nprobe: int = 48) -> IVFIndex:
+        nlist = max(1, min(nlist, len(sample) // 8))
+        quantizer = faiss.IndexFlatIP(dimension)
+        raw = faiss.IndexIVFScalarQuantizer(
+            quantizer, dimension, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+        )
+        raw.cp.min_points_per_centroid = 1  # small samples train without faiss warnings
+        raw.train(np.ascontiguousarray(sample, dtype=np.float32))
+        raw.set_direct_map_type(faiss.DirectMap.Hashtable)
+        quantizer.this.disown()  # the IVF index owns its quantizer from here on
+        raw.own_fields = True
+        return cls(dimension, raw, nprobe)
+
+    def _params(self, selector: Any) -> Any:
+        nprobe = self.nprobe if selector is None else min(self._index.nlist, self.nprobe * 4)
+        return faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
+
+    def search(
+        self, query: np.ndarray, k: int, within: Sequence[int] | None = None
+    ) -> list[tuple[int, float]]:
+        if within is not None and 0 < len(within) <= EXACT_WITHIN:
+            # a small filtered set: score it exactly rather than hope its cells are probed
+            vecs = self.vectors_for(within)
+            if not vecs or k <= 0:
+                return []
+            keys = np.fromiter(vecs, dtype=np.int64, count=len(vecs))
+            scores = np.stack(list(vecs.values())) @ np.asarray(query, dtype=np.float32).ravel()
+            top = np.argsort(-scores, kind="stable")[:k]
+            return _hits(scores[top], keys[top])
+        return super().search(query, k, within)
+
+    def remove(self, ids: Sequence[int]) -> None:
+        if len(ids):
+            arr = _ids(ids)
+            self._index.remove_ids(faiss.IDSelectorArray(len(arr), faiss.swig_ptr(arr)))
+
+    def ids(self) -> np.ndarray:
+        inv = self._index.invlists
+        parts = [
+            faiss.rev_swig_ptr(inv.get_ids(c), inv.list_size(c)).copy()
+            for c in range(inv.nlist)
+            if inv.list_size(c)
+        ]
+        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
+
+EXACT_WITHIN = 50_000  # filtered IVF searches over at most this many ids are exact
+
+
+class LayeredIndex(VectorIndex):
+    """A read-only base (memory-mapped from the saved file, so loading costs no copy and
+    replicas share the page cache) plus an in-memory flat delta for later writes and a
+    set of base ids deleted since. ``to_bytes`` merges them into one index."""
+
+    def __init__(self, base: _FaissIndex, path: Path) -> None:
+        super().__init__(base.dimension)
+        self.base = base
+        self.path = path
+        # held open so ``merged`` can read the file even after a newer save removed it
+        self._file = open(path, "rb")  # noqa: SIM115 - lives as long as the index
+        self.kind = base.kind
+        self.delta = FlatIndex(base.dimension)
+        self.dead: set[int] = set()
+        self._base_ids = set(base.ids().tolist())
+        self._alive_sel: Any = None  # selector excluding ``dead``, rebuilt when it changes
+
+    @property
+    def count(self) -> int:
+        return self.base.count - len(self.dead) + self.delta.count
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        self.delta.add(ids, vectors)
+
+    def remove(self, ids: Sequence[int]) -> None:
+        gone = {int(i) for i in ids} & self._base_ids
+        if gone - self.dead:
+            self.dead |= gone
+            self._alive_sel = None
+        self.delta.remove(ids)
+
+    def _base_search(self, q: np.ndarray, k: int, within: Sequence[int] | None):
+        if within is not None:
+            return self.base.search(q, k, [i for i in within if int(i) not in self.dead])
+        if not self.dead:
+            return self.base.search(q, k)
+        if len(self.dead) * 4 < k:  # few deletes: over-fetch and drop them
+            hits = self.base.search(q, k + len(self.dead))
+            return [h for h in hits if h[0] not in self.dead][:k]
+        if self._alive_sel is None:
+            self._dead_arr = _ids(sorted(self.dead))
+            self._dead_batch = faiss.IDSelectorBatch(self._dead_arr)
+            self._alive_sel = faiss.IDSelectorNot(self._dead_batch)
+        raw = self.base._index
+        q2 = np.ascontiguousarray(q, dtype=np.float32).reshape(1, self.dimension)
+        scores, ids = raw.search(q2, min(k, raw.ntotal), params=self.base._params(self._alive_sel))
+        return _hits(scores[0], ids[0])
+
+    def search(
+        self, query: np.ndarray, k: int, within: Sequence[int] | None = None
+    ) -> list[tuple[int, float]]:
+        hits = self._base_search(query, k, within) + self.delta.search(query, k, within)
+        return sorted(hits, key=lambda h: -h[1])[:k]
+
+    def vectors_for(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        out = self.base.vectors_for([i for i in ids if int(i) not in self.dead])
+        out.update(self.delta.vectors_for(ids))
+        return out
+
+    def ids(self) -> np.ndarray:
+        base = np.array(sorted(self._base_ids - self.dead), dtype=np.int64)
+        return np.concatenate([base, self.delta.ids()])
+
+    def merged(self) -> _FaissIndex:
+        """One in-memory index: a copy of the base, minus deletes, plus the delta."""
+        self._file.seek(0)
+        copy = from_bytes(self._file.read(), nprobe=getattr(self.base, "nprobe", 48))
+        copy.remove(sorted(self.dead))
+        delta_ids = self.delta.ids()
+        if len(delta_ids):
+            copy.add(
+                delta_ids, np.stack([self.delta.vectors_for(delta_ids)[int(i)] for i in delta_ids])
+            )
+        return copy
+
+    def to_bytes(self) -> bytes:
+        return self.merged().to_bytes()
+
+    def __del__(self) -> None:
+        file = getattr(self, "_file", None)
+        if file is not None:
+            file.close()
+
+
+def map_file(path: Path, nprobe: int = 48) -> LayeredIndex:
+    """Serve the index file at ``path`` memory-mapped (read-only) with an empty delta."""
+    return LayeredIndex(_wrap(faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC), nprobe), path)
+
+
+def from_bytes(data: bytes, nprobe: int = 48) -> _FaissIndex:
+    return _wrap(faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8)), nprobe)
+
+
+def _wrap(raw: Any, nprobe: int) -> _FaissIndex:
+    if isinstance(raw, faiss.IndexIVF):
+        return IVFIndex(raw.d, raw, nprobe)
+    return FlatIndex(raw.d, raw)
+
+
+def new_index(
+    kind: str, dimension: int, sample: np.ndarray | None = None, count: int = 0, nprobe: int = 48
+) -> VectorIndex:
+    """An empty index of ``kind``; IVF trains its cells on ``sample``."""
+    if kind == "ivf" and sample is not None and len(sample) >= 64:
+        return IVFIndex.train(dimension, sample, IVFIndex.nlist_for(count or len(sample)), nprobe)
+    return FlatIndex(dimension)
 
 
 CRASH_POINTS = ("after_temp_write", "before_fsync", "before_rename", "before_manifest")
@@ -158,6 +346,7 @@ def save(
         checksum=checksum,
         file=index_file(generation, checksum),
         store_id=store_id,
+        kind=index.kind,
     )
     try:
         files.write_atomic(directory / manifest.file, data)
@@ -174,22 +363,30 @@ def save(
     return manifest
 
 
-def read(directory: Path) -> tuple[Manifest, FlatIndex]:
-    """The saved index and its manifest, checksum verified; IndexMismatch says why not."""
+def read(directory: Path, mmap: bool = False, nprobe: int = 48) -> tuple[Manifest, VectorIndex]:
+    """The saved index and its manifest, checksum verified; IndexMismatch says why not.
+    ``mmap`` maps the file read-only and returns a ``LayeredIndex`` over it."""
     try:
         raw_manifest = json.loads((directory / MANIFEST_FILE).read_text())
         manifest = Manifest(**raw_manifest)
-        data = (directory / manifest.file).read_bytes()
+        path = directory / manifest.file
+        checksum = files.sha256_file(path)
     except FileNotFoundError as exc:
         raise IndexMismatch(f"no saved index ({exc.filename})") from exc
     except (ValueError, TypeError) as exc:
         raise IndexMismatch(f"unreadable manifest: {exc}") from exc
     if manifest.format_version != FORMAT_VERSION:
         raise IndexMismatch("saved index unusable: format version")
-    if hashlib.sha256(data).hexdigest() != manifest.checksum:
+    if checksum != manifest.checksum:
         raise IndexMismatch("saved index unusable: checksum (corrupt file)")
+    index: VectorIndex
     try:
-        index = FlatIndex.from_bytes(data)
+        if mmap:
+            index = LayeredIndex(
+                _wrap(faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC), nprobe), path
+            )
+        else:
+            index = from_bytes(path.read_bytes(), nprobe)
     except RuntimeError as exc:
         raise IndexMismatch(f"saved index unreadable: {exc}") from exc
     if index.count != manifest.count or index.dimension != manifest.dimension:
@@ -198,11 +395,17 @@ def read(directory: Path) -> tuple[Manifest, FlatIndex]:
 
 
 def load(
-    directory: Path, model: str, dimension: int, generation: int, store_id: str
-) -> tuple[Manifest, FlatIndex]:
+    directory: Path,
+    model: str,
+    dimension: int,
+    generation: int,
+    store_id: str,
+    mmap: bool = False,
+    nprobe: int = 48,
+) -> tuple[Manifest, VectorIndex]:
     """The saved index if it was built in this embedding space at or before the store's
     ``generation`` (the caller catches it up); IndexMismatch otherwise."""
-    manifest, index = read(directory)
+    manifest, index = read(directory, mmap, nprobe)
     checks = [
         (manifest.model == model, f"built by model {manifest.model!r}, not {model!r}"),
         (manifest.dimension == dimension, "dimension"),

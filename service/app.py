@@ -112,7 +112,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         )
         app.state.escalations.start()
         refresher = Periodic(
-            "index-refresh", settings.index_refresh_seconds, app.state.engine.catalog.refresh
+            "index-refresh", settings.index_refresh_seconds, app.state.engine.refresh_index
         )
         refresher.start()
         try:

@@ -51,6 +51,41 @@ class Settings(BaseSettings):
         description="sentence-transformers model name or path; 'hash:N' for the hashing encoder.",
     )
     encode_batch_size: int = Field(64, ge=1, le=4096)
+    encoder_backend: Literal["openvino", "torch", "torch-bf16"] = Field(
+        "openvino",
+        description="How the sentence-transformers model runs: `openvino` (exported once into "
+        "the data dir; bfloat16 on AMX CPUs), `torch` (fp32) or `torch-bf16`.",
+    )
+    encoder_threads: int | None = Field(
+        None, ge=1, le=256, description="Threads per model call; unset: one per CPU core."
+    )
+    micro_batch_size: int = Field(
+        32,
+        ge=1,
+        le=1024,
+        description="Concurrent query encodes are run as one batch of at most this many "
+        "texts; 1 turns micro-batching off.",
+    )
+    micro_batch_wait_ms: float = Field(
+        1.0, ge=0.0, le=100.0, description="How long a batch waits for more queries to join."
+    )
+    query_cache_size: int = Field(
+        4096, ge=0, le=1_000_000, description="Query embeddings kept (LRU); 0 turns it off."
+    )
+    index_kind: Literal["auto", "flat", "ivf"] = Field(
+        "auto",
+        description="Vector index: `flat` (exact), `ivf` (IVF + 8-bit scalar quantiser, "
+        "approximate) or `auto` (flat below `ivf_threshold` threads).",
+    )
+    ivf_threshold: int = Field(200_000, ge=1)
+    index_mmap: bool = Field(
+        True,
+        description="Serve the saved vector index memory-mapped; later writes go to an "
+        "in-memory delta folded into a new file as it grows.",
+    )
+    ivf_nprobe: int = Field(
+        48, ge=1, le=65536, description="IVF lists searched per query (recall vs speed)."
+    )
     embed_fields: list[Literal["title", "body", "answer"]] = Field(
         default=["title", "body"],
         description="Thread fields embedded, in order (measured on SemEval dev).",
@@ -180,6 +215,10 @@ class Settings(BaseSettings):
     @property
     def database_path(self) -> Path:
         return self.data_dir / "unsource.db"
+
+    @property
+    def encoder_cache_dir(self) -> Path:
+        return self.data_dir / "encoders"
 
     @property
     def index_dir(self) -> Path:

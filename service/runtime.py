@@ -9,9 +9,10 @@ from functools import partial
 from typing import Literal
 
 from index.activity import ActivityStore
-from index.catalog import Catalog, UpsertReport
+from index.catalog import Catalog, IndexLayout, UpsertReport
 from index.models import Thread
 from index.store import ThreadStore, open_store
+from retrieval.batching import BatchingEncoder
 from retrieval.encoder import Encoder, load_encoder
 from retrieval.prior import Signals
 from retrieval.search import Searcher, SearchParams, SearchResult
@@ -42,6 +43,7 @@ class Engine:
     searcher: Searcher
     triage: Triage | None
     activity: ActivityStore
+    closed: bool = False
 
     def upsert(self, threads: Sequence[Thread]) -> UpsertReport:
         """Store and index threads, redacted: raw PII never reaches the store or index."""
@@ -86,6 +88,11 @@ class Engine:
                 progress(len(batch))
         return total
 
+    def refresh_index(self) -> None:
+        """Apply other processes' writes, then fold a grown delta into a new index file."""
+        self.catalog.refresh()
+        self.catalog.compact()
+
     def signals(self, pks: Sequence[int]) -> dict[int, Signals]:
         """Accepted answers and votes from the store, reader feedback from the activity log."""
         rows = self.store.signals(pks)
@@ -97,9 +104,16 @@ class Engine:
         return out
 
     def close(self, save: bool = True) -> None:
-        """Release models and the stores; ``save`` writes the vector index first."""
+        """Release models and the stores; ``save`` writes the vector index first. Closing
+        twice does nothing."""
+        if self.closed:
+            return
+        self.closed = True
         if self.triage is not None:
             self.triage.close()
+        for encoder in (self.encoder, self.triage.encoder if self.triage else None):
+            if isinstance(encoder, BatchingEncoder):
+                encoder.close()
         if save:
             self.catalog.save()
         self.store.close()
@@ -122,10 +136,22 @@ def redact_thread(thread: Thread) -> Thread:
     return thread.model_copy(update=fields)
 
 
+def batching(settings: Settings, encoder: Encoder) -> BatchingEncoder:
+    """Micro-batch concurrent single-query encodes and cache query vectors."""
+    return BatchingEncoder(
+        encoder,
+        max_batch=settings.micro_batch_size,
+        max_wait_ms=settings.micro_batch_wait_ms,
+        cache_size=settings.query_cache_size,
+    )
+
+
 def load_triage(settings: Settings, encoder: Encoder | None = None) -> Triage:
     """The triage router from the current model version, the lexicon and the policy."""
     model = TriageModel.load(settings.triage_dir)
-    encoder = encoder or load_encoder(model.encoder_name)
+    encoder = encoder or batching(
+        settings, load_encoder(model.encoder_name, threads=settings.encoder_threads)
+    )
     return Triage(model, encoder, Lexicon.load(), Policy.load(settings.triage_policy))
 
 
@@ -139,7 +165,16 @@ def build_engine(
     retrieval-only work such as evaluations and benchmarks)."""
     if triage is None and with_triage:
         triage = load_triage(settings)
-    encoder = encoder or load_encoder(settings.model, batch_size=settings.encode_batch_size)
+    encoder = encoder or batching(
+        settings,
+        load_encoder(
+            settings.model,
+            batch_size=settings.encode_batch_size,
+            backend=settings.encoder_backend,
+            cache_dir=settings.encoder_cache_dir,
+            threads=settings.encoder_threads,
+        ),
+    )
     store = open_store(settings.database_url, settings.database_path)
     catalog = Catalog(
         store,
@@ -147,6 +182,12 @@ def build_engine(
         settings.index_dir,
         text_of=partial(thread_text, fields=tuple(settings.embed_fields)),
         space=f"{encoder.name}|fields={','.join(settings.embed_fields)}",
+        layout=IndexLayout(
+            kind=settings.index_kind,
+            ivf_threshold=settings.ivf_threshold,
+            nprobe=settings.ivf_nprobe,
+            mmap=settings.index_mmap,
+        ),
     )
     catalog.open()
     if catalog.rebuilt_because:
