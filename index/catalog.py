@@ -68,7 +68,7 @@ class IndexLayout:
     saved file memory-mapped with writes in an in-memory delta."""
 
     kind: str = "auto"
-    ivf_threshold: int = 200_000
+    ivf_threshold: int = 50_000
     nprobe: int = 48
     mmap: bool = True
     compact_after: float = 0.05  # fraction of the mapped base

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from index.errors import StoreError
+from index.lexical import CommonTerms
 from index.sqlite import SQLiteDatabase, chunks
 from index.store import (
     _COLUMNS,
@@ -23,7 +24,9 @@ from index.store import (
     StoredThread,
     _blob,
     _iso,
-    fts_query,
+    fold,
+    fts_match,
+    fts_terms,
     to_stored,
 )
 
@@ -65,6 +68,7 @@ CREATE TRIGGER IF NOT EXISTS threads_au AFTER UPDATE OF title, body, answer ON t
     INSERT INTO threads_fts(rowid, title, body, answer)
     VALUES (new.pk, new.title, new.body, new.answer);
 END;
+CREATE VIRTUAL TABLE IF NOT EXISTS threads_vocab USING fts5vocab(threads_fts, 'row');
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT OR IGNORE INTO meta(key, value) VALUES ('generation', '0');
 INSERT OR IGNORE INTO meta(key, value) VALUES ('store_id', lower(hex(randomblob(16))));
@@ -90,6 +94,7 @@ class SQLiteStore(SQLiteDatabase):
                 if column not in have:
                     conn.execute(ddl)
             conn.execute(GEN_INDEX)
+        self.common_terms = CommonTerms(self._doc_freq, self.count)
 
     # -- reads -------------------------------------------------------------------------
     def generation(self) -> int:
@@ -100,6 +105,14 @@ class SQLiteStore(SQLiteDatabase):
         """Random and fixed when the store was created: tells one store from another."""
         row = self._conn().execute("SELECT value FROM meta WHERE key='store_id'").fetchone()
         return str(row[0])
+
+    def _doc_freq(self, term: str) -> int:
+        row = (
+            self._conn()
+            .execute("SELECT doc FROM threads_vocab WHERE term = ?", (fold(term),))
+            .fetchone()
+        )
+        return int(row[0]) if row else 0
 
     def count(self) -> int:
         return int(self._conn().execute("SELECT count(*) FROM threads").fetchone()[0])
@@ -214,8 +227,9 @@ class SQLiteStore(SQLiteDatabase):
         within: Sequence[int] | None = None,
         weights: tuple[float, float, float] = (2.0, 1.0, 0.5),
     ) -> list[tuple[int, float]]:
-        """BM25 over title/body/answer; returns (pk, score) with higher = better."""
-        query = fts_query(text)
+        """BM25 over title/body/answer; returns (pk, score) with higher = better. In a large
+        store, terms in a large share of the threads are left out (index/lexical.py)."""
+        query = fts_match(self.common_terms.keep(fts_terms(text)))
         if query is None or (within is not None and not within):
             return []
         sql = (

@@ -219,10 +219,12 @@ def fts_terms(text: str, max_terms: int = 32) -> list[str]:
 
 def fts_query(text: str, max_terms: int = 32) -> str | None:
     """Turn free text into a safe FTS5 OR-query of quoted terms (None if nothing is left)."""
-    terms = fts_terms(text, max_terms)
-    if not terms:
-        return None
-    return " OR ".join(f'"{t}"' for t in terms)
+    return fts_match(fts_terms(text, max_terms))
+
+
+def fts_match(terms: Sequence[str]) -> str | None:
+    """An FTS5 OR-query of quoted terms (None for no terms)."""
+    return " OR ".join(f'"{t}"' for t in terms) or None
 
 
 def _blob(vector: np.ndarray | None) -> bytes:

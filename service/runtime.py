@@ -136,6 +136,22 @@ def redact_thread(thread: Thread) -> Thread:
     return thread.model_copy(update=fields)
 
 
+def load_encoder_for(settings: Settings) -> Encoder:
+    """The retrieval encoder the settings name, on the configured backend."""
+    return load_encoder(
+        settings.model,
+        batch_size=settings.encode_batch_size,
+        backend=settings.encoder_backend,
+        cache_dir=settings.encoder_cache_dir,
+        threads=settings.encoder_threads,
+    )
+
+
+def space_for(settings: Settings, encoder: Encoder) -> str:
+    """The embedding space: the model and which thread fields it embeds."""
+    return f"{encoder.name}|fields={','.join(settings.embed_fields)}"
+
+
 def batching(settings: Settings, encoder: Encoder) -> BatchingEncoder:
     """Micro-batch concurrent single-query encodes and cache query vectors."""
     return BatchingEncoder(
@@ -165,23 +181,14 @@ def build_engine(
     retrieval-only work such as evaluations and benchmarks)."""
     if triage is None and with_triage:
         triage = load_triage(settings)
-    encoder = encoder or batching(
-        settings,
-        load_encoder(
-            settings.model,
-            batch_size=settings.encode_batch_size,
-            backend=settings.encoder_backend,
-            cache_dir=settings.encoder_cache_dir,
-            threads=settings.encoder_threads,
-        ),
-    )
+    encoder = encoder or batching(settings, load_encoder_for(settings))
     store = open_store(settings.database_url, settings.database_path)
     catalog = Catalog(
         store,
         encoder,
         settings.index_dir,
         text_of=partial(thread_text, fields=tuple(settings.embed_fields)),
-        space=f"{encoder.name}|fields={','.join(settings.embed_fields)}",
+        space=space_for(settings, encoder),
         layout=IndexLayout(
             kind=settings.index_kind,
             ivf_threshold=settings.ivf_threshold,

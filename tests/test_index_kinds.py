@@ -1,0 +1,148 @@
+"""IVF for large corpora, chosen by size; the memory-mapped index with its delta."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from index import vectors
+from index.catalog import Catalog, IndexLayout
+from retrieval.encoder import HashingEncoder
+from tests.conftest import make_thread
+
+DIM = 32
+
+
+def clustered(n: int, seed: int = 0, centres: int = 40) -> np.ndarray:
+    """Unit vectors around a few centres, like embeddings of topical text."""
+    rng = np.random.default_rng(seed)
+    c = rng.standard_normal((centres, DIM)).astype(np.float32)
+    x = c[rng.integers(0, centres, n)] + 0.35 * rng.standard_normal((n, DIM)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def recall_at_10(
+    approx: vectors.VectorIndex, exact: vectors.VectorIndex, queries: np.ndarray
+) -> float:
+    found = 0
+    for q in queries:
+        truth = {i for i, _ in exact.search(q, 10)}
+        found += len(truth & {i for i, _ in approx.search(q, 10)})
+    return found / (10 * len(queries))
+
+
+def test_ivf_recall_against_flat_and_deletes_without_rebuild() -> None:
+    x = clustered(20_000)
+    ids = np.arange(1, len(x) + 1, dtype=np.int64)
+    flat = vectors.FlatIndex(DIM)
+    flat.add(ids, x)
+    ivf = vectors.new_index("ivf", DIM, x[:5000], count=len(x), nprobe=64)
+    assert isinstance(ivf, vectors.IVFIndex) and ivf.kind == "ivf"
+    ivf.add(ids, x)
+    queries = clustered(200, seed=1)
+    assert recall_at_10(ivf, flat, queries) >= 0.95
+    gone = list(range(1, 2001))
+    ivf.remove(gone)
+    flat.remove(gone)
+    assert ivf.count == flat.count == 18_000
+    assert not set(gone) & set(ivf.ids().tolist())
+    assert set(ivf.ids().tolist()) == set(flat.ids().tolist())
+    assert recall_at_10(ivf, flat, queries) >= 0.95
+    ivf.remove([1, 2])  # already gone: no error, nothing changes
+    assert ivf.count == 18_000
+    # read back (8-bit codes, so close, not equal) and exact scoring inside a small filter
+    back = ivf.vectors_for([5000, 1])
+    assert list(back) == [5000] and np.allclose(back[5000], x[4999], atol=0.02)
+    hits = ivf.search(x[4999], 3, within=[5000, 6000, 7000])
+    assert hits[0][0] == 5000 and {h[0] for h in hits} == {5000, 6000, 7000}
+
+
+def test_ivf_serialises_with_its_ids_and_hashtable() -> None:
+    x = clustered(3000)
+    ivf = vectors.new_index("ivf", DIM, x, count=len(x))
+    ivf.add(np.arange(10, 3010), x)
+    copy = vectors.from_bytes(ivf.to_bytes())
+    assert isinstance(copy, vectors.IVFIndex) and copy.count == 3000
+    copy.remove([10])
+    assert copy.count == 2999 and 10 not in set(copy.ids().tolist())
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+def test_mapped_index_with_delta_matches_an_in_memory_index(tmp_path: Path, kind: str) -> None:
+    x = clustered(4000)
+    ids = np.arange(1, 4001, dtype=np.int64)
+    built = vectors.new_index(kind, DIM, x, count=len(x), nprobe=64)
+    built.add(ids[:3000], x[:3000])
+    manifest = vectors.save(built, tmp_path, "m", generation=1, store_id="s")
+    mapped = vectors.read(tmp_path, mmap=True, nprobe=64)[1]
+    assert isinstance(mapped, vectors.LayeredIndex) and mapped.kind == kind
+    # writes after the load: new rows, an update (remove + add) and deletes from the base
+    mapped.add(ids[3000:], x[3000:])
+    mapped.remove([5, 6, 3500])
+    mapped.add(np.array([5]), x[4000 - 1 : 4000])
+    built.add(ids[3000:], x[3000:])
+    built.remove([5, 6, 3500])
+    built.add(np.array([5]), x[4000 - 1 : 4000])
+    assert mapped.count == built.count == 3998
+    assert sorted(mapped.ids().tolist()) == sorted(built.ids().tolist())
+    queries = clustered(50, seed=2)
+    if kind == "flat":
+        for q in queries:
+            assert [i for i, _ in mapped.search(q, 10)] == [i for i, _ in built.search(q, 10)]
+    else:  # the delta is exact where the IVF codes are not: compare both with the truth
+        truth = vectors.FlatIndex(DIM)
+        truth.add(built.ids(), np.stack(list(built.vectors_for(built.ids()).values())))
+        assert recall_at_10(mapped, truth, queries) >= recall_at_10(built, truth, queries) - 0.02
+    assert 6 not in mapped.vectors_for([6]) and np.allclose(
+        mapped.vectors_for([5])[5], built.vectors_for([5])[5], atol=0.02
+    )
+    # another process's save removes the mapped file: merging still works
+    (tmp_path / manifest.file).unlink()
+    merged = vectors.from_bytes(mapped.to_bytes())
+    assert sorted(merged.ids().tolist()) == sorted(built.ids().tolist())
+
+
+def _catalog(tmp_path: Path, store, layout: IndexLayout) -> Catalog:  # type: ignore[no-untyped-def]
+    return Catalog(store, HashingEncoder(DIM), tmp_path / "index", lambda t: t.title, layout=layout)
+
+
+def test_catalog_picks_ivf_above_the_threshold_and_back(tmp_path: Path, store) -> None:  # type: ignore[no-untyped-def]
+    layout = IndexLayout(ivf_threshold=600, nprobe=32)
+    catalog = _catalog(tmp_path, store, layout)
+    catalog.open()
+    catalog.upsert(
+        [make_thread(f"t{i}", f"question number {i} about topic {i % 17}") for i in range(700)]
+    )
+    assert catalog.index.kind == "flat"  # grows as flat while it runs
+    catalog.save()
+    again = _catalog(tmp_path, store, layout)
+    again.open()
+    assert again.rebuilt_because and "700 threads" in again.rebuilt_because
+    assert again.index.kind == "ivf" and again.verify(sample=100).ok
+    third = _catalog(tmp_path, store, layout)
+    third.open()
+    assert third.rebuilt_because is None and third.index.kind == "ivf"
+    for i in range(450):
+        third.delete(f"t{i}")
+    third.save()
+    fourth = _catalog(tmp_path, store, layout)
+    fourth.open()
+    assert fourth.index.kind == "flat" and fourth.verify().ok and fourth.index.count == 250
+
+
+def test_catalog_folds_a_grown_delta_into_a_new_file(tmp_path: Path, store) -> None:  # type: ignore[no-untyped-def]
+    layout = IndexLayout(compact_after=0.01)
+    catalog = _catalog(tmp_path, store, layout)
+    catalog.open()
+    catalog.upsert([make_thread("a", "first thread")])
+    catalog.save()
+    assert isinstance(catalog.index, vectors.LayeredIndex) and catalog.index.delta.count == 0
+    assert not catalog.compact()
+    catalog.upsert([make_thread(f"n{i}", f"new thread {i}") for i in range(150)])
+    assert catalog.index.delta.count == 150
+    assert catalog.compact()
+    assert isinstance(catalog.index, vectors.LayeredIndex)
+    assert catalog.index.delta.count == 0 and catalog.index.base.count == 151
+    assert catalog.verify().ok

@@ -1,0 +1,53 @@
+"""The optimised encoder backends against plain sentence-transformers (real model)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from retrieval.encoder import DEFAULT_MODEL, load_encoder
+
+pytestmark = pytest.mark.slow
+
+TEXTS = [
+    "How do I renew my residence permit in Doha?",
+    "Where can I buy a cheap second-hand car?",
+    "Como faço para cancelar a minha assinatura?",
+    "¿Dónde puedo comprar una tarjeta SIM prepago?",
+    "Qual è il miglior ristorante italiano in città?",
+    "printer shows error E-04 after the firmware update " * 20,  # truncated at 256 tokens
+    "ok",
+]
+
+
+@pytest.fixture(scope="module")
+def reference() -> np.ndarray:
+    return load_encoder(DEFAULT_MODEL, backend="torch").encode(TEXTS)
+
+
+def test_openvino_export_is_cached_and_matches_torch(tmp_path: Path, reference: np.ndarray) -> None:
+    enc = load_encoder(DEFAULT_MODEL, backend="openvino", cache_dir=tmp_path, threads=2)
+    assert enc.name == DEFAULT_MODEL and enc.dimension == 384
+    vecs = enc.encode(TEXTS)
+    assert vecs.shape == (len(TEXTS), 384)
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+    cosine = (vecs * reference).sum(axis=1)
+    assert cosine.min() >= 0.999, cosine
+    # one at a time gives the same vectors as in a padded batch
+    single = np.vstack([enc.encode([t]) for t in TEXTS])
+    assert (single * vecs).sum(axis=1).min() >= 0.999
+    exports = list(tmp_path.iterdir())
+    assert len(exports) == 1 and (exports[0] / "model.xml").exists()
+    stamp = (exports[0] / "export.json").stat().st_mtime_ns
+    again = load_encoder(DEFAULT_MODEL, backend="openvino", cache_dir=tmp_path)
+    assert list(tmp_path.iterdir()) == exports  # loaded from the cache, not exported again
+    assert (exports[0] / "export.json").stat().st_mtime_ns == stamp
+    assert np.allclose(again.encode(TEXTS[:2]), vecs[:2], atol=1e-4)
+
+
+def test_torch_bf16_stays_close_to_fp32(reference: np.ndarray) -> None:
+    vecs = load_encoder(DEFAULT_MODEL, backend="torch-bf16").encode(TEXTS)
+    assert vecs.dtype == np.float32
+    assert (vecs * reference).sum(axis=1).min() >= 0.99
