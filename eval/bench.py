@@ -1,5 +1,12 @@
-"""``make bench``: encode throughput, index build time, suggest latency and memory on the
-SemEval-2016 corpus, written to docs/benchmarks.md with the machine and the command."""
+"""``make bench``: encoder backends, unsource beside txtai and a plain sentence-transformers
++ faiss script, and /suggest over HTTP at 10k, 100k and 1M threads; written to
+docs/benchmarks.md with the machine and the command.
+
+Encoders: SemEval-2016 corpus (1,170 threads) and its 117 train+dev questions.
+Side by side: the same synthetic corpus and questions through all three systems, each
+encoding for real. Scale: synthetic corpora (eval/synth.py) served by a real
+``unsource serve`` (triage included), driven by eval/loadgen.py in another process.
+"""
 
 from __future__ import annotations
 
@@ -7,100 +14,322 @@ import argparse
 import json
 import os
 import platform
-import resource
-import statistics
+import shutil
+import socket
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import httpx
+import numpy as np
+
+from eval import baselines, synth
+from eval.bench_report import markdown
 from eval.datasets import load_semeval
 from eval.harness import corpus_threads
+from eval.retrieval import evaluate
+from index import vectors
+from index.store import open_store
+from retrieval.encoder import DEFAULT_MODEL, Encoder, load_encoder, resolve_model_path
 from retrieval.text import question_text, thread_text
 from service.config import Settings
-from service.runtime import build_engine
+from service.runtime import build_engine, space_for
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "semeval2016"
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+DEFAULT_DATA = synth.DEFAULT_DATA
+BACKENDS = ("torch", "torch-bf16", "openvino")
+RATES = json.dumps({r: "10000000/minute" for r in ("public", "agent", "admin")})
 
 
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+def _ms(values: list[float], q: float) -> float:
+    return round(float(np.percentile(values, q)), 2)
 
 
-def run(data_dir: Path, repeats: int) -> dict[str, object]:
-    data = load_semeval(data_dir, "dev")
-    threads = corpus_threads(data)
-    queries = [q for split in ("train", "dev") for q in load_semeval(data_dir, split).queries]
-    with tempfile.TemporaryDirectory() as work:
-        settings = Settings(data_dir=Path(work))
-        t0 = time.perf_counter()
-        engine = build_engine(settings, with_triage=False)
-        load_s = time.perf_counter() - t0
-        texts = [thread_text(t) for t in threads]
-        engine.encoder.encode(texts[:64])  # warm-up
-        t0 = time.perf_counter()
-        engine.encoder.encode(texts)
-        encode_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        engine.ingest(threads)
-        engine.catalog.save()
-        build_s = time.perf_counter() - t0
-        latencies = []
-        for _ in range(repeats):
-            for q in queries:
-                t0 = time.perf_counter()
-                engine.searcher.search(q.title, q.body, k=5)
-                latencies.append((time.perf_counter() - t0) * 1000)
+def _timed(fn: Any, *args: Any) -> tuple[Any, float]:
+    t0 = time.perf_counter()
+    out = fn(*args)
+    return out, time.perf_counter() - t0
+
+
+def _semeval_map(encoder: Encoder, work: Path, data_dir: Path) -> float:
+    dev = load_semeval(data_dir, "dev")
+    engine = build_engine(Settings(data_dir=work), encoder=encoder, with_triage=False)
+    engine.ingest(corpus_threads(dev))
+    result = evaluate("final", engine.searcher, dev, "candidates").scores["map"]
+    engine.close()
+    return round(result, 4)
+
+
+def encoders(data_dir: Path, work: Path) -> list[dict[str, Any]]:
+    """Throughput, single-query latency and quality of each backend against torch fp32."""
+    dev = load_semeval(data_dir, "dev")
+    texts = [thread_text(t) for t in corpus_threads(dev)]
+    queries = [
+        question_text(q.title, q.body)
+        for s in ("train", "dev")
+        for q in load_semeval(data_dir, s).queries
+    ]
+    rows: list[dict[str, Any]] = []
+    ref_docs = ref_queries = None
+    for backend in BACKENDS:
+        encoder, load_s = _timed(load_encoder, DEFAULT_MODEL, 64, backend, work / "encoders", None)
+        encoder.encode(texts[:64])  # warm-up
+        docs, seconds = _timed(encoder.encode, texts)
         single = []
+        qvecs = []
         for q in queries:
-            t0 = time.perf_counter()
-            engine.encoder.encode([question_text(q.title, q.body)])
-            single.append((time.perf_counter() - t0) * 1000)
-        engine.close()
-    return {
-        "threads": len(threads),
-        "model_load_s": round(load_s, 2),
-        "encode_texts_per_s": round(len(texts) / encode_s, 1),
-        "encode_single_query_ms_p50": round(statistics.median(single), 2),
-        "ingest_and_index_s": round(build_s, 2),
-        "suggest_ms_p50": round(_pct(latencies, 0.5), 2),
-        "suggest_ms_p99": round(_pct(latencies, 0.99), 2),
-        "suggest_calls": len(latencies),
-        "max_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            vec, s = _timed(encoder.encode, [q])
+            single.append(s * 1000)
+            qvecs.append(vec[0])
+        qmat = np.stack(qvecs)
+        if ref_docs is None:
+            ref_docs, ref_queries = docs, qmat
+        top = np.argsort(-(qmat @ docs.T), axis=1)[:, :10]
+        ref_top = np.argsort(-(ref_queries @ ref_docs.T), axis=1)[:, :10]
+        overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(top, ref_top, strict=True)])
+        rows.append(
+            {
+                "backend": backend,
+                "load_s": round(load_s, 2),
+                "texts_per_s": round(len(texts) / seconds, 1),
+                "single_query_p50_ms": _ms(single, 50),
+                "mean_cosine_to_fp32": round(float((docs * ref_docs).sum(axis=1).mean()), 5),
+                "top10_overlap": round(float(overlap), 4),
+                "semeval_dev_map": _semeval_map(encoder, work / f"map-{backend}", data_dir),
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    base = rows[0]["texts_per_s"]
+    for row in rows:
+        row["speedup"] = round(row["texts_per_s"] / base, 2)
+    return rows
+
+
+def side_by_side(
+    data_dir: Path, work: Path, seeds: synth.Seeds, size: int, questions: list[str]
+) -> list[dict[str, Any]]:
+    """unsource, plain sentence-transformers + faiss and txtai on one corpus."""
+    dev = load_semeval(data_dir, "dev")
+    threads = [t for t, _ in synth.threads(seeds, size, seed=7)]
+    texts = [thread_text(t) for t in threads]
+    engine = build_engine(Settings(data_dir=work / "sbs"), with_triage=False)
+    t0 = time.perf_counter()
+    engine.ingest(threads)
+    engine.catalog.save()
+    build_s = time.perf_counter() - t0
+    for q in questions[:5]:
+        engine.searcher.search(q, k=10)
+    lat = []
+    for q in questions:
+        _, s = _timed(engine.searcher.search, q, "", 10)
+        lat.append(s * 1000)
+    engine.close()
+    ours = {
+        "system": "unsource (openvino, hybrid dense+BM25)",
+        "corpus": f"{size:,}",
+        "build_s": round(build_s, 2),
+        "query_p50_ms": _ms(lat, 50),
+        "query_p99_ms": _ms(lat, 99),
+        "dev_map": _semeval_map(
+            load_encoder(DEFAULT_MODEL, 64, "openvino", work / "encoders"),
+            work / "sbs-map",
+            data_dir,
+        ),
     }
+    rows = [ours]
+    path = resolve_model_path(DEFAULT_MODEL)
+    for system in (baselines.PlainFaiss(path), baselines.Txtai(path)):
+        row = {"system": system.name, **baselines.measure(system, texts, questions, dev)}
+        row["build_vs_unsource"] = round(row["build_s"] / ours["build_s"], 2)
+        row["query_vs_unsource"] = round(row["query_p50_ms"] / ours["query_p50_ms"], 2)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """A real ``unsource serve`` on loopback, in its own process."""
+
+    def __init__(self, data: Path, triage: Path, log: Path, **env: str) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        environ = {
+            **os.environ,
+            "UNSOURCE_DATA_DIR": str(data),
+            "UNSOURCE_TRIAGE_MODEL_DIR": str(triage),
+            "UNSOURCE_RATE_LIMITS": RATES,
+            **env,
+        }
+        cli = Path(sys.executable).with_name("unsource")
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(
+            [str(cli), "serve", "--dev", "--host", "127.0.0.1", "--port", str(self.port)],
+            env=environ,
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited ({self.proc.returncode}); see {log}")
+            try:
+                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        self.start_s = round(time.perf_counter() - t0, 1)
+
+    def memory_mib(self) -> dict[str, float]:
+        fields = dict(
+            line.split(":", 1)
+            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines()
+        )
+        return {k: round(int(fields[k].split()[0]) / 1024, 1) for k in ("VmRSS", "VmHWM")}
+
+    def load(self, questions: Path, clients: int) -> dict[str, Any]:
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "eval.loadgen",
+                "--url",
+                self.url,
+                "--questions",
+                str(questions),
+                "--clients",
+                str(clients),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return dict(json.loads(out.stdout))
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(60)
+
+
+def _recall(data: Settings, queries: np.ndarray) -> float | None:
+    """recall@10 of the saved index against exact search over the stored vectors."""
+    _, index = vectors.read(data.index_dir, nprobe=data.ivf_nprobe)
+    if index.kind == "flat":
+        return None
+    store = open_store(None, data.database_path)
+    exact = vectors.FlatIndex(index.dimension)
+    for pks, _, vecs in store.iter_embeddings():
+        exact.add(pks, np.stack(vecs))
+    store.close()
+    found = 0
+    for q in queries:
+        truth = {i for i, _ in exact.search(q, 10)}
+        found += len(truth & {i for i, _ in index.search(q, 10)})
+    return round(found / (10 * len(queries)), 4)
+
+
+def scale(
+    work: Path,
+    seeds: synth.Seeds,
+    sizes: list[int],
+    triage: Path,
+    questions: list[str],
+    encoder: Encoder,
+) -> list[dict[str, Any]]:
+    one, many = work / "q1.json", work / "q16.json"
+    one.write_text(json.dumps(questions[:320]))
+    many.write_text(json.dumps(questions[320:1940]))
+    qvecs = encoder.encode(questions[:200])
+    rows = []
+    for size in sizes:
+        data = Settings(data_dir=work / f"scale-{size}")
+        data.data_dir.mkdir(parents=True)
+        store = open_store(None, data.database_path)
+        _, fill_s = _timed(synth.fill, store, seeds, size, space_for(data, encoder))
+        store.close()
+        log = work / f"server-{size}.log"
+        server = Server(data.data_dir, triage, log)
+        row: dict[str, Any] = {
+            "threads": size,
+            "fill_store_s": round(fill_s, 1),
+            "first_start_s": server.start_s,
+        }
+        row["one_client"] = server.load(one, 1)
+        row["sixteen_clients"] = server.load(many, 16)
+        row["memory_mib"] = server.memory_mib()
+        server.stop()
+        manifest = json.loads((data.index_dir / vectors.MANIFEST_FILE).read_text())
+        row["index"] = manifest["kind"]
+        row["index_file_mib"] = round((data.index_dir / manifest["file"]).stat().st_size / 2**20, 1)
+        server = Server(data.data_dir, triage, log, UNSOURCE_MICRO_BATCH_SIZE="1")
+        row["restart_s"] = server.start_s
+        row["sixteen_clients_unbatched"] = server.load(many, 16)
+        server.stop()
+        row["batching_gain"] = round(
+            row["sixteen_clients"]["throughput_rps"]
+            / row["sixteen_clients_unbatched"]["throughput_rps"],
+            2,
+        )
+        row["recall_at_10_vs_flat"] = _recall(data, qvecs)
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+        shutil.rmtree(data.data_dir)
+    return rows
+
+
+def machine() -> str:
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem = Path("/proc/meminfo").read_text().split()[1]
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {int(mem) / 2**20:.0f} GiB RAM, "
+        f"{platform.system()} {platform.release()}, Python {platform.python_version()}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--triage-dir", type=Path, default=Path("data/triage"))
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--side-by-side", type=int, default=10_000, help="corpus size")
+    parser.add_argument("--work", type=Path, default=None, help="scratch dir (default: temp)")
     args = parser.parse_args()
-    result = run(args.data, args.repeats)
-    machine = f"{_cpu()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    rows = "\n".join(f"| {k} | {v} |" for k, v in result.items())
+    if not (args.triage_dir / "CURRENT").exists():
+        sys.exit(f"--triage-dir: no triage model in {args.triage_dir} (make triage-model)")
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(dir=args.work) as tmp:
+        work = Path(tmp)
+        result: dict[str, Any] = {
+            "machine": machine(),
+            "date": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        }
+        result["encoders"] = encoders(args.data, work)
+        encoder = load_encoder(DEFAULT_MODEL, 64, "openvino", work / "encoders")
+        seeds = synth.Seeds.from_semeval(args.data, encoder)
+        questions = synth.questions(seeds, 2200, seed=11)
+        result["side_by_side"] = side_by_side(
+            args.data, work, seeds, args.side_by_side, questions[1940:2140]
+        )
+        result["scale"] = scale(work, seeds, sizes, args.triage_dir.resolve(), questions, encoder)
+    result["minutes"] = round((time.perf_counter() - started) / 60, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        "# Benchmarks\n\n"
-        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine}.\n"
-        "Command: `make bench` (`python -m eval.bench --out docs/benchmarks.md`).\n\n"
-        "SemEval-2016 corpus (all splits), default model and settings, library calls in one\n"
-        "process (no HTTP); suggest latency over every train+dev query, "
-        f"{args.repeats} passes, encoding included.\n\n"
-        "| measure | value |\n|---|---|\n" + rows + "\n"
-    )
-    print(json.dumps(result, indent=2))
+    args.out.write_text(markdown(result))
+    args.out.with_suffix(".json").write_text(json.dumps(result, indent=2))
+    print(f"wrote {args.out} in {result['minutes']} min")
 
 
 if __name__ == "__main__":

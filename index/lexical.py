@@ -5,7 +5,8 @@ documents adds almost nothing to any score but costs a walk over its whole posti
 list, which at a million threads dominates the query. ``CommonTerms`` drops query terms
 found in more than ``max(floor, fraction × documents)`` documents. Below ``floor``
 documents nothing is ever dropped, so small stores (and the SemEval evaluation) rank
-exactly as before. Document frequencies are cached for ``ttl`` seconds.
+exactly as before. ``doc_freq(term, cap)`` need only count up to ``cap + 1``; the counts
+are cached for ``ttl`` seconds.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Callable, Sequence
 class CommonTerms:
     def __init__(
         self,
-        doc_freq: Callable[[str], int],
+        doc_freq: Callable[[str, int], int],
         total: Callable[[], int],
         floor: int = 5000,
         fraction: float = 0.005,
@@ -58,7 +59,7 @@ class CommonTerms:
             for term in terms:
                 df = self._cache.get(term)
                 if df is None:
-                    df = self._doc_freq(term)
+                    df = self._doc_freq(term, cap)
                     if len(self._cache) < self.size:
                         self._cache[term] = df
                 if df <= cap:

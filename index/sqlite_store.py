@@ -24,7 +24,6 @@ from index.store import (
     StoredThread,
     _blob,
     _iso,
-    fold,
     fts_match,
     fts_terms,
     to_stored,
@@ -68,7 +67,6 @@ CREATE TRIGGER IF NOT EXISTS threads_au AFTER UPDATE OF title, body, answer ON t
     INSERT INTO threads_fts(rowid, title, body, answer)
     VALUES (new.pk, new.title, new.body, new.answer);
 END;
-CREATE VIRTUAL TABLE IF NOT EXISTS threads_vocab USING fts5vocab(threads_fts, 'row');
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT OR IGNORE INTO meta(key, value) VALUES ('generation', '0');
 INSERT OR IGNORE INTO meta(key, value) VALUES ('store_id', lower(hex(randomblob(16))));
@@ -106,13 +104,18 @@ class SQLiteStore(SQLiteDatabase):
         row = self._conn().execute("SELECT value FROM meta WHERE key='store_id'").fetchone()
         return str(row[0])
 
-    def _doc_freq(self, term: str) -> int:
+    def _doc_freq(self, term: str, cap: int) -> int:
+        """Threads containing ``term``, counted no further than ``cap + 1``."""
         row = (
             self._conn()
-            .execute("SELECT doc FROM threads_vocab WHERE term = ?", (fold(term),))
+            .execute(
+                "SELECT count(*) FROM (SELECT rowid FROM threads_fts WHERE threads_fts MATCH ? "
+                "LIMIT ?)",
+                (f'"{term}"', cap + 1),
+            )
             .fetchone()
         )
-        return int(row[0]) if row else 0
+        return int(row[0])
 
     def count(self) -> int:
         return int(self._conn().execute("SELECT count(*) FROM threads").fetchone()[0])

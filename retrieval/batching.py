@@ -67,7 +67,7 @@ class BatchingEncoder:
         self,
         inner: Encoder,
         max_batch: int = 32,
-        max_wait_ms: float = 1.0,
+        max_wait_ms: float = 0.0,
         cache_size: int = 4096,
     ) -> None:
         self.inner = inner

@@ -67,7 +67,11 @@ class Settings(BaseSettings):
         "texts; 1 turns micro-batching off.",
     )
     micro_batch_wait_ms: float = Field(
-        1.0, ge=0.0, le=100.0, description="How long a batch waits for more queries to join."
+        0.0,
+        ge=0.0,
+        le=100.0,
+        description="How long a batch waits for more queries to join; 0: it takes those that "
+        "queued while the model was busy.",
     )
     query_cache_size: int = Field(
         4096, ge=0, le=1_000_000, description="Query embeddings kept (LRU); 0 turns it off."

@@ -38,7 +38,7 @@ def _concurrently(n: int, fn) -> list:  # type: ignore[no-untyped-def,type-arg]
         barrier.wait()
         try:
             out[i] = fn(i)
-        except Exception as exc:  # noqa: BLE001 - returned to the test
+        except Exception as exc:
             out[i] = exc
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]

@@ -65,7 +65,8 @@ class Triage:
         self.encoder = encoder
         self.lexicon = lexicon
         self.policy = policy
-        self._pool = cf.ThreadPoolExecutor(max_workers=2, thread_name_prefix="triage")
+        # enough workers that concurrent requests reach the encoder's micro-batcher together
+        self._pool = cf.ThreadPoolExecutor(max_workers=32, thread_name_prefix="triage")
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
