@@ -73,7 +73,7 @@ def threads(seeds: Seeds, count: int, seed: int = 0) -> Iterator[tuple[Thread, n
         j = rng.randrange(len(seeds.titles))
         title = _vary(seeds.titles[j], rng, seeds.words, 0.3)[:300] or "untitled"
         body = _vary(seeds.bodies[j], rng, seeds.words, 0.3)
-        vec = seeds.vectors[j] + sigma * noise.standard_normal(dim).astype(np.float32)
+        vec = seeds.vectors[j] + sigma * noise.standard_normal(dim, dtype=np.float32)
         yield Thread(id=f"syn-{i}", title=title, body=body), vec / np.linalg.norm(vec)
 
 

@@ -244,7 +244,9 @@ class LayeredIndex(VectorIndex):
             self._alive_sel = None
         self.delta.remove(ids)
 
-    def _base_search(self, q: np.ndarray, k: int, within: Sequence[int] | None):
+    def _base_search(
+        self, q: np.ndarray, k: int, within: Sequence[int] | None
+    ) -> list[tuple[int, float]]:
         if within is not None:
             return self.base.search(q, k, [i for i in within if int(i) not in self.dead])
         if not self.dead:
@@ -284,7 +286,8 @@ class LayeredIndex(VectorIndex):
         delta_ids = self.delta.ids()
         if len(delta_ids):
             copy.add(
-                delta_ids, np.stack([self.delta.vectors_for(delta_ids)[int(i)] for i in delta_ids])
+                delta_ids,
+                np.stack([self.delta.vectors_for(delta_ids.tolist())[int(i)] for i in delta_ids]),
             )
         return copy
 

@@ -14,7 +14,7 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -80,7 +80,7 @@ class SentenceTransformerEncoder:
 
             if threads:
                 torch.set_num_threads(threads)
-            kwargs = {"model_kwargs": {"dtype": torch.bfloat16}} if bf16 else {}
+            kwargs: dict[str, Any] = {"model_kwargs": {"dtype": torch.bfloat16}} if bf16 else {}
             self._model = SentenceTransformer(resolve_model_path(model), device=device, **kwargs)
         except Exception as exc:
             raise EncoderError(f"cannot load sentence-transformers model {model!r}: {exc}") from exc

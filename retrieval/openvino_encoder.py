@@ -59,7 +59,7 @@ def _export(model_path: str, target: Path) -> None:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    st = SentenceTransformer(model_path, device="cpu")
+    st: Any = SentenceTransformer(model_path, device="cpu")
     kinds = [type(m).__name__ for m in st]
     if kinds[:2] != ["Transformer", "Pooling"] or any(k != "Normalize" for k in kinds[2:]):
         raise EncoderError(
@@ -84,7 +84,7 @@ def _export(model_path: str, target: Path) -> None:
         "source": model_path,
         "pooling": pooling,
         "normalize": "Normalize" in kinds,
-        "max_seq_length": int(st.max_seq_length),
+        "max_seq_length": int(st.max_seq_length or 512),
         "dimension": int(st[1].get_config_dict().get("embedding_dimension") or 0),
         "inputs": names,
         "format": _EXPORT_FORMAT,
