@@ -25,6 +25,7 @@ from typing import Any, Literal
 import numpy as np
 
 from index.errors import EncoderError
+from retrieval.encoder import _normalise as normalise
 
 Precision = Literal["auto", "f32", "bf16"]
 _EXPORT_FORMAT = 1
@@ -187,4 +188,4 @@ class OpenVINOEncoder:
             out[idx] = vecs
         assert out is not None
         # always unit length: the index searches by inner product
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return normalise(out)
