@@ -469,7 +469,9 @@ def run_seeds(
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter, allow_abbrev=False
+    )
     ap.add_argument("--seed", type=int, required=True, help="first seed")
     ap.add_argument("--seeds", type=int, default=1, help="how many seeds from --seed on")
     ap.add_argument("--threads", type=int, default=10_000)

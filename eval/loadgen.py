@@ -60,7 +60,7 @@ async def run(base: str, questions: list[str], clients: int, warmup: int = 20) -
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, allow_abbrev=False)
     parser.add_argument("--url", required=True)
     parser.add_argument("--questions", type=Path, required=True, help="JSON list of titles")
     parser.add_argument("--clients", type=int, default=1)

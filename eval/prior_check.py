@@ -41,7 +41,7 @@ def random_signals(pks: Sequence[int], seed: int) -> dict[int, Signals]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--split", default="train")
     ap.add_argument("--seeds", type=int, default=5)

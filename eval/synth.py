@@ -115,7 +115,7 @@ def main() -> None:
     from service.config import Settings
     from service.runtime import load_encoder_for, space_for
 
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, allow_abbrev=False)
     parser.add_argument("--threads", type=int, required=True)
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--semeval", type=Path, default=DEFAULT_DATA)

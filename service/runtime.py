@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Literal
 
@@ -44,6 +45,11 @@ class Engine:
     triage: Triage | None
     activity: ActivityStore
     closed: bool = False
+    # searches that run while triage decides (``parallel_suggest``)
+    _pool: cf.ThreadPoolExecutor = field(
+        default_factory=lambda: cf.ThreadPoolExecutor(32, thread_name_prefix="search"),
+        repr=False,
+    )
 
     def upsert(self, threads: Sequence[Thread]) -> UpsertReport:
         """Store and index threads, redacted: raw PII never reaches the store or index."""
@@ -68,11 +74,19 @@ class Engine:
         tags: Sequence[str] | None = None,
         language: str | None = None,
     ) -> SuggestOutcome:
-        """Triage first: confidential questions get ``staff`` and no peer suggestions."""
+        """Triage decides first: confidential questions get ``staff`` and no peer
+        suggestions. With ``parallel_suggest`` the search (on redacted text) runs meanwhile
+        on another core, and its result is dropped when triage says staff."""
+        search = partial(
+            self.searcher.search, pii.redact(title), pii.redact(body), k, tags, language
+        )
+        pending = self._pool.submit(search) if self.settings.parallel_suggest else None
         decision = self.route(f"{title}\n{body}".strip())
         if decision.route == "staff":
+            if pending is not None:
+                pending.cancel()
             return SuggestOutcome("staff", decision, None)
-        result = self.searcher.search(pii.redact(title), pii.redact(body), k, tags, language)
+        result = pending.result() if pending is not None else search()
         return SuggestOutcome(result.decision, decision, result)
 
     def ingest(
@@ -109,6 +123,7 @@ class Engine:
         if self.closed:
             return
         self.closed = True
+        self._pool.shutdown(wait=True, cancel_futures=True)
         if self.triage is not None:
             self.triage.close()
         for encoder in (self.encoder, self.triage.encoder if self.triage else None):

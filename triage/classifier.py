@@ -57,6 +57,14 @@ class Prediction:
     evidence: list[Evidence]
 
 
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` highest scores, best first, without sorting all of them."""
+    if k >= len(scores):
+        return np.argsort(-scores)
+    part = np.argpartition(-scores, k)[:k]
+    return part[np.argsort(-scores[part])]
+
+
 @dataclass
 class TriageModel:
     encoder_name: str
@@ -102,7 +110,7 @@ class TriageModel:
             best = int(p.argmax())
             found: list[Evidence] = []
             if sims is not None:
-                for j in np.argsort(-sims[i])[:evidence]:
+                for j in _top(sims[i], evidence):
                     c = int(self.example_classes[j])
                     found.append(
                         Evidence(

@@ -1,0 +1,83 @@
+"""Suggest searches while triage decides (``parallel_suggest``); serving pins BLAS threads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from threadpoolctl import threadpool_info
+
+from service.app import create_app
+from service.config import Settings
+from service.runtime import Engine, build_engine
+from tests.conftest import SAMPLE, CountingEncoder, auth
+
+QUESTIONS = [
+    ("Camera records to microSD card", ""),  # community, suggest
+    ("zzqx vvwy", ""),  # community, no match
+    ("Why was I charged twice on my bill?", ""),  # staff (billing)
+    ("Camera records to microSD card", "card 4111 1111 1111 1111"),  # staff (PII)
+]
+
+
+def _engine(settings: Settings, parallel: bool) -> Engine:
+    engine = build_engine(
+        settings.model_copy(update={"parallel_suggest": parallel}), encoder=CountingEncoder()
+    )
+    engine.upsert(SAMPLE)
+    return engine
+
+
+def _summary(engine: Engine, title: str, body: str) -> tuple[object, ...]:
+    out = engine.suggest(title, body, k=3)
+    result = out.result
+    hits = [(h.thread.thread.id, round(h.score, 6)) for h in result.hits] if result else None
+    return out.decision, out.triage.route, out.triage.queue, hits
+
+
+def test_parallel_and_sequential_suggest_agree(tmp_path: Path, settings: Settings) -> None:
+    seq = _engine(settings.model_copy(update={"data_dir": tmp_path / "seq"}), parallel=False)
+    par = _engine(settings.model_copy(update={"data_dir": tmp_path / "par"}), parallel=True)
+    try:
+        got = [_summary(par, t, b) for t, b in QUESTIONS]
+        assert got == [_summary(seq, t, b) for t, b in QUESTIONS]
+        assert [g[0] for g in got] == ["suggest", "no_match", "staff", "staff"]
+        assert got[2][3] is None and got[3][3] is None  # staff: no peer suggestions at all
+    finally:
+        seq.close()
+        par.close()
+
+
+def test_search_failure_fails_community_questions_only(tmp_path: Path, settings: Settings) -> None:
+    engine = _engine(settings.model_copy(update={"data_dir": tmp_path / "d"}), parallel=True)
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("index gone")
+
+    engine.searcher.search = broken  # type: ignore[method-assign]
+    try:
+        assert engine.suggest("Why was I charged twice on my bill?").decision == "staff"
+        with pytest.raises(RuntimeError, match="index gone"):
+            engine.suggest("Camera records to microSD card")
+    finally:
+        engine.close()
+
+
+def _blas_threads() -> set[int]:
+    """Threads of numpy's BLAS (the one the request path's matrix products use)."""
+    return {
+        i["num_threads"]
+        for i in threadpool_info()
+        if i["user_api"] == "blas" and "numpy" in i["filepath"]
+    }
+
+
+def test_serving_pins_blas_threads_and_restores_them(settings: Settings) -> None:
+    before = _blas_threads()
+    assert before, "numpy's BLAS should be visible to threadpoolctl"
+    app = create_app(settings.model_copy(update={"blas_threads": 1}))
+    with TestClient(app, headers=auth("admin")) as client:
+        assert _blas_threads() == {1}
+        assert client.post("/v1/suggest", json={"title": "hub offline"}).status_code == 200
+    assert _blas_threads() == before
