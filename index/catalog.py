@@ -171,6 +171,8 @@ class Catalog:
     def refresh(self) -> int:
         """Apply writes other processes (CLI, other replicas) committed since the index's
         generation; returns how many keys changed. Own writes are applied as they commit."""
+        if self.store.generation() == self.generation:  # the usual case, one key lookup
+            return 0
         with self.lock:
             changes = self.store.changes_since(self.generation)
             if changes.generation == self.generation:

@@ -258,7 +258,9 @@ class SQLiteStore(SQLiteDatabase):
         try:
             now = int(conn.execute("SELECT value FROM meta WHERE key='generation'").fetchone()[0])
             rows = conn.execute(
-                "SELECT pk, embed_model, embedding FROM threads WHERE gen > ? ORDER BY pk",
+                # by the gen index: left to itself the planner scans all rows in pk order
+                "SELECT pk, embed_model, embedding FROM threads INDEXED BY threads_gen "
+                "WHERE gen > ? ORDER BY pk",
                 (generation,),
             ).fetchall()
             dead = conn.execute("SELECT pk FROM tombstones WHERE gen > ?", (generation,))

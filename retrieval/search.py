@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Literal
 
 import numpy as np
@@ -51,21 +53,40 @@ class Searcher:
         encoder: Encoder,
         params: SearchParams | None = None,
         signals: SignalSource | None = None,
+        executor: Executor | None = None,
     ):
         self.catalog = catalog
         self.encoder = encoder
         self.params = params or SearchParams()
         self.signals = signals  # community signals for the ranking prior
+        self.executor = executor  # given: keyword search runs there while the query encodes
+
+    def _keyword(
+        self, query: str, limit: int, pool: Sequence[int] | None
+    ) -> Callable[[], list[tuple[int, float]]]:
+        """The BM25 candidates, started now on the executor if there is one."""
+        job = partial(
+            self.catalog.store.keyword_search,
+            query,
+            limit,
+            within=pool,
+            weights=self.params.bm25_weights,
+        )
+        return job if self.executor is None else self.executor.submit(job).result
 
     def _score(
-        self, query: str, qvec: np.ndarray, pool: Sequence[int] | None, limit: int
+        self,
+        qvec: np.ndarray,
+        pool: Sequence[int] | None,
+        limit: int,
+        keyword: Callable[[], list[tuple[int, float]]],
     ) -> tuple[dict[int, float], dict[int, float], dict[int, float]]:
         """Scores for the candidates: (fused, cosine, bm25), keyed by thread pk."""
         p = self.params
-        store, index = self.catalog.store, self.catalog.index
+        index = self.catalog.index
         with self.catalog.lock:
             dense = dict(index.search(qvec, limit, within=pool))
-        lexical = dict(store.keyword_search(query, limit, within=pool, weights=p.bm25_weights))
+        lexical = dict(keyword())
         missing = [pk for pk in lexical if pk not in dense]
         if missing:
             with self.catalog.lock:
@@ -105,8 +126,10 @@ class Searcher:
         pool = self.catalog.store.filter_pks(tags, language) if (tags or language) else None
         if within is not None:
             pool = list(within) if pool is None else sorted(set(pool) & set(within))
+        limit = limit or self.params.candidates
+        keyword = self._keyword(query, limit, pool)
         qvec = self.encoder.encode([query])[0]
-        fused, dense, lexical = self._score(query, qvec, pool, limit or self.params.candidates)
+        fused, dense, lexical = self._score(qvec, pool, limit, keyword)
         order = sorted(fused, key=lambda pk: (-fused[pk], pk))
         return [(pk, fused[pk], dense[pk], lexical.get(pk)) for pk in order]
 

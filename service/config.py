@@ -61,8 +61,9 @@ class Settings(BaseSettings):
     )
     parallel_suggest: bool = Field(
         True,
-        description="Search while triage decides (latency: the two overlap on 2+ cores). The "
-        "search result is dropped when triage routes to staff; false: search only after.",
+        description="Search while triage decides, and run the keyword search while the query "
+        "encodes (latency: they overlap on 2+ cores). The search result is dropped when triage "
+        "routes to staff. false: one step after another.",
     )
     blas_threads: int = Field(
         1,

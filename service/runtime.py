@@ -124,6 +124,8 @@ class Engine:
             return
         self.closed = True
         self._pool.shutdown(wait=True, cancel_futures=True)
+        if isinstance(self.searcher.executor, cf.Executor):
+            self.searcher.executor.shutdown(wait=True, cancel_futures=True)
         if self.triage is not None:
             self.triage.close()
         for encoder in (self.encoder, self.triage.encoder if self.triage else None):
@@ -214,7 +216,12 @@ def build_engine(
     catalog.open()
     if catalog.rebuilt_because:
         log.info("vector index rebuilt (%s)", catalog.rebuilt_because)
-    searcher = Searcher(catalog, encoder, search_params(settings))
+    keyword_pool = (
+        cf.ThreadPoolExecutor(32, thread_name_prefix="keyword")
+        if settings.parallel_suggest
+        else None
+    )
+    searcher = Searcher(catalog, encoder, search_params(settings), executor=keyword_pool)
     activity = ActivityStore(settings.activity_path)
     engine = Engine(settings, encoder, store, catalog, searcher, triage, activity)
     searcher.signals = engine.signals

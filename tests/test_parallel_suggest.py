@@ -39,6 +39,7 @@ def _summary(engine: Engine, title: str, body: str) -> tuple[object, ...]:
 def test_parallel_and_sequential_suggest_agree(tmp_path: Path, settings: Settings) -> None:
     seq = _engine(settings.model_copy(update={"data_dir": tmp_path / "seq"}), parallel=False)
     par = _engine(settings.model_copy(update={"data_dir": tmp_path / "par"}), parallel=True)
+    assert par.searcher.executor is not None and seq.searcher.executor is None
     try:
         got = [_summary(par, t, b) for t, b in QUESTIONS]
         assert got == [_summary(seq, t, b) for t, b in QUESTIONS]
