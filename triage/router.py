@@ -78,9 +78,11 @@ class Triage:
         hits = self.lexicon.match(redacted) if self.policy.lexicon.enabled else []
         return findings, redacted, hits
 
-    def route(self, text: str) -> TriageDecision:
+    def route(self, text: str, evidence: int | None = None) -> TriageDecision:
+        """``evidence``: how many nearest labelled examples to attach (the policy's number
+        by default; 0 skips the search over them, for callers that do not show them)."""
         findings, redacted, hits = self.screen(text)
-        evidence = self.policy.classifier.evidence
+        evidence = self.policy.classifier.evidence if evidence is None else evidence
         try:
             future = self._pool.submit(self.model.predict, self.encoder, [redacted], evidence)
             prediction: Prediction | str = future.result(
