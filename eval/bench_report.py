@@ -40,6 +40,10 @@ def _scale_rows(scale: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "16 clients req/s": many["throughput_rps"],
                 "16 clients, no micro-batching req/s": plain["throughput_rps"],
                 "batching gain": s["batching_gain"],
+                "16 clients, questions already encoded req/s": s.get(
+                    "sixteen_clients_encoded", {}
+                ).get("throughput_rps", ""),
+                "gain with encoding free": s.get("encode_free_gain", ""),
                 "recall@10 vs flat": s["recall_at_10_vs_flat"] or "exact",
                 "RSS / peak MiB": f"{s['memory_mib']['VmRSS']} / {s['memory_mib']['VmHWM']}",
                 "errors": one["errors"] + many["errors"] + plain["errors"],
@@ -76,6 +80,12 @@ def _targets(result: dict[str, Any]) -> list[str]:
             f"- Micro-batching at 16 clients, {s['threads']:,} threads: "
             f"{s['batching_gain']}× throughput (≥ {TARGETS['batching_gain']}) — "
             + _mark(s["batching_gain"] >= TARGETS["batching_gain"])
+            + (
+                f"; with every question already encoded (encoding free) the gain would be "
+                f"{s['encode_free_gain']}×"
+                if "encode_free_gain" in s
+                else ""
+            )
         )
         if s["recall_at_10_vs_flat"] is not None:
             lines.append(
@@ -163,9 +173,12 @@ the real thread's embedding plus noise, so the index sees realistic clusters). A
 in another process: 300 distinct questions from 1 client, then 1,600 from 16
 concurrent clients; a restart with `UNSOURCE_MICRO_BATCH_SIZE=1` repeats the 16-client
 run without micro-batching. Every request is a distinct question, so the query cache
-never answers. The load generator shares the 2 cores with the server. Recall@10
-compares the saved IVF index with exact search over the stored vectors for 200
-questions.
+never answers, except in the "already encoded" run: the 16-client questions sent a second
+time, all encodes answered by the cache, which bounds what micro-batching the encoders
+could gain. Default settings otherwise (openvino encoder, 1-thread copy for single
+questions, search in parallel with triage, BLAS at one thread per request). The load
+generator shares the 2 cores with the server. Recall@10 compares the saved IVF index
+with exact search over the stored vectors for 200 questions.
 
 {scale}
 """
