@@ -22,6 +22,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from index.errors import StoreError
+from index.lexical import CommonTerms
 from index.store import (
     _COLUMNS,
     Changes,
@@ -123,6 +124,7 @@ class PostgresStore:
         except (psycopg.Error, TimeoutError) as exc:
             self.pool.close()
             raise StoreError(f"database_url: cannot open the PostgreSQL store: {exc}") from exc
+        self.common_terms = CommonTerms(self._doc_freq, self.count)
 
     # -- plumbing --------------------------------------------------------------------------
     def _all(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
@@ -154,6 +156,15 @@ class PostgresStore:
     def store_id(self) -> str:
         row = self._one("SELECT value FROM meta WHERE key = 'store_id'")
         return str(row["value"]) if row else ""
+
+    def _doc_freq(self, term: str, cap: int) -> int:
+        """Threads containing the folded ``term``, counted no further than ``cap + 1``."""
+        row = self._one(
+            "SELECT count(*) AS n FROM (SELECT 1 FROM threads "
+            "WHERE fts @@ to_tsquery('simple', %s) LIMIT %s) AS m",
+            (f"'{term}'", cap + 1),
+        )
+        return int(row["n"]) if row else 0
 
     def count(self) -> int:
         row = self._one("SELECT count(*) AS n FROM threads")
@@ -279,8 +290,9 @@ class PostgresStore:
         weights: tuple[float, float, float] = (2.0, 1.0, 0.5),
     ) -> list[tuple[int, float]]:
         """Full-text search over title/body/answer, ranked by ts_rank with the same
-        title/body/answer weights as BM25 on SQLite; higher = better."""
-        terms = [fold(t) for t in fts_terms(text)]
+        title/body/answer weights as BM25 on SQLite; higher = better. In a large store,
+        terms in a large share of the threads are left out (index/lexical.py)."""
+        terms = self.common_terms.keep(list(dict.fromkeys(fold(t) for t in fts_terms(text))))
         if not terms or (within is not None and not within):
             return []
         top = max(weights)

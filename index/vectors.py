@@ -285,10 +285,8 @@ class LayeredIndex(VectorIndex):
         copy.remove(sorted(self.dead))
         delta_ids = self.delta.ids()
         if len(delta_ids):
-            copy.add(
-                delta_ids,
-                np.stack([self.delta.vectors_for(delta_ids.tolist())[int(i)] for i in delta_ids]),
-            )
+            vecs = self.delta.vectors_for(delta_ids.tolist())  # once, not once per id
+            copy.add(delta_ids, np.stack([vecs[int(i)] for i in delta_ids]))
         return copy
 
     def to_bytes(self) -> bytes:

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from index.errors import StoreError
+from index.lexical import CommonTerms
 from index.store import Exported, Row, StoredThread, ThreadStore, fts_query
 from tests.conftest import SAMPLE, make_thread
 
@@ -165,3 +166,17 @@ def test_failed_transaction_leaves_nothing(store: ThreadStore) -> None:
         store.upsert([*good, bad])
     assert store.count() == 0 and store.get("ok") is None and store.generation() == g
     assert store.ping()
+
+
+def test_keyword_search_leaves_out_terms_too_common_to_matter(store: ThreadStore) -> None:
+    threads = [
+        make_thread(f"c{i}", f"Hub model {i}", "zigbee pairing fails" if i == 3 else "")
+        for i in range(10)
+    ]
+    pks, _ = store.upsert(_rows(threads))
+    assert len(store.keyword_search("hub zigbee", 20)) == 10  # small store: every term counts
+    # as a large store would: "hub" is in all 10 threads, over max(4, 50 % of 10)
+    store.common_terms = CommonTerms(store._doc_freq, store.count, floor=4, fraction=0.5)  # type: ignore[attr-defined]
+    assert [pk for pk, _ in store.keyword_search("hub zigbee", 20)] == [pks["c3"]]
+    assert store.keyword_search("hub", 20) == []  # nothing left to search for
+    assert store._doc_freq("zigbee", 4) == 1 and store._doc_freq("hub", 4) == 5  # type: ignore[attr-defined]
