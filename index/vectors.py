@@ -295,8 +295,9 @@ class LayeredIndex(VectorIndex):
         return sorted(hits, key=lambda h: -h[1])[:k]
 
     def vectors_for(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
-        out = self.base.vectors_for([i for i in ids if int(i) not in self.dead])
-        out.update(self.delta.vectors_for(ids))
+        in_base = [int(i) in self._base_ids and int(i) not in self.dead for i in ids]
+        out = self.base.vectors_for([i for i, b in zip(ids, in_base, strict=True) if b])
+        out.update(self.delta.vectors_for([i for i, b in zip(ids, in_base, strict=True) if not b]))
         return out
 
     def ids(self) -> np.ndarray:
