@@ -109,13 +109,15 @@ class Engine:
         self.catalog.compact()
 
     def signals(self, pks: Sequence[int]) -> dict[int, Signals]:
-        """Accepted answers and votes from the store, reader feedback from the activity log."""
+        """Accepted answers and votes from the store, reader feedback from the activity log;
+        only threads with some signal get an entry (no signal means a prior of 0)."""
         rows = self.store.signals(pks)
         votes = self.activity.feedback_counts([tid for tid, _, _ in rows.values()])
         out = {}
         for pk, (tid, accepted, answer_votes) in rows.items():
             helpful, unhelpful = votes.get(tid, (0, 0))
-            out[pk] = Signals(accepted, answer_votes, helpful, unhelpful)
+            if accepted or answer_votes or helpful or unhelpful:
+                out[pk] = Signals(accepted, answer_votes, helpful, unhelpful)
         return out
 
     def close(self, save: bool = True) -> None:

@@ -103,3 +103,17 @@ def test_helpful_feedback_lifts_a_thread_over_its_twin(client: TestClient, loade
         assert _feedback(client, rid, loser, True)[0] == 200
     again = _suggest(client, "Camera night mode looks grainy")
     assert again["suggestions"][0]["thread_id"] == loser
+
+
+def test_signals_list_only_threads_the_community_has_judged(
+    client: TestClient, loaded: Engine
+) -> None:
+    loaded.upsert([make_thread("judged", "Hub pairing mode", accepted=True, answer_votes=2)])
+    rid = _suggest(client, "Camera records to microSD card")["request_id"]
+    assert _feedback(client, rid, "t3", False)[0] == 200
+    pks = loaded.store.pks_for_ids(["judged", "t1", "t3"])
+    got = loaded.signals(list(pks.values()))
+    assert got == {
+        pks["judged"]: Signals(accepted=True, votes=2),
+        pks["t3"]: Signals(unhelpful=1),
+    }  # t1: no signal, no entry, a prior of 0 (as apply_prior treats a missing entry)
