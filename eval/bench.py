@@ -352,7 +352,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(dir=args.work) as tmp:
         work = Path(tmp)
         result: dict[str, Any] = json.loads(args.merge.read_text()) if args.merge else {}
-        result.update(machine=machine(), date=f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+        result.update(
+            machine=machine(),
+            date=f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+            command=" ".join(["python -m eval.bench", *sys.argv[1:]]),
+        )
         sections = set(args.sections.split(","))
         if "encoders" in sections:
             result["encoders"] = encoders(args.data, work)
