@@ -171,27 +171,43 @@ class OpenVINOEncoder:
         return req
 
     def _run(self, texts: list[str]) -> np.ndarray:
-        limit = int(self._meta["max_seq_length"])
-        if len(texts) == 1:
-            # one question: pad to 16, 32, 64... tokens, so the model sees a handful of
-            # shapes instead of a new one per length (measured 2.4 -> 1.7 ms per query;
-            # padded tokens are masked out, the vector is the same)
-            length = len(self._tokenizer(texts[0], truncation=True, max_length=limit)["input_ids"])
-            padding: Any = "max_length"
-            limit = min(limit, max(16, 1 << (length - 1).bit_length()))
-        else:
-            padding = True  # batches pad to their longest text, no further
         enc = self._tokenizer(
-            texts, padding=padding, truncation=True, max_length=limit, return_tensors="np"
+            texts,
+            padding=True,  # a batch pads to its longest text, no further
+            truncation=True,
+            max_length=self._meta["max_seq_length"],
+            return_tensors="np",
         )
-        result = self._request(len(texts) == 1).infer({n: enc[n] for n in self._inputs})
+        feeds = {n: enc[n] for n in self._inputs}
+        mask = enc["attention_mask"]
+        if len(texts) == 1:
+            feeds, mask = self._bucket(feeds, mask)
+        result = self._request(len(texts) == 1).infer(feeds)
         hidden = np.asarray(result[0], dtype=np.float32)  # the one output: token states
         if self._meta["pooling"] == "cls":
             pooled = hidden[:, 0]
         else:
-            mask = enc["attention_mask"][..., None].astype(np.float32)
-            pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
+            weights = mask[..., None].astype(np.float32)
+            pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         return np.asarray(pooled, dtype=np.float32)
+
+    def _bucket(
+        self, feeds: dict[str, np.ndarray], mask: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """One question padded on to 16, 32, 64... tokens, so the model sees a handful of
+        shapes instead of a new one per length (measured 2.4 -> 1.7 ms per question). The
+        padding is masked out: the vector is the same."""
+        length = mask.shape[1]
+        width = min(int(self._meta["max_seq_length"]), max(16, 1 << (length - 1).bit_length()))
+        if width <= length:
+            return feeds, mask
+        pad = ((0, 0), (0, width - length))
+        pad_id = self._tokenizer.pad_token_id or 0
+        padded = {
+            n: np.pad(v, pad, constant_values=pad_id if n == "input_ids" else 0)
+            for n, v in feeds.items()
+        }
+        return padded, np.pad(mask, pad, constant_values=0)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
