@@ -63,6 +63,14 @@ def _semeval_map(encoder: Encoder, work: Path, data_dir: Path) -> float:
     return round(result, 4)
 
 
+def _json_from(module: str, *args: str) -> dict[str, Any]:
+    """Run ``python -m module args`` in a fresh process; its last stdout line, as JSON."""
+    out = subprocess.run(
+        [sys.executable, "-m", module, *args], check=True, capture_output=True, text=True
+    )
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
 def encode_one(backend: str, data_dir: Path, work: Path) -> dict[str, Any]:
     """One backend in this process: load, best of 3 batch passes, single-query latency,
     the vectors (saved for the quality comparison) and SemEval dev MAP."""
@@ -97,10 +105,8 @@ def encoders(data_dir: Path, work: Path) -> list[dict[str, Any]]:
     against torch fp32: mean cosine, top-10 overlap per question."""
     rows: list[dict[str, Any]] = []
     for backend in BACKENDS:
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
+        rows.append(
+            _json_from(
                 "eval.bench",
                 "--encoder-only",
                 backend,
@@ -108,12 +114,8 @@ def encoders(data_dir: Path, work: Path) -> list[dict[str, Any]]:
                 str(data_dir),
                 "--work",
                 str(work),
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
+            )
         )
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     ref = np.load(work / "vectors-torch.npz")
     ref_top = np.argsort(-(ref["queries"] @ ref["docs"].T), axis=1)[:, :10]
     for row in rows:
@@ -218,23 +220,15 @@ class Server:
         return {k: round(int(fields[k].split()[0]) / 1024, 1) for k in ("VmRSS", "VmHWM")}
 
     def load(self, questions: Path, clients: int) -> dict[str, Any]:
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "eval.loadgen",
-                "--url",
-                self.url,
-                "--questions",
-                str(questions),
-                "--clients",
-                str(clients),
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
+        return _json_from(
+            "eval.loadgen",
+            "--url",
+            self.url,
+            "--questions",
+            str(questions),
+            "--clients",
+            str(clients),
         )
-        return dict(json.loads(out.stdout))
 
     def stop(self) -> None:
         self.proc.terminate()
