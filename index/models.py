@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -36,13 +35,28 @@ Tag = Annotated[
 Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")]
 
 
-_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+MAX_TIMESTAMP = 64  # "2026-11-23T18:30:50.123456789+05:30" is 35 characters
+
+
+def _is_number(text: str) -> bool:
+    """True for text float() reads as a number (linear in its length, unlike a regex)."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _not_a_number(value: object) -> object:
-    """Times are ISO-8601 text (or datetimes), never numbers read as Unix seconds."""
-    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+    """Times are ISO-8601 text (or datetimes), never numbers read as Unix seconds; the text
+    is bounded before pydantic's (linear, Rust) date-time parser sees it."""
+    if isinstance(value, int | float):
         raise ValueError("expected an ISO-8601 date-time string")
+    if isinstance(value, str):
+        if len(value) > MAX_TIMESTAMP:
+            raise ValueError(f"a date-time is at most {MAX_TIMESTAMP} characters")
+        if _is_number(value):
+            raise ValueError("expected an ISO-8601 date-time string")
     return value
 
 

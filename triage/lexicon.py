@@ -4,6 +4,10 @@ one per language, one list of phrases per staff queue).
 Text and phrases are both folded (case folding, accents removed, apostrophes unified) and
 matched on word boundaries, so ``Fatura``, ``fatura`` and ``FATURA`` match the same
 phrase, while ``fraud`` does not match inside ``fraudster``.
+
+Matching is by tokens, not one regex per phrase: the text is split once into words and
+punctuation marks, and each token looks up the phrases that start with it, so a request
+costs time linear in its length whatever the number of phrases.
 """
 
 from __future__ import annotations
@@ -37,17 +41,28 @@ class LexiconHit:
     language: str
 
 
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+def tokens(text: str) -> tuple[str, ...]:
+    """Folded words and punctuation marks, in order."""
+    return tuple(_TOKEN.findall(fold(text)))
+
+
 @dataclass(frozen=True)
 class _Entry:
     queue: str
     language: str
-    pattern: re.Pattern[str]
+    words: tuple[str, ...]
     phrase: str
 
 
 class Lexicon:
     def __init__(self, entries: list[_Entry]) -> None:
         self._entries = entries
+        self._by_first: dict[str, list[int]] = {}
+        for i, entry in enumerate(entries):
+            self._by_first.setdefault(entry.words[0], []).append(i)
 
     @classmethod
     def load(cls, directory: Path = LEXICON_DIR) -> Lexicon:
@@ -66,7 +81,7 @@ class Lexicon:
                 if not isinstance(phrases, list) or not all(isinstance(p, str) for p in phrases):
                     raise LexiconError(f"{path}: {queue} must be a list of strings")
                 for phrase in phrases:
-                    entries.append(_Entry(queue, path.stem, _compile(phrase), phrase))
+                    entries.append(_Entry(queue, path.stem, _phrase_tokens(phrase), phrase))
         return cls(entries)
 
     @property
@@ -78,17 +93,22 @@ class Lexicon:
 
     def match(self, text: str) -> list[LexiconHit]:
         """Every phrase found in ``text``, in file order, each phrase once."""
-        folded = fold(text)
+        words = tokens(text)
+        found: set[int] = set()
+        for i, word in enumerate(words):
+            for j in self._by_first.get(word, ()):
+                phrase = self._entries[j].words
+                if j not in found and words[i : i + len(phrase)] == phrase:
+                    found.add(j)
         return [
             LexiconHit(e.queue, e.phrase, e.language)
-            for e in self._entries
-            if e.pattern.search(folded)
+            for j, e in enumerate(self._entries)
+            if j in found
         ]
 
 
-def _compile(phrase: str) -> re.Pattern[str]:
-    words = fold(phrase).split()
+def _phrase_tokens(phrase: str) -> tuple[str, ...]:
+    words = tokens(phrase)
     if not words:
         raise LexiconError("empty lexicon phrase")
-    body = r"\s+".join(re.escape(w) for w in words)
-    return re.compile(rf"(?<!\w){body}(?!\w)")
+    return words

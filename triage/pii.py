@@ -1,7 +1,13 @@
 """PII detection and redaction: payment cards (Luhn + issuer prefix), IBANs (mod 97 +
 country length), emails, phone numbers and account/customer numbers (by context words in
 en, pt, es, it). Regex + checksums: offline, fast, and tested against look-alikes
-(order numbers, dates, prices)."""
+(order numbers, dates, prices).
+
+Every pattern here sees text from the public: each runs in time linear in the text's size
+(every quantifier is bounded, so a failed match attempt at one position costs a constant),
+and ``tests/test_regex_linear.py`` feeds adversarial inputs up to the body limit to each one.
+Separators inside numbers may be spaces, no-break spaces (U+00A0, U+202F), dots or dashes,
+single or doubled."""
 
 from __future__ import annotations
 
@@ -33,7 +39,10 @@ class Finding:
 
 
 # -- payment cards -----------------------------------------------------------------------
-_CARD = re.compile(r"(?<![\w-])(?:\d[ -]?){12,18}\d(?![\w-])")
+# separators written inside numbers: space, no-break spaces, dot, dash (at most two in a row)
+_SEP = "[ \u00a0\u202f.-]"
+_CARD = re.compile(rf"(?<![\w-])(?:\d{_SEP}{{0,2}}){{12,18}}\d(?![\w-])")
+_NOT_DIGIT = re.compile(r"\D")
 _CARD_PREFIX = re.compile(
     r"^(?:4|5[1-5]|2(?:2[2-9]|[3-6]\d|7[01]|720)|3[47]|3(?:0[0-5]|[68])|6(?:011|5|4[4-9]|2)"
     r"|35(?:2[89]|[3-8]\d)|5[06-9])"
@@ -53,7 +62,7 @@ def luhn_ok(digits: str) -> bool:
 def _cards(text: str) -> list[Finding]:
     out = []
     for m in _CARD.finditer(text):
-        digits = re.sub(r"[ -]", "", m.group())
+        digits = _NOT_DIGIT.sub("", m.group())
         if 13 <= len(digits) <= 19 and _CARD_PREFIX.match(digits) and luhn_ok(digits):
             out.append(Finding("card", m.start(), m.end()))
     return out
@@ -67,11 +76,12 @@ IBAN_LENGTHS = {
     "NL": 18, "NO": 15, "PL": 28, "PT": 25, "QA": 29, "RO": 24, "SA": 24, "SE": 24, "SI": 19,
     "SK": 24, "SM": 27, "TR": 26, "AE": 23,
 }  # fmt: skip
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b", re.IGNORECASE)
+_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ \u00a0\u202f]{0,2}[A-Z0-9]){11,30}\b", re.IGNORECASE)
+_IBAN_SPACE = re.compile(r"[ \u00a0\u202f]")
 
 
 def iban_ok(candidate: str) -> bool:
-    iban = candidate.replace(" ", "").upper()
+    iban = _IBAN_SPACE.sub("", candidate).upper()
     if IBAN_LENGTHS.get(iban[:2]) != len(iban):
         return False
     moved = iban[4:] + iban[:4]
@@ -85,27 +95,32 @@ def _ibans(text: str) -> list[Finding]:
         raw = m.group()
         # a match may run into the next word: try shrinking from the right, word by word
         for end in range(len(raw), 14, -1):
-            if (end == len(raw) or raw[end] == " ") and iban_ok(raw[:end]):
+            if (end == len(raw) or _IBAN_SPACE.match(raw[end])) and iban_ok(raw[:end]):
                 out.append(Finding("iban", m.start(), m.start() + end))
                 break
     return out
 
 
 # -- email, phone, account ---------------------------------------------------------------
-_EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
+# RFC 5321 limits: local part <= 64, labels <= 63; at most 8 labels, TLD <= 24 letters
+_EMAIL = re.compile(
+    r"\b[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,7}\.[A-Za-z]{2,24}\b"
+)
 # international (+CC ...) or grouped national numbers; 9 to 15 digits in all
 _PHONE = re.compile(
-    r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,5}(?:[ .-]\d{2,5}){1,4}(?![\w-])"
+    rf"(?<![\w+])(?:\+\d{{1,3}}{_SEP}{{0,2}})?(?:\(\d{{1,4}}\){_SEP}{{0,2}})?\d{{2,5}}"
+    rf"(?:{_SEP}{{1,2}}\d{{2,5}}){{1,4}}(?![\w-])"
     r"|(?<![\w+])\+\d{8,15}(?!\w)"
 )
+_GROUPS = re.compile(r"\d+")
 _DATE_LIKE = re.compile(r"^\d{1,4}[-./]\d{1,2}[-./]\d{1,4}$")
 # a date then more digits: "2026-11-23 18" out of "2026-11-23 18:30:50"
 _DATE_PREFIX = re.compile(r"^(?:\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{4})\b")
 _ACCOUNT = re.compile(
     r"\b(?:account|acct|customer|client|member|conta|cliente|cuenta|conto|utente"
     r"|n[úu]mero de cliente)"
-    r"(?:\s+(?:number|no\.?|num\.?|id|n[º°o]\.?|n[úu]mero|numero))?\s*[:#]?\s*"
-    r"(?P<num>(?=[A-Z0-9-]*\d{5})[A-Z0-9][A-Z0-9-]{4,24})\b",
+    r"(?:\s{1,3}(?:number|no\.?|num\.?|id|n[º°o]\.?|n[úu]mero|numero))?\s{0,3}[:#]?\s{0,3}"
+    r"(?P<num>(?=[A-Z0-9-]{0,20}\d{5})[A-Z0-9][A-Z0-9-]{4,24})\b",
     re.IGNORECASE,
 )
 
@@ -118,10 +133,10 @@ def _phones(text: str) -> list[Finding]:
     out = []
     for m in _PHONE.finditer(text):
         raw = m.group()
-        digits = re.sub(r"\D", "", raw)
+        digits = _NOT_DIGIT.sub("", raw)
         if not 9 <= len(digits) <= 15 or _DATE_LIKE.match(raw) or _DATE_PREFIX.match(raw):
             continue
-        if not raw.startswith("+") and "(" not in raw and len(re.split(r"[ .-]", raw)) < 3:
+        if not raw.startswith("+") and "(" not in raw and len(_GROUPS.findall(raw)) < 3:
             continue  # two bare groups ("2024 1234") are more often numbers than phones
         out.append(Finding("phone", m.start(), m.end()))
     return out
