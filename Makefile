@@ -34,9 +34,12 @@ system-deps:
 	    chromium chromium-driver postgresql; }
 
 # the default triage classifier: multilingual USE + logistic regression, trained on
-# BANKING77 + CLINC150 (mapped through their routes.csv) and the bundled seed examples
+# BANKING77 + CLINC150 (mapped through their routes.csv), the bundled seed and multilingual
+# examples, and SUMO Firefox weeks 58-61 as community questions (62-63 are kept for dev)
+FORUM_TRAIN := $(foreach v,58 59 60 61,$(SHARED)/sumo_firefox/firefox-$(v)-week-1-id-created-title-content-tags-product-topic.csv)
 $(TRIAGE): | $(STAMP)
-	$(BIN)/unsource triage train --data $(SHARED)/banking77 --data $(SHARED)/clinc150
+	$(BIN)/unsource triage train --data $(SHARED)/banking77 --data $(SHARED)/clinc150 \
+	  $(foreach f,$(FORUM_TRAIN),--forum $(f))
 
 triage-model: $(TRIAGE)
 

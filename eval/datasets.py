@@ -17,6 +17,8 @@ class Query:
     id: str
     title: str
     body: str = ""
+    language: str = ""  # BEIR sets may give each query (and document) a language
+    off_topic: bool = False  # no document answers it (abstention sets)
 
 
 @dataclass
@@ -81,20 +83,33 @@ def load_semeval(directory: Path, split: str) -> RetrievalSet:
 
 
 def load_beir(directory: Path, split: str) -> RetrievalSet:
-    """BEIR: ``corpus.jsonl`` (_id, title, text), ``queries.jsonl`` (_id, text),
-    ``qrels/{split}.tsv`` (query-id, corpus-id, score, with a header row)."""
+    """BEIR: ``corpus.jsonl`` (_id, title, text; optional answer, language),
+    ``queries.jsonl`` (_id, text; optional language, and ``off_topic: true`` with a
+    ``split`` for questions nothing answers), ``qrels/{split}.tsv`` (query-id, corpus-id,
+    score, with a header row)."""
     directory = Path(directory)
     qrels: dict[str, dict[str, int]] = {}
     with _require(directory / "qrels" / f"{split}.tsv").open(encoding="utf-8") as fh:
         for row in csv.DictReader(fh, delimiter="\t"):
             qrels.setdefault(row["query-id"], {})[row["corpus-id"]] = int(row["score"])
     queries = [
-        Query(str(q["_id"]), q.get("text", ""))
+        Query(
+            str(q["_id"]),
+            q.get("text", ""),
+            language=q.get("language", ""),
+            off_topic=bool(q.get("off_topic")),
+        )
         for q in _jsonl(_require(directory / "queries.jsonl"))
-        if str(q["_id"]) in qrels
+        if str(q["_id"]) in qrels or (q.get("off_topic") and q.get("split", split) == split)
     ]
     corpus = [
-        {"id": str(d["_id"]), "title": d.get("title", "") or "", "body": d.get("text", "")}
+        {
+            "id": str(d["_id"]),
+            "title": d.get("title", "") or "",
+            "body": d.get("text", ""),
+            "answer": d.get("answer", ""),
+            **({"language": d["language"]} if d.get("language") else {}),
+        }
         for d in _jsonl(_require(directory / "corpus.jsonl"))
     ]
     return RetrievalSet(f"beir/{directory.name}/{split}", corpus, queries, qrels)

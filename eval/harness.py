@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from eval import multilingual
 from eval.datasets import RetrievalSet
 from eval.retrieval import Protocol, RunResult, evaluate, given_order
 from index.ingest import validate_records
@@ -51,10 +52,20 @@ def run_retrieval(
     if protocol == "candidates":
         runs.append(given_order(data))
     for name, params in rankers(engine.searcher.params).items():
-        searcher = Searcher(engine.catalog, engine.encoder, params, engine.signals)
+        searcher = Searcher(
+            engine.catalog,
+            engine.encoder,
+            params,
+            engine.signals,
+            query_form=engine.searcher.query_form,
+        )
         runs.append(evaluate(name, searcher, data, protocol))
     final = runs[-1]
+    pairs = (
+        multilingual.per_pair(data, final) if any(q.language for q in data.queries) else {}
+    )
     return {
+        "per_language_pair": pairs,
         "dataset": data.name,
         "split": split,
         "protocol": protocol,
@@ -82,6 +93,9 @@ def markdown_retrieval(result: dict[str, Any]) -> str:
     if result["reference"]:
         lines += ["", "Published reference (MAP):", ""]
         lines += [f"- {k}: {v:.4f}" for k, v in result["reference"].items()]
+    if result.get("per_language_pair"):
+        lines += ["", "## Per pair of languages (final ranker)", ""]
+        lines.append(multilingual.markdown_pairs(result["per_language_pair"]))
     return "\n".join(lines) + "\n"
 
 
@@ -141,7 +155,18 @@ def recommend(points: list[AbstentionPoint], target: float) -> AbstentionPoint |
 
 
 def run_abstention(engine: Engine, data: RetrievalSet, split: str, target: float) -> dict[str, Any]:
-    """Top suggestion correct = relevant; judged on the labelled candidate lists."""
+    """Top suggestion correct = relevant; judged on the labelled candidate lists. A set
+    with off-topic questions is also scored per question language (full corpus)."""
+    per_language = (
+        multilingual.language_abstention(
+            engine.searcher,
+            data,
+            engine.settings.language_thresholds,
+            engine.settings.min_similarity,
+        )
+        if any(q.off_topic for q in data.queries)
+        else {}
+    )
     top: list[tuple[float, bool]] = []
     for q in data.queries:
         cands = data.candidates.get(q.id)
@@ -165,12 +190,15 @@ def run_abstention(engine: Engine, data: RetrievalSet, split: str, target: float
         "recommended_threshold": pick.threshold if pick else None,
         "recommended": pick.__dict__ if pick else None,
         "curve": [p.__dict__ for p in points],
+        "per_language": per_language,
     }
 
 
 def plot_abstention(result: dict[str, Any], path: Path) -> None:
     plt = _pyplot()
     curve = result["curve"]
+    if not curve:
+        return
     fig, ax = plt.subplots(figsize=(7, 5))
     ax.plot([p["coverage"] for p in curve], [p["precision"] for p in curve], marker=".")
     ax.axhline(result["target_precision"], linestyle="--", color="grey", label="target precision")
@@ -205,7 +233,12 @@ def markdown_abstention(result: dict[str, Any]) -> str:
         f"# Abstention: {result['dataset']}",
         "",
         f"{result['queries']} queries; top suggestion correct = a relevant thread.",
-        f"Precision at full coverage: {result['precision_at_full_coverage']:.4f}.",
+        "Precision at full coverage: "
+        + (
+            "— (no candidate lists)"
+            if result["precision_at_full_coverage"] is None
+            else f"{result['precision_at_full_coverage']:.4f}."
+        ),
         "",
     ]
     if rec:
@@ -214,6 +247,16 @@ def markdown_abstention(result: dict[str, Any]) -> str:
             f"{rec['precision']:.4f} at coverage {rec['coverage']:.4f} "
             f"(target {result['target_precision']})."
         )
-    else:
+    elif result["curve"]:
         lines.append(f"No threshold reaches precision {result['target_precision']}.")
+    if result.get("per_language"):
+        lines += ["", "## Per question language (full corpus)", ""]
+        lines.append(multilingual.markdown_language_abstention(result["per_language"]))
+        lines += [
+            "",
+            "Recommended: the middle of the thresholds that keep off-topic suggestions "
+            f"<= {multilingual.OFF_TOPIC_MAX:.0%} and answerable no_match <= "
+            f"{multilingual.ANSWERABLE_NO_MATCH_MAX:.0%} (else the fewest errors of both "
+            "kinds); set them with `UNSOURCE_LANGUAGE_THRESHOLDS`.",
+        ]
     return "\n".join(lines) + "\n"

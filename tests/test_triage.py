@@ -163,7 +163,7 @@ def test_two_label_training_keeps_probabilities_consistent() -> None:
 
 
 def test_default_policy_loads_and_bad_policy_names_the_field(tmp_path: Path) -> None:
-    assert Policy.load().classifier.threshold == 0.25
+    assert Policy.load().classifier.threshold == 0.3
     assert Policy.load(TEST_POLICY).classifier.threshold == 0.7
     bad = tmp_path / "p.toml"
     bad.write_text("[classifier]\nthreshold = 2\n[classifier.queue_thresholds]\nvip = 0.1\n")

@@ -3,6 +3,16 @@ intents. Each intent carries its route and queue (from routes.csv), so P(staff) 
 summed probability of the staff intents and the queue is the staff queue with the most
 probability. Labelled training examples are kept to show the nearest ones as evidence.
 
+The sum generalises only if the community side of the training data is as broad as the
+questions it will see: trained on BANKING77 + CLINC150 alone, a question from another
+domain spread its probability over many banking intents and 25-46 % of ordinary forum
+questions went to staff. The default model is therefore also trained on real community
+questions from other domains and languages (SUMO Firefox forum weeks 58-61, labelled as
+``triage/data/sumo_labels.csv`` says; hand-written multilingual examples), each source a
+community class of its own, so foreign questions have somewhere to go. A binary
+staff/community head on the same features was measured and rejected (docs/triage.md):
+CLINC150 val staff recall 0.951 at the threshold where this rule has 0.994.
+
 The artefact is a directory (no pickle): ``manifest.json``, ``head.npz`` (weights, classes,
 routes), ``examples.npz`` and ``examples.json`` (float16 vectors and texts, for evidence).
 Versions sit side by side under one folder; the ``CURRENT`` file names the active one.

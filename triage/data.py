@@ -7,6 +7,8 @@ Every bad row is reported with its line and field (ValidationFailed); nothing is
 from __future__ import annotations
 
 import csv
+import html
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,3 +148,32 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> list[tuple[int, dict[str
             return [(reader.line_num, {k: v or "" for k, v in row.items() if k}) for row in reader]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise ValidationFailed([(str(path), "-", str(exc))]) from exc
+
+
+_TAG = re.compile(r"<[^>]{0,2000}>")
+FORUM_BODY_CHARS = 300
+
+
+def read_forum(path: Path, labels: Path | None, source: str = "forum") -> list[Labelled]:
+    """A forum export (SUMO/Kitsune CSV: ``id,title,content,...``; content is HTML) as
+    community questions, title + the start of the body, except the ids that ``labels``
+    (``id,route,queue``) routes otherwise: forum questions are labelled community unless
+    someone read them and said so."""
+    overrides: dict[str, Route] = {}
+    if labels is not None:
+        for line, row in _read_csv(labels, required=("id", "route")):
+            try:
+                overrides[row["id"]] = _route(row.get("route", ""), row.get("queue", ""))
+            except ValueError as exc:
+                field, msg = exc.args
+                raise ValidationFailed([(f"{labels}: line {line}", field, msg)]) from exc
+    out = []
+    for _, row in _read_csv(path, required=("id", "title")):
+        body = html.unescape(_TAG.sub(" ", row.get("content", "")))
+        text = " ".join(f"{row['title']}\n{body[:FORUM_BODY_CHARS]}".split())
+        if not text:
+            continue
+        r = overrides.get(row["id"], Route("community", ""))
+        label = f"{source}:{r.route}" + (f":{r.queue}" if r.queue else "")
+        out.append(Labelled(text, label, r.route, r.queue, "en"))
+    return out

@@ -25,7 +25,7 @@ class _Strict(BaseModel):
 
 
 class ClassifierPolicy(_Strict):
-    threshold: float = Field(default=0.25, gt=0.0, le=1.0)
+    threshold: float = Field(default=0.3, gt=0.0, le=1.0)
     timeout_seconds: float = Field(default=2.0, gt=0.0, le=60.0)
     evidence: int = Field(default=3, ge=0, le=20)
     queue_thresholds: dict[str, float] = Field(default_factory=dict)

@@ -8,7 +8,10 @@
  * Attributes: data-target (CSS selector of the title input, default "#question"),
  * data-key (a *public* API key; omit in dev mode), data-k (suggestions, default 3),
  * data-debounce (ms, default 350), data-min-chars (default 10), data-staff-url (a link for
- * the staff notice). No framework; text is inserted with textContent only.
+ * the staff notice), data-lang (en, pt, es or it: the widget's own language; default the
+ * page's <html lang>, else the language the service detects in the question, else English).
+ * Answers in another language than the question's are marked as such. No framework; text
+ * is inserted with textContent only.
  */
 (function () {
   "use strict";
@@ -25,6 +28,74 @@
   var debounce = parseInt(attr("debounce", "350"), 10);
   var minChars = parseInt(attr("min-chars", "10"), 10);
   var staffUrl = attr("staff-url", null);
+
+  var MESSAGES = {
+    en: {
+      staffTitle: "This looks like a question for our support team.",
+      staffBody: "It may involve your account, payments or personal details, so please don't " +
+        "post it in the public forum. Our staff will help you privately.",
+      contact: "Contact support",
+      heading: "Existing answers that may help:",
+      accepted: " ✓ accepted",
+      helped: "This helped",
+      thanks: "Thanks!",
+      none: "No existing answer yet: go ahead and post.",
+      otherLanguage: "Answer in {lang}"
+    },
+    pt: {
+      staffTitle: "Esta parece ser uma pergunta para a nossa equipe de suporte.",
+      staffBody: "Ela pode envolver sua conta, pagamentos ou dados pessoais; por favor, não a " +
+        "publique no fórum público. Nossa equipe vai ajudar você em particular.",
+      contact: "Falar com o suporte",
+      heading: "Respostas existentes que podem ajudar:",
+      accepted: " ✓ aceita",
+      helped: "Isto ajudou",
+      thanks: "Obrigado!",
+      none: "Ainda não há resposta: pode publicar a sua pergunta.",
+      otherLanguage: "Resposta em {lang}"
+    },
+    es: {
+      staffTitle: "Parece una pregunta para nuestro equipo de soporte.",
+      staffBody: "Puede afectar a tu cuenta, tus pagos o tus datos personales, así que no la " +
+        "publiques en el foro público. Nuestro equipo te ayudará en privado.",
+      contact: "Contactar con soporte",
+      heading: "Respuestas existentes que pueden ayudarte:",
+      accepted: " ✓ aceptada",
+      helped: "Me ha servido",
+      thanks: "¡Gracias!",
+      none: "Todavía no hay respuesta: adelante, publica tu pregunta.",
+      otherLanguage: "Respuesta en {lang}"
+    },
+    it: {
+      staffTitle: "Sembra una domanda per il nostro team di assistenza.",
+      staffBody: "Potrebbe riguardare il tuo account, i pagamenti o i tuoi dati personali: non " +
+        "pubblicarla nel forum pubblico. Il nostro staff ti aiuterà in privato.",
+      contact: "Contatta l'assistenza",
+      heading: "Risposte esistenti che potrebbero aiutarti:",
+      accepted: " ✓ accettata",
+      helped: "Mi è stato utile",
+      thanks: "Grazie!",
+      none: "Nessuna risposta ancora: pubblica pure la domanda.",
+      otherLanguage: "Risposta in {lang}"
+    }
+  };
+  var LANGUAGE_NAMES = {
+    en: { en: "English", pt: "Portuguese", es: "Spanish", it: "Italian" },
+    pt: { en: "inglês", pt: "português", es: "espanhol", it: "italiano" },
+    es: { en: "inglés", pt: "portugués", es: "español", it: "italiano" },
+    it: { en: "inglese", pt: "portoghese", es: "spagnolo", it: "italiano" }
+  };
+
+  function served(code) {
+    var base = (code || "").toLowerCase().split("-")[0];
+    return MESSAGES[base] ? base : null;
+  }
+  // the widget's language: data-lang, else the page's <html lang>; null: follow the question
+  var fixedLang = served(attr("lang", null)) || served(document.documentElement.lang);
+
+  function messagesFor(data) {
+    return MESSAGES[fixedLang || served(data && data.language) || "en"];
+  }
 
   function el(tag, cls, text) {
     var node = document.createElement(tag);
@@ -51,23 +122,21 @@
       box.removeAttribute("data-decision");
     }
 
-    function staffNotice(data) {
+    function staffNotice(data, t) {
       var note = el("div", "unsource-staff");
       note.setAttribute("role", "alert");
-      note.appendChild(el("strong", null, "This looks like a question for our support team."));
-      note.appendChild(el("p", null,
-        "It may involve your account, payments or personal details, so please don't post it " +
-        "in the public forum. Our staff will help you privately."));
+      note.appendChild(el("strong", null, t.staffTitle));
+      note.appendChild(el("p", null, t.staffBody));
       if (staffUrl) {
-        var link = el("a", "unsource-staff-link", "Contact support");
+        var link = el("a", "unsource-staff-link", t.contact);
         link.href = staffUrl;
         note.appendChild(link);
       }
       box.appendChild(note);
     }
 
-    function suggestions(data) {
-      box.appendChild(el("div", "unsource-heading", "Existing answers that may help:"));
+    function suggestions(data, t, lang) {
+      box.appendChild(el("div", "unsource-heading", t.heading));
       var list = el("ul", "unsource-list");
       data.suggestions.forEach(function (s) {
         var item = el("li", "unsource-suggestion");
@@ -75,13 +144,20 @@
         var title = el(s.url ? "a" : "span", "unsource-title", s.title);
         if (s.url) { title.href = s.url; title.target = "_blank"; title.rel = "noopener"; }
         item.appendChild(title);
-        if (s.accepted) item.appendChild(el("span", "unsource-accepted", " ✓ accepted"));
+        if (s.accepted) item.appendChild(el("span", "unsource-accepted", t.accepted));
+        if (s.language && data.language && s.language !== data.language) {
+          var name = (LANGUAGE_NAMES[lang] || LANGUAGE_NAMES.en)[s.language] || s.language;
+          var other = el("span", "unsource-language", " · " + t.otherLanguage.replace("{lang}", name));
+          other.setAttribute("lang", s.language);
+          item.setAttribute("data-language", s.language);
+          item.appendChild(other);
+        }
         item.appendChild(el("p", "unsource-excerpt", s.answer_excerpt));
-        var button = el("button", "unsource-helpful", "This helped");
+        var button = el("button", "unsource-helpful", t.helped);
         button.type = "button";
         button.addEventListener("click", function () {
           post("/v1/feedback", { request_id: data.request_id, thread_id: s.thread_id, helpful: true })
-            .then(function () { button.textContent = "Thanks!"; button.disabled = true; })
+            .then(function () { button.textContent = t.thanks; button.disabled = true; })
             .catch(function () {});
         });
         item.appendChild(button);
@@ -94,9 +170,12 @@
       clear();
       if (!data) return;
       box.setAttribute("data-decision", data.decision);
-      if (data.decision === "staff") staffNotice(data);
-      else if (data.decision === "suggest" && data.suggestions.length) suggestions(data);
-      else box.appendChild(el("div", "unsource-none", "No existing answer yet: go ahead and post."));
+      var t = messagesFor(data);
+      var lang = fixedLang || served(data.language) || "en";
+      box.setAttribute("lang", lang);
+      if (data.decision === "staff") staffNotice(data, t);
+      else if (data.decision === "suggest" && data.suggestions.length) suggestions(data, t, lang);
+      else box.appendChild(el("div", "unsource-none", t.none));
     }
 
     function run() {

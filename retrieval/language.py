@@ -1,0 +1,34 @@
+"""Language identification for questions and threads (py3langid, offline, ~0.04 ms/text).
+
+Restricted to the languages served (en, pt, es, it) plus French and German, so a question
+in one of those is not forced into a served language. Measured on the STS-benchmark dev
+sentences and the lumio dev questions (``python -m eval.langid``): 99.0 % on texts of six
+words or fewer; lingua-language-detector scored 97.6 % there and was 13x slower.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import lru_cache
+from typing import Any
+
+SERVED = ("en", "pt", "es", "it")
+CANDIDATES = (*SERVED, "fr", "de")
+DEFAULT = "en"
+_lock = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _identifier() -> Any:
+    from py3langid.langid import _load_identifier
+
+    return _load_identifier(langs=list(CANDIDATES))
+
+
+def detect(text: str, default: str = DEFAULT) -> str:
+    """The text's language code; ``default`` for text with no letters."""
+    if not any(c.isalpha() for c in text):
+        return default
+    with _lock:  # the identifier keeps per-call state
+        code, _ = _identifier().classify(text[:2000])
+    return str(code)

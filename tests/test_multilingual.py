@@ -1,0 +1,133 @@
+"""Per-pair scoring (retrieval/multilingual.py), language detection, per-pair evaluation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from eval.datasets import Query, RetrievalSet
+from eval.multilingual import choose_threshold, pair_of
+from retrieval.encoder import load_encoder
+from retrieval.language import detect
+from retrieval.multilingual import PairwiseEncoder, is_english, query_form
+from triage.data import read_forum
+
+
+class Fixed:
+    """A deterministic encoder whose vectors are given per text."""
+
+    def __init__(self, name: str, vectors: dict[str, list[float]]) -> None:
+        self.name = name
+        self.vectors = vectors
+        self.dimension = len(next(iter(vectors.values())))
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.array([self.vectors[t] for t in texts], dtype=np.float32)
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+EN_Q = "How do I update the hub firmware manually?"
+EN_T = "Updating the hub firmware by hand from the settings page"
+PT_Q = "Como atualizo o firmware do hub manualmente?"
+PT_T = "Como reiniciar o Hub Lumio para as configurações de fábrica?"
+TEXTS = [EN_Q, EN_T, PT_Q, PT_T]
+
+
+@pytest.fixture
+def pair() -> PairwiseEncoder:
+    rng = np.random.default_rng(0)
+    english = Fixed("en", {t: rng.normal(size=8).tolist() for t in TEXTS})
+    multi = Fixed("multi", {t: rng.normal(size=6).tolist() for t in TEXTS})
+    return PairwiseEncoder(english, multi)
+
+
+def test_document_vectors_are_unit_length_with_language_blocks(pair: PairwiseEncoder) -> None:
+    docs = pair.encode(TEXTS)
+    assert docs.shape == (4, 8 + 2 * 6)
+    np.testing.assert_allclose(np.linalg.norm(docs, axis=1), 1.0, rtol=1e-5)
+    assert [is_english(d, 8) for d in docs] == [True, True, False, False]
+    assert not docs[2, :14].any()  # a Portuguese text fills only the last block
+
+
+def test_one_inner_product_gives_the_per_pair_score(pair: PairwiseEncoder) -> None:
+    w = 0.7
+    docs = pair.encode(TEXTS)
+    e, m = pair.english.encode(TEXTS), pair.multilingual.encode(TEXTS)
+    q_en, q_pt = query_form(docs[0], 8, w), query_form(docs[2], 8, w)
+    # English question, English thread: the mix
+    assert q_en @ docs[1] == pytest.approx(w * e[0] @ e[1] + (1 - w) * m[0] @ m[1], abs=1e-5)
+    # English question, Portuguese thread: the multilingual model alone
+    assert q_en @ docs[3] == pytest.approx(m[0] @ m[3], abs=1e-5)
+    # Portuguese question, English and Portuguese threads: the multilingual model alone
+    assert q_pt @ docs[1] == pytest.approx(m[2] @ m[1], abs=1e-5)
+    assert q_pt @ docs[3] == pytest.approx(m[2] @ m[3], abs=1e-5)
+
+
+def test_pair_spec_loads_two_encoders() -> None:
+    enc = load_encoder("hash:16+hash:32")
+    assert isinstance(enc, PairwiseEncoder)
+    assert enc.name == "hash:16+hash:32" and enc.dimension == 16 + 64
+    with pytest.raises(Exception, match="encoder pair"):
+        load_encoder("hash:16+")
+
+
+@pytest.mark.parametrize(
+    "text,language",
+    [
+        ("Como atualizo o firmware?", "pt"),
+        ("¿Cómo restablezco el hub de fábrica?", "es"),
+        ("Non ricevo nessuna notifica su Android", "it"),
+        ("My hub keeps going offline every night", "en"),
+        ("12345 !!", "en"),
+    ],
+)
+def test_detect(text: str, language: str) -> None:
+    assert detect(text) == language
+
+
+def test_pair_of_and_thresholds() -> None:
+    data = RetrievalSet(
+        "x",
+        [{"id": "a", "language": "en"}, {"id": "b", "language": "pt"}],
+        [Query("q1", "?", language="pt"), Query("q2", "?", language="pt")],
+        {"q1": {"a": 1}, "q2": {"a": 1, "b": 1}},
+    )
+    assert pair_of(data, "q1", "pt") == "pt->other"
+    assert pair_of(data, "q2", "pt") == "pt->pt"
+    rows = [(True, 0.2, False), (True, 0.3, False), (False, 0.6, True), (False, 0.7, True)]
+    t, off, miss = choose_threshold(rows, np.round(np.arange(0.2, 0.8, 0.01), 3))
+    assert 0.3 < t <= 0.6 and off == 0.0 and miss == 0.0
+
+
+def test_read_forum_labels_community_unless_overridden(tmp_path: Path) -> None:
+    forum = tmp_path / "forum.csv"
+    forum.write_text(
+        "id,title,content\n1,Tabs crash,<p>Firefox &amp; tabs crash</p>\n2,Locked account,x\n"
+    )
+    labels = tmp_path / "labels.csv"
+    labels.write_text("id,route,queue\n2,staff,account\n")
+    rows = read_forum(forum, labels)
+    assert [(r.route, r.queue) for r in rows] == [("community", ""), ("staff", "account")]
+    assert rows[0].text == "Tabs crash Firefox & tabs crash"
+
+
+def test_hashing_pair_searches_across_languages_in_the_engine(tmp_path: Path) -> None:
+    """The searcher applies the query form: an English thread found for a pt question."""
+    from index.models import Thread
+    from service.config import Settings
+    from service.runtime import build_engine
+
+    settings = Settings(data_dir=tmp_path, model="hash:64+hash:32", _env_file=None)
+    engine = build_engine(settings, with_triage=False)
+    try:
+        assert engine.searcher.query_form is not None
+        engine.upsert([Thread(id="t1", title="Firmware do hub: como atualizar manualmente")])
+        stored = engine.store.get("t1")
+        assert stored is not None and stored.thread.language == "pt"
+        ranked = engine.searcher.rank("Firmware do hub: como atualizar manualmente")
+        assert ranked and ranked[0][2] == pytest.approx(1.0, abs=1e-4)
+    finally:
+        engine.close(save=False)
