@@ -61,9 +61,7 @@ def run_retrieval(
         )
         runs.append(evaluate(name, searcher, data, protocol))
     final = runs[-1]
-    pairs = (
-        multilingual.per_pair(data, final) if any(q.language for q in data.queries) else {}
-    )
+    pairs = multilingual.per_pair(data, final) if any(q.language for q in data.queries) else {}
     return {
         "per_language_pair": pairs,
         "dataset": data.name,

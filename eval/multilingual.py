@@ -83,11 +83,10 @@ def choose_threshold(
             float((on < t).mean()) if len(on) else 0.0,
         )
 
-    ok = [t for t in grid if rates(t)[0] <= OFF_TOPIC_MAX and rates(t)[1] <= ANSWERABLE_NO_MATCH_MAX]
-    if ok:
-        t = float(ok[len(ok) // 2])
-    else:
-        t = float(min(grid, key=lambda t: sum(rates(t))))
+    ok = [
+        t for t in grid if rates(t)[0] <= OFF_TOPIC_MAX and rates(t)[1] <= ANSWERABLE_NO_MATCH_MAX
+    ]
+    t = float(ok[len(ok) // 2]) if ok else float(min(grid, key=lambda t: sum(rates(t))))
     return (round(t, 3), *rates(t))
 
 
@@ -114,9 +113,7 @@ def language_abstention(
             "off_topic_suggested_at_current": float(np.mean([s >= now for s in off]))
             if off
             else None,
-            "answerable_no_match_at_current": float(np.mean([s < now for s in on]))
-            if on
-            else None,
+            "answerable_no_match_at_current": float(np.mean([s < now for s in on])) if on else None,
         }
     return out
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -38,14 +39,16 @@ from retrieval.language import detect
 SQRT2 = math.sqrt(2.0)
 
 
-class Embedder:
-    """The minimal encoder interface (structural; see ``retrieval.encoder.Encoder``)."""
+class Embedder(Protocol):
+    """The minimal encoder interface (see ``retrieval.encoder.Encoder``)."""
 
-    name: str
-    dimension: int
+    @property
+    def name(self) -> str: ...
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:  # pragma: no cover - protocol
-        raise NotImplementedError
+    @property
+    def dimension(self) -> int: ...
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
 class PairwiseEncoder:
@@ -73,7 +76,7 @@ class PairwiseEncoder:
         multi = self.multilingual.encode(list(texts))
         if english.any():
             rows = np.flatnonzero(english)
-            out[rows, : self.de] = self.english.encode([texts[i] for i in rows]) / SQRT2
+            out[rows, : self.de] = self.english.encode([texts[int(i)] for i in rows]) / SQRT2
             out[rows, self.de : self.de + self.dm] = multi[rows] / SQRT2
         others = np.flatnonzero(~english)
         out[others, self.de + self.dm :] = multi[others]

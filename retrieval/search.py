@@ -13,8 +13,8 @@ import numpy as np
 from index.catalog import Catalog
 from index.store import StoredThread
 from retrieval.encoder import Encoder
-from retrieval.language import detect
 from retrieval.fusion import linear_fusion, reciprocal_rank_fusion
+from retrieval.language import detect
 from retrieval.prior import SignalSource, apply_prior
 from retrieval.text import question_text
 

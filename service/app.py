@@ -11,7 +11,6 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from retrieval.language import detect
 from fastapi import FastAPI, HTTPException, Path, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -21,6 +20,7 @@ from threadpoolctl import threadpool_limits
 
 from index.errors import UnsourceError, ValidationFailed
 from index.models import MAX_ID, Thread, ThreadFields
+from retrieval.language import detect
 from service import routes_ops, widget
 from service.auth import Keyring
 from service.background import Periodic

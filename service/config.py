@@ -10,11 +10,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from index.errors import UnsourceError
 from retrieval.encoder import DEFAULT_PAIR
+from retrieval.text import THREAD_FIELDS
+from triage.policy import DEFAULT_POLICY
 
 # calibrated on the lumio dev set's tune split and SUMO Firefox titles (docs/evaluation.md)
 LANGUAGE_THRESHOLDS = {"en": 0.40, "pt": 0.40, "es": 0.40, "it": 0.40}
-from retrieval.text import THREAD_FIELDS
-from triage.policy import DEFAULT_POLICY
 
 
 class ConfigError(UnsourceError):

@@ -163,9 +163,7 @@ def query_form_for(
     inner = getattr(encoder, "inner", encoder)
     if not isinstance(inner, PairwiseEncoder):
         return None
-    return partial(
-        query_form, english_dimension=inner.de, english_weight=settings.english_weight
-    )
+    return partial(query_form, english_dimension=inner.de, english_weight=settings.english_weight)
 
 
 def with_language(thread: Thread) -> Thread:

@@ -64,11 +64,22 @@ def test_widget_suggests_and_shows_staff_notice(
             ec.text_to_be_present_in_element((By.CSS_SELECTOR, ".unsource-helpful"), "Thanks")
         )
 
+        # an Italian reader: the widget answers in Italian and marks the English answer
+        _type(browser, "Non ricevo nessuna notifica su Android")
+        wait.until(
+            ec.text_to_be_present_in_element((By.CSS_SELECTOR, ".unsource-heading"), "Risposte")
+        )
+        first = browser.find_element(By.CSS_SELECTOR, ".unsource-suggestion")
+        assert first.get_attribute("data-thread-id") == "lumio-045"
+        assert first.get_attribute("data-language") == "en"
+        assert "Risposta in inglese" in first.text
+        browser.save_screenshot(str(tmp_path / "widget-italian.png"))
+
         _type(browser, "I was charged twice on my credit card for my subscription")
         notice = wait.until(ec.visibility_of_element_located((By.CSS_SELECTOR, ".unsource-staff")))
         assert "support team" in notice.text
         assert not browser.find_elements(By.CSS_SELECTOR, ".unsource-suggestion")
         browser.save_screenshot(str(tmp_path / "widget-staff.png"))
 
-    for name in ("widget-suggest.png", "widget-staff.png"):
+    for name in ("widget-suggest.png", "widget-italian.png", "widget-staff.png"):
         assert (tmp_path / name).stat().st_size > 10_000
