@@ -20,8 +20,9 @@ QUEUE_LABELS = ("community", *QUEUES)
 GRID = np.round(np.arange(0.01, 1.0, 0.01), 2)
 
 
-def _prf(pred: np.ndarray, gold: np.ndarray) -> dict[str, float]:
+def _prf(pred: np.ndarray, gold: np.ndarray) -> dict[str, Any]:
     tp = int((pred & gold).sum())
+    community = int((~gold).sum())
     recall = tp / max(int(gold.sum()), 1)
     precision = tp / max(int(pred.sum()), 1)
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
@@ -30,15 +31,20 @@ def _prf(pred: np.ndarray, gold: np.ndarray) -> dict[str, float]:
         "precision": round(precision, 4),
         "f1": round(f1, 4),
         "staff_rate": round(float(pred.mean()) if len(pred) else 0.0, 4),
+        # community questions taken away from the community: what the product exists to save
+        "false_staff_rate": round(int((pred & ~gold).sum()) / community, 4) if community else None,
         "staff_true": int(gold.sum()),
         "staff_predicted": int(pred.sum()),
         "n": len(gold),
     }
 
 
-def route_rows(triage: Triage, texts: list[str]) -> tuple[list[TriageDecision], np.ndarray]:
-    """Decisions for ``texts`` in one encoder call (no deadline, no evidence), and the
-    class probabilities behind them."""
+def route_rows(
+    triage: Triage, texts: list[str]
+) -> tuple[list[TriageDecision], np.ndarray, np.ndarray]:
+    """Decisions for ``texts`` in one encoder call (no deadline, no evidence), the class
+    probabilities behind them, and which texts the rules alone send to staff (a PII type
+    the policy forces, or a decisive lexicon phrase)."""
     screened = [triage.screen(t) for t in texts]
     vectors = triage.encoder.encode([redacted for _, redacted, _ in screened])
     predictions = triage.model.predict_vectors(vectors, evidence=0)
@@ -46,7 +52,14 @@ def route_rows(triage: Triage, texts: list[str]) -> tuple[list[TriageDecision], 
         decide(triage.policy, triage.model.version, redacted, findings, hits, p)
         for (findings, redacted, hits), p in zip(screened, predictions, strict=True)
     ]
-    return decisions, triage.model.probabilities(vectors)
+    forced = triage.policy.pii.staff_types
+    rules = np.array(
+        [
+            any(f.type in forced for f in findings) or any(h.decisive for h in hits)
+            for findings, _, hits in screened
+        ]
+    )
+    return decisions, triage.model.probabilities(vectors), rules
 
 
 def _intent_accuracy(triage: Triage, rows: list[Labelled], probs: np.ndarray) -> dict[str, Any]:
@@ -66,21 +79,10 @@ def _intent_accuracy(triage: Triage, rows: list[Labelled], probs: np.ndarray) ->
 def evaluate(
     triage: Triage, rows: list[Labelled], name: str, target_recall: float = 0.99
 ) -> dict[str, Any]:
-    decisions, probs = route_rows(triage, [r.text for r in rows])
+    decisions, probs, rule_staff = route_rows(triage, [r.text for r in rows])
     gold = np.array([r.route == "staff" for r in rows])
     pred = np.array([d.route == "staff" for d in decisions])
     p_staff = np.array([d.p_staff if d.p_staff is not None else 1.0 for d in decisions])
-    # staff whatever the classifier says: a lexicon hit or a PII type the policy forces
-    rule_staff = np.array(
-        [
-            any(
-                (x.kind == "pii" and x.label in triage.policy.pii.staff_types)
-                or x.kind == "lexicon"
-                for x in d.reasons
-            )
-            for d in decisions
-        ]
-    )
     curve: list[dict[str, Any]] = []
     for t in GRID:
         clf = p_staff >= t
@@ -127,7 +129,16 @@ def evaluate(
         result["by_language"] = {
             lang: _prf(pred[langs == lang], gold[langs == lang]) for lang in languages
         }
+    if any(r.domain for r in rows):
+        keys = np.array([f"{r.language or '-'}/{r.domain or '-'}" for r in rows])
+        result["by_language_domain"] = {
+            key: _prf(pred[keys == key], gold[keys == key]) for key in sorted(set(keys))
+        }
     return result
+
+
+def _rate(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -169,12 +180,24 @@ def markdown(result: dict[str, Any]) -> str:
         lines += ["", f"Intent accuracy, {i['classes']}-way over {i['source']}: "
                   f"{i['accuracy']:.4f}{ref}."]  # fmt: skip
     if "by_language" in result:
-        lines += ["", "| language | staff recall | precision | staff rate | n |", "|---" * 5 + "|"]
-        for lang, m in result["by_language"].items():
-            lines.append(
-                f"| {lang} | {m['recall']:.4f} | {m['precision']:.4f} | {m['staff_rate']:.4f} "
-                f"| {m['n']} |"
-            )
+        for title, table in (
+            ("language", result["by_language"]),
+            ("language/domain", result.get("by_language_domain", {})),
+        ):
+            if not table:
+                continue
+            lines += [
+                "",
+                f"| {title} | staff recall | precision | false staff | staff rate | staff | n |",
+                "|---" * 7 + "|",
+            ]
+            for key, m in table.items():
+                recall = f"{m['recall']:.4f}" if m["staff_true"] else "—"
+                lines.append(
+                    f"| {key} | {recall} | {m['precision']:.4f} | "
+                    f"{_rate(m['false_staff_rate'])} | {m['staff_rate']:.4f} | "
+                    f"{m['staff_true']} | {m['n']} |"
+                )
     labels = result["confusion"]["labels"]
     lines += ["", "Confusion (rows: true queue, columns: routed queue):", "",
               "| true \\ routed | " + " | ".join(labels) + " |",

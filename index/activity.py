@@ -241,13 +241,26 @@ class ActivityStore(SQLiteDatabase):
             )
             return cur.rowcount == 1
 
-    def unanswered_before(self, cutoff: datetime, limit: int | None = None) -> list[Question]:
-        """Unanswered questions created at or before ``cutoff``, oldest first."""
-        sql = (
-            "SELECT * FROM questions WHERE answered_at IS NULL AND created_at <= ? "
-            "ORDER BY created_at, id"
-        )
+    def unanswered_before(
+        self,
+        cutoff: datetime,
+        limit: int | None = None,
+        after: tuple[datetime, str] | None = None,
+        owed_at: datetime | None = None,
+    ) -> list[Question]:
+        """Unanswered questions created at or before ``cutoff``, oldest first; ``after``
+        (created_at, id) pages on from a previous page's last row; ``owed_at`` keeps only
+        those whose breach notice is still owed and may be tried then (never delivered,
+        not waiting for a retry)."""
+        sql = "SELECT * FROM questions WHERE answered_at IS NULL AND created_at <= ?"
         params: list[object] = [iso(cutoff)]
+        if after is not None:
+            sql += " AND (created_at > ? OR (created_at = ? AND id > ?))"
+            params += [iso(after[0]), iso(after[0]), after[1]]
+        if owed_at is not None:
+            sql += " AND notified_at IS NULL AND (notify_after IS NULL OR notify_after <= ?)"
+            params.append(iso(owed_at))
+        sql += " ORDER BY created_at, id"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)

@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,17 +43,40 @@ class Escalations:
     def due_at(self, q: Question) -> datetime:
         return q.created_at + timedelta(hours=self.settings.sla_for(q.category))
 
-    def overdue(self, now: datetime | None = None, limit: int = 100) -> list[Question]:
-        """Unanswered questions past their SLA, oldest first."""
+    def overdue(
+        self,
+        now: datetime | None = None,
+        limit: int = 100,
+        after: tuple[datetime, str] | None = None,
+        owed: bool = False,
+        page: int = 500,
+    ) -> list[Question]:
+        """Unanswered questions past their SLA, oldest first, at most ``limit``; ``after``
+        (created_at, id) continues from an earlier call's last question; ``owed`` keeps
+        only those whose breach notice is still to be delivered. Reads the store a page
+        at a time, so however many questions are overdue, every one can be reached."""
         now = now or self.clock()
-        shortest = min(self.settings.sla_hours.values())
-        out = []
-        for q in self.activity.unanswered_before(now - timedelta(hours=shortest)):
-            if self.due_at(q) <= now:
-                out.append(q)
-                if len(out) >= limit:
-                    break
+        cutoff = now - timedelta(hours=min(self.settings.sla_hours.values()))
+        out: list[Question] = []
+        while len(out) < limit:
+            rows = self.activity.unanswered_before(
+                cutoff, page, after, owed_at=now if owed else None
+            )
+            out += [q for q in rows if self.due_at(q) <= now][: limit - len(out)]
+            if len(rows) < page:
+                break
+            after = (rows[-1].created_at, rows[-1].id)
         return out
+
+    def owed(self, now: datetime, page: int = 500) -> Iterator[Question]:
+        """Every overdue question whose notice is owed now, oldest first, a page at a time."""
+        after: tuple[datetime, str] | None = None
+        while True:
+            batch = self.overdue(now, page, after, owed=True, page=page)
+            yield from batch
+            if len(batch) < page:
+                return
+            after = (batch[-1].created_at, batch[-1].id)
 
     # -- webhook ------------------------------------------------------------------------
     def payload(self, q: Question, now: datetime) -> dict[str, Any]:
@@ -79,7 +102,7 @@ class Escalations:
         if not url:
             return 0
         sent = 0
-        for q in self.overdue(limit=1000):
+        for q in self.owed(self.clock()):
             now = self.clock()
             if not self.activity.notify_due(q.id, now):
                 continue

@@ -16,7 +16,7 @@ from eval.datasets import RetrievalSet, load
 from index.errors import UnsourceError, ValidationFailed
 from service.config import Settings
 from service.runtime import Engine, build_engine, load_triage
-from triage.data import read_labelled, read_routes
+from triage.data import read_forum, read_labelled, read_routes
 
 eval_app = typer.Typer(help="Score retrieval, abstention and triage on labelled question sets.")
 console = Console()
@@ -123,13 +123,14 @@ def abstention_cmd(
 @eval_app.command("triage")
 def triage_cmd(
     data: Annotated[
-        list[Path],
+        list[Path] | None,
         typer.Option(
             "--data",
-            help="CSV: text + intent/category, or text + route/queue. "
-            "Repeat to pool several files (e.g. CLINC150 val.csv and oos_val.csv).",
+            help="CSV: text + intent/category, or text + route/queue (optional language, "
+            "domain columns). Repeat to pool several files (e.g. CLINC150 val.csv and "
+            "oos_val.csv).",
         ),
-    ],
+    ] = None,
     routes: Annotated[
         Path | None, typer.Option("--routes", help="routes.csv mapping intents to routes.")
     ] = None,
@@ -137,11 +138,24 @@ def triage_cmd(
         float, typer.Option(min=0.0, max=1.0, help="Staff recall the threshold must reach.")
     ] = 0.99,
     out: OutOpt = Path("out/triage"),
+    forum: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--forum",
+            help="A forum export (SUMO/Kitsune CSV) scored as community questions: its false "
+            "staff rate. Repeat for several.",
+        ),
+    ] = None,
 ) -> None:
-    """Staff-route recall/precision/F1, queue confusion and the threshold curve."""
+    """Staff-route recall/precision/F1, false-staff rate per language and domain, queue
+    confusion and the threshold curve."""
     try:
         table = read_routes(routes) if routes else None
-        rows = [r for f in data for r in read_labelled(f, table, f.parent.name or f.stem)]
+        rows = [r for f in data or [] for r in read_labelled(f, table, f.parent.name or f.stem)]
+        for path in forum or []:
+            if not path.is_file():
+                raise ValidationFailed([(str(path), "forum", "no such file")])
+            rows += read_forum(path, None, "forum")
     except ValidationFailed as exc:
         for loc, field, msg in exc.problems[:20]:
             err.print(f"{loc}: field '{field}': {msg}", highlight=False)
@@ -155,7 +169,7 @@ def triage_cmd(
         err.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(1) from exc
     with console.status(f"routing {len(rows)} questions"):
-        name = " + ".join(f"{f.parent.name}/{f.name}" for f in data)
+        name = " + ".join(f"{f.parent.name}/{f.name}" for f in [*(data or []), *(forum or [])])
         result = triage_eval.evaluate(router, rows, name, target_recall)
     router.close()
     md = triage_eval.markdown(result)

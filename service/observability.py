@@ -21,6 +21,12 @@ request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id
 access_log = logging.getLogger("unsource.access")
 
 
+# label values are bounded: any other method is "other", any unmatched path "unmatched"
+HTTP_METHODS = frozenset(
+    ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT")
+)
+
+
 class Metrics:
     """One registry per app, so several apps (tests) never share counters."""
 
@@ -85,11 +91,12 @@ class RequestContext:
         finally:
             elapsed = time.perf_counter() - start
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            self.metrics.latency.labels(scope["method"], route, str(status)).observe(elapsed)
+            method = scope["method"] if scope["method"] in HTTP_METHODS else "other"
+            self.metrics.latency.labels(method, route, str(status)).observe(elapsed)
             access_log.info(
                 "request",
                 extra={
-                    "method": scope["method"],
+                    "method": method,
                     "route": route,
                     "status": status,
                     "duration_ms": round(elapsed * 1000, 2),

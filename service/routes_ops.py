@@ -12,7 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from index.activity import Question
-from index.models import AwareTimestamp
+from index.errors import ValidationFailed
+from index.models import MAX_ID, AwareTimestamp
 from service.deps import Admin, Agent, EngineDep, Public
 from service.escalation import Escalations
 from service.schemas import (
@@ -143,14 +144,33 @@ def mark_answered(
     tags=["agent"],
 )
 def escalations(
-    request: Request, _: Agent, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    request: Request,
+    _: Agent,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    after: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_ID,
+            description="A question id from the previous page (its `next`): continue after it.",
+        ),
+    ] = None,
 ) -> EscalationList:
     """Questions still unanswered past their category's SLA, oldest first, with the
-    triage each got when it was registered."""
+    triage each got when it was registered; page on with `after=<next>`."""
     now = datetime.now(UTC)
     esc = _escalations(request)
-    items = [_public(q, esc, now) for q in esc.overdue(now, limit)]
-    return EscalationList(now=now, count=len(items), escalations=items)
+    cursor = None
+    if after is not None:
+        last = esc.activity.question(after)
+        if last is None:
+            raise ValidationFailed([("query", "after", f"no question {after!r}")])
+        cursor = (last.created_at, last.id)
+    found = esc.overdue(now, limit, cursor)
+    items = [_public(q, esc, now) for q in found]
+    more = len(found) == limit and bool(esc.overdue(now, 1, (found[-1].created_at, found[-1].id)))
+    return EscalationList(
+        now=now, count=len(items), escalations=items, next=found[-1].id if more else None
+    )
 
 
 @router.post(

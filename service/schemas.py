@@ -216,6 +216,9 @@ class EscalationList(BaseModel):
     now: datetime
     count: int
     escalations: list[QuestionPublic] = Field(description="Oldest first.")
+    next: str | None = Field(
+        default=None, description="More are overdue: ask again with `after` set to this."
+    )
 
 
 class FeedbackRequest(BaseModel):

@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 from fastapi.testclient import TestClient
@@ -195,3 +195,39 @@ def test_background_loop_delivers_without_blocking_requests(
                 break
             time.sleep(0.05)
         assert c.get("/v1/escalations").json()["escalations"][0]["notified"] is True
+
+
+def test_1500_overdue_every_breach_is_delivered_and_listed(
+    settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Audit finding 6: with more than 1,000 overdue questions the loop re-read the same
+    1,000 oldest (already notified) ones, so a newer breach was never delivered or listed."""
+    conf = settings.model_copy(update={"escalation_webhook_url": "http://hook.invalid/x"})
+    clock = [NOW]
+    esc = Escalations(engine.activity, conf, clock=lambda: clock[0])
+    for i in range(1500):
+        _seed(engine, f"old-{i:04d}", 48)
+    delivered: list[str] = []
+
+    def post(_: str, payload: dict[str, Any]) -> tuple[bool, str]:
+        delivered.append(payload["question"]["id"])
+        return True, ""
+
+    monkeypatch.setattr(esc, "_post", post)
+    assert esc.notify_once() == 1500
+    _seed(engine, "new", 30)  # a new breach behind 1,500 notified ones
+    assert esc.notify_once() == 1 and delivered[-1] == "new"
+    assert esc.notify_once() == 0 and len(delivered) == 1501  # each exactly once
+    with TestClient(create_app(conf, engine=engine), headers=auth("agent")) as c:
+        seen: list[str] = []
+        after = None
+        while True:
+            params: dict[str, Any] = {"limit": 1000, **({"after": after} if after else {})}
+            page = c.get("/v1/escalations", params=params).json()
+            seen += [q["id"] for q in page["escalations"]]
+            after = page["next"]
+            if after is None:
+                break
+        assert len(seen) == 1501 and len(set(seen)) == 1501 and "new" in seen
+        r = c.get("/v1/escalations", params={"after": "nope"})
+        assert r.status_code == 422 and r.json()["detail"][0]["field"] == "query.after"

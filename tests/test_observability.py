@@ -117,3 +117,13 @@ def test_vectors_untouched_by_feedback(client: TestClient, loaded: Engine) -> No
     assert client.post("/v1/feedback", json=vote).status_code == 200
     assert client.post("/v1/feedback", json={**vote, "helpful": 1}).status_code == 422
     assert np.array_equal(before, loaded.catalog.index.vectors_for([1])[1])
+
+
+def test_made_up_methods_do_not_grow_the_metrics(client: TestClient) -> None:
+    """Audit finding 4: each made-up method became a new label set, never freed."""
+    for i in range(50):
+        client.request(f"X{i}{'Y' * 2000}", "/v1/suggest")
+    text = client.get("/metrics", headers=auth("agent")).text
+    assert "XY" not in text and "X1Y" not in text
+    assert 'method="other"' in text
+    assert len(text) < 200_000

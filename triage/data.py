@@ -32,6 +32,7 @@ class Labelled:
     route: str
     queue: str
     language: str = ""  # from an optional ``language`` column, for per-language reports
+    domain: str = ""  # from an optional ``domain`` column, for per-domain reports
 
 
 def read_routes(path: Path) -> dict[str, Route]:
@@ -65,6 +66,7 @@ def read_labelled(path: Path, routes: dict[str, Route] | None, source: str) -> l
         where = f"{path}: line {line}"
         text = row.get("text", "").strip()
         lang = row.get("language", "").strip()
+        domain = row.get("domain", "").strip()
         if not text:
             problems.append((where, "text", "empty"))
             continue
@@ -74,11 +76,11 @@ def read_labelled(path: Path, routes: dict[str, Route] | None, source: str) -> l
                 if intent not in routes:
                     raise ValueError(intent_col, f"intent {intent!r} is not in the routes file")
                 r = routes[intent]
-                out.append(Labelled(text, f"{source}:{intent}", r.route, r.queue, lang))
+                out.append(Labelled(text, f"{source}:{intent}", r.route, r.queue, lang, domain))
             else:
                 r = _route(row.get("route", ""), row.get("queue", ""))
                 label = f"{source}:{r.route}" + (f":{r.queue}" if r.queue else "")
-                out.append(Labelled(text, label, r.route, r.queue, lang))
+                out.append(Labelled(text, label, r.route, r.queue, lang, domain))
         except ValueError as exc:
             field, msg = exc.args
             problems.append((where, field, msg))
@@ -175,5 +177,5 @@ def read_forum(path: Path, labels: Path | None, source: str = "forum") -> list[L
             continue
         r = overrides.get(row["id"], Route("community", ""))
         label = f"{source}:{r.route}" + (f":{r.queue}" if r.queue else "")
-        out.append(Labelled(text, label, r.route, r.queue, "en"))
+        out.append(Labelled(text, label, r.route, r.queue, "en", f"forum:{path.stem[:12]}"))
     return out

@@ -8,6 +8,13 @@ phrase, while ``fraud`` does not match inside ``fraudster``.
 Matching is by tokens, not one regex per phrase: the text is split once into words and
 punctuation marks, and each token looks up the phrases that start with it, so a request
 costs time linear in its length whatever the number of phrases.
+
+Two strengths. The queue lists at the top of a file are *decisive*: "charged twice",
+"stolen card" send a question to staff whatever the classifier says. The ``[hints]`` table
+holds phrases that are often, but not always, confidential: "my bill" in "How can I pay my
+bill online?", "can't log in" in a browser question, "phishing" in "is this email
+phishing?". A hint does not decide; it lowers the classifier's threshold to the policy's
+``lexicon.hint_threshold`` and names the queue if the classifier then says staff.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ class LexiconHit:
     queue: str
     phrase: str
     language: str
+    decisive: bool = True  # False: a hint (see the module docstring)
 
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -55,6 +63,7 @@ class _Entry:
     language: str
     words: tuple[str, ...]
     phrase: str
+    decisive: bool
 
 
 class Lexicon:
@@ -75,13 +84,12 @@ class Lexicon:
                 data = tomllib.loads(path.read_text(encoding="utf-8"))
             except (OSError, tomllib.TOMLDecodeError) as exc:
                 raise LexiconError(f"{path}: {exc}") from exc
-            for queue, phrases in data.items():
-                if queue not in QUEUES:
-                    raise LexiconError(f"{path}: unknown queue {queue!r}; use one of {QUEUES}")
-                if not isinstance(phrases, list) or not all(isinstance(p, str) for p in phrases):
-                    raise LexiconError(f"{path}: {queue} must be a list of strings")
-                for phrase in phrases:
-                    entries.append(_Entry(queue, path.stem, _phrase_tokens(phrase), phrase))
+            hints = data.pop("hints", {})
+            if not isinstance(hints, dict):
+                raise LexiconError(f"{path}: hints must be a table of queue = [phrases]")
+            for table, decisive in ((data, True), (hints, False)):
+                for queue, phrases in table.items():
+                    entries += _entries(path, queue, phrases, decisive)
         return cls(entries)
 
     @property
@@ -101,10 +109,19 @@ class Lexicon:
                 if j not in found and words[i : i + len(phrase)] == phrase:
                     found.add(j)
         return [
-            LexiconHit(e.queue, e.phrase, e.language)
+            LexiconHit(e.queue, e.phrase, e.language, e.decisive)
             for j, e in enumerate(self._entries)
             if j in found
         ]
+
+
+def _entries(path: Path, queue: str, phrases: object, decisive: bool) -> list[_Entry]:
+    where = f"{path}: {'' if decisive else 'hints.'}{queue}"
+    if queue not in QUEUES:
+        raise LexiconError(f"{where}: unknown queue {queue!r}; use one of {QUEUES}")
+    if not isinstance(phrases, list) or not all(isinstance(p, str) for p in phrases):
+        raise LexiconError(f"{where} must be a list of strings")
+    return [_Entry(queue, path.stem, _phrase_tokens(p), p, decisive) for p in phrases]
 
 
 def _phrase_tokens(phrase: str) -> tuple[str, ...]:

@@ -116,12 +116,15 @@ def decide(
         if forced:
             staff, confidence = True, 1.0
             queue = queue or forced
+    hints = [h for h in hits if not h.decisive]
     for hit in hits:
-        reasons.append(
-            Reason(kind="lexicon", label=hit.queue, detail=f'"{hit.phrase}" ({hit.language})')
-        )
-        staff, confidence = True, max(confidence, policy.lexicon.confidence)
-        queue = queue or hit.queue
+        detail = f'"{hit.phrase}" ({hit.language})'
+        if not hit.decisive:
+            detail += f"; hint: classifier threshold {policy.lexicon.hint_threshold}"
+        reasons.append(Reason(kind="lexicon", label=hit.queue, detail=detail))
+        if hit.decisive:
+            staff, confidence = True, max(confidence, policy.lexicon.confidence)
+            queue = queue or hit.queue
     p_staff: float | None = None
     evidence: list[EvidenceItem] = []
     if isinstance(prediction, str):
@@ -133,6 +136,8 @@ def decide(
     else:
         p_staff = prediction.p_staff
         threshold = policy.classifier.threshold_for(prediction.queue)
+        if hints:
+            threshold = min(threshold, policy.lexicon.hint_threshold)
         says_staff = p_staff >= threshold
         compare = ">=" if says_staff else "<"
         reasons.append(
@@ -145,7 +150,8 @@ def decide(
         )
         if says_staff:
             staff, confidence = True, max(confidence, p_staff)
-            queue = queue or prediction.queue  # PII first, then lexicon, then classifier
+            # PII first, then the lexicon (decisive, then hints), then the classifier
+            queue = queue or (hints[0].queue if hints else prediction.queue)
         evidence = [
             EvidenceItem(
                 text=e.text,
