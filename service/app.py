@@ -87,15 +87,44 @@ def _error(code: int, error: str, items: list[tuple[str, str]], **kw: Any) -> JS
     )
 
 
+def behind_proxies(app: Any, settings: Settings) -> Any:
+    """The ASGI app as served: with ``trusted_proxies``, uvicorn's ProxyHeadersMiddleware
+    takes the client address from X-Forwarded-For, but only on connections from those
+    proxies; without, the app sees the connecting address (``serve`` turns uvicorn's own
+    proxy-header handling off, which would otherwise trust loopback)."""
+    if not settings.trusted_proxies:
+        return app
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    return ProxyHeadersMiddleware(app, trusted_hosts=list(settings.trusted_proxies))
+
+
 def body_limits(settings: Settings) -> Any:
-    def limit_for(path: str) -> int:
-        if path == "/v1/threads:bulk":
+    """Body limits by path and the caller's role: the large ones only for admin keys."""
+
+    def limit_for(path: str, role: str | None) -> int:
+        if role == "admin" and path == "/v1/threads:bulk":
             return settings.max_bulk_body_bytes
-        if path.startswith("/v1/threads/"):  # one thread: title + body + answer, 40k chars
+        if role == "admin" and path.startswith("/v1/threads/"):  # title+body+answer, 40k chars
             return 4 * settings.max_body_bytes
         return settings.max_body_bytes
 
     return limit_for
+
+
+def key_roles(settings: Settings, keyring: Keyring) -> Any:
+    """Presented keys -> role, as the auth dependency decides it (dev mode: admin)."""
+
+    def identify(keys: list[str]) -> str | None:
+        if not keys:
+            return "admin" if settings.dev_mode else None
+        found = {keyring.identify(k) for k in keys}
+        if None in found or len(found) != 1:
+            return None
+        principal = found.pop()
+        return None if principal is None else principal.role
+
+    return identify
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
@@ -142,7 +171,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.keyring = Keyring(settings.api_keys)
     app.state.limiter = RateLimiter({str(r): b for r, b in settings.rate_limits.items()})
     app.state.metrics = metrics
-    app.add_middleware(BodyLimit, limit_for=body_limits(settings))
+    app.add_middleware(
+        BodyLimit,
+        limit_for=body_limits(settings),
+        identify=key_roles(settings, Keyring(settings.api_keys)),
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

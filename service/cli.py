@@ -296,7 +296,7 @@ def serve(
     """Serve the HTTP API (needs API keys, or --dev on a loopback address)."""
     import uvicorn
 
-    from service.app import create_app
+    from service.app import behind_proxies, create_app
     from service.observability import configure_logging
 
     overrides: dict[str, Any] = {"host": host, "port": port, "dev_mode": True if dev else None}
@@ -313,7 +313,14 @@ def serve(
             highlight=False,
         )
     configure_logging(settings.log_format)
-    uvicorn.run(app_, host=settings.host, port=settings.port, log_config=None, access_log=False)
+    uvicorn.run(
+        behind_proxies(app_, settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,  # behind_proxies applies trusted_proxies, and nothing else
+    )
 
 
 def main() -> None:

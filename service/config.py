@@ -183,6 +183,13 @@ class Settings(BaseSettings):
         description="Per-key request budgets (`limits` syntax); public keys are counted per "
         "client address, since every reader of a forum page shares one.",
     )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or CIDR ranges of the reverse proxies / load balancers in front "
+        'of unsource (JSON list, e.g. ["10.0.0.0/8"]). Only a request arriving from one of '
+        "them has its client address taken from X-Forwarded-For; by default none is trusted "
+        "and the connecting address counts, so no client can pick its own rate-limit bucket.",
+    )
     sla_hours: dict[str, float] = Field(
         default={"default": 24.0},
         description="Hours a forum question may stay unanswered, per category; `default` "
@@ -232,6 +239,18 @@ class Settings(BaseSettings):
         bad = [k for k, v in value.items() if not v > 0]
         if bad:
             raise ValueError(f"sla_hours: hours must be > 0 (see {', '.join(bad)})")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{entry!r} is not an IP address or CIDR range") from exc
         return value
 
     @field_validator("rate_limits")

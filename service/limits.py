@@ -20,20 +20,46 @@ Receive = Callable[[], Any]
 Send = Callable[[Message], Any]
 
 
-class BodyLimit:
-    """Refuse bodies over ``limit_for(path)`` bytes with 413, by Content-Length or by
-    counting the stream, before the app sees them."""
+def presented_keys(headers: dict[bytes, bytes]) -> list[str]:
+    """The API keys a request presents (X-API-Key, Authorization: Bearer)."""
+    keys = []
+    key = headers.get(b"x-api-key", b"").decode("latin-1").strip()
+    if key:  # an empty header counts as none, as FastAPI's APIKeyHeader has it
+        keys.append(key)
+    scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        keys.append(token.strip())
+    return keys
 
-    def __init__(self, app: Any, limit_for: Callable[[str], int]) -> None:
+
+class BodyLimit:
+    """Refuse bodies over ``limit_for(path, role)`` bytes with 413, by Content-Length or by
+    counting the stream, before the app sees them. The key is checked from the headers
+    first: a /v1 request without a valid key is refused (401) before a byte of its body is
+    read, and the large limits (bulk ingest, whole threads) apply only to roles that may
+    send such bodies. ``identify`` maps presented keys to a role (None: no valid key)."""
+
+    def __init__(
+        self,
+        app: Any,
+        limit_for: Callable[[str, str | None], int],
+        identify: Callable[[list[str]], str | None],
+    ) -> None:
         self.app = app
         self.limit_for = limit_for
+        self.identify = identify
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
-        limit = self.limit_for(scope["path"])
-        declared = dict(scope.get("headers") or []).get(b"content-length")
+        headers = dict(scope.get("headers") or [])
+        role = self.identify(presented_keys(headers))
+        if role is None and scope["path"].startswith("/v1/"):
+            await _unauthorized(send)
+            return
+        limit = self.limit_for(scope["path"], role)
+        declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await _too_large(send, limit)
             return
@@ -66,13 +92,21 @@ class BodyLimit:
 
 
 async def _too_large(send: Send, limit: int) -> None:
-    payload = {
-        "error": "payload_too_large",
-        "detail": [{"field": "body", "message": f"request body is over {limit} bytes"}],
-    }
+    detail = [{"field": "body", "message": f"request body is over {limit} bytes"}]
+    await _refuse(send, 413, {"error": "payload_too_large", "detail": detail})
+
+
+async def _unauthorized(send: Send) -> None:
+    detail = [{"field": "X-API-Key", "message": "missing or invalid API key"}]
+    await _refuse(send, 401, {"error": "unauthorized", "detail": detail}, bearer=True)
+
+
+async def _refuse(send: Send, status: int, payload: dict[str, Any], bearer: bool = False) -> None:
     data = json.dumps(payload).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
-    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    if bearer:
+        headers.append((b"www-authenticate", b"Bearer"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": data})
 
 

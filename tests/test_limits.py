@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from fastapi.testclient import TestClient
 
-from service.app import create_app
+from service.app import behind_proxies, create_app
 from service.config import Settings
 from service.runtime import Engine
 from tests.conftest import CountingEncoder, auth
@@ -70,3 +70,72 @@ def test_burst_gets_429_with_retry_after(settings: Settings, loaded: Engine) -> 
         assert c.post("/v1/triage", json={"text": "x"}, headers=auth("agent")).status_code == 200
         metrics = c.get("/metrics", headers=auth("agent")).text
         assert 'unsource_rate_limited_total{role="public"} 4.0' in metrics
+
+
+def _codes(c: TestClient, forwarded: list[str]) -> list[int]:
+    return [
+        c.post(
+            "/v1/suggest",
+            json={"title": "hub reset"},
+            headers={**auth("public"), "X-Forwarded-For": addr},
+        ).status_code
+        for addr in forwarded
+    ]
+
+
+def test_forwarded_for_is_ignored_unless_the_proxy_is_trusted(
+    settings: Settings, loaded: Engine
+) -> None:
+    """Audit finding 5: a loopback client picked its own bucket with X-Forwarded-For."""
+    tight = settings.model_copy(update={"rate_limits": {"public": "3/minute"}})
+    app = behind_proxies(create_app(tight, engine=loaded), tight)
+    with TestClient(app, client=("127.0.0.1", 40000)) as c:
+        spoofed = [f"203.0.113.{i}" for i in range(6)]
+        assert _codes(c, spoofed) == [200] * 3 + [429] * 3
+
+
+def test_trusted_proxy_gives_each_reader_a_budget(settings: Settings, loaded: Engine) -> None:
+    """Behind a load balancer off loopback, readers no longer share one budget."""
+    conf = settings.model_copy(
+        update={"rate_limits": {"public": "3/minute"}, "trusted_proxies": ["10.0.0.0/24"]}
+    )
+    app = behind_proxies(create_app(conf, engine=loaded), conf)
+    with TestClient(app, client=("10.0.0.7", 40000)) as lb:
+        readers = [f"198.51.100.{i}" for i in range(10)]
+        assert _codes(lb, readers) == [200] * 10  # ten readers, ten budgets
+        assert _codes(lb, ["198.51.100.1"] * 3) == [200, 200, 429]  # each budget holds
+        direct = TestClient(app, client=("192.0.2.9", 40000))  # not a trusted proxy
+        forged = [f"198.51.100.{i}" for i in range(20, 25)]
+        assert _codes(direct, forged) == [200] * 3 + [429] * 2
+
+
+def test_trusted_proxies_must_be_addresses(settings: Settings) -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="trusted_proxies"):
+        Settings(data_dir=settings.data_dir, trusted_proxies=["lb.example.com"])
+
+
+def test_keys_are_checked_before_a_body_is_read(settings: Settings, loaded: Engine) -> None:
+    """Audit finding 3: 16 MiB bulk bodies were read and parsed before the key was checked."""
+    keyed = settings.model_copy(update={"dev_mode": False})
+    with TestClient(create_app(keyed, engine=loaded)) as c:
+        read: list[int] = []
+
+        def body() -> Iterator[bytes]:
+            for i in range(16 * 1024):
+                read.append(i)
+                yield b"x" * 1024
+
+        for headers in ({}, {"X-API-Key": "uns_not_a_key"}):
+            r = c.post("/v1/threads:bulk", content=body(), headers=headers)
+            assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+        assert len(read) <= 2  # refused from the headers, the body left unread
+        # a public or agent key gets the ordinary limit on the admin routes: 413, not 16 MiB
+        big = b'{"threads": [' + b" " * (200 * 1024) + b"]}"
+        for role in ("public", "agent"):
+            r = c.post("/v1/threads:bulk", content=big, headers=auth(role))
+            assert r.status_code == 413, role
+        r = c.post("/v1/threads:bulk", content=big, headers=auth("admin"))
+        assert r.status_code == 422  # read and parsed: an empty list of threads
