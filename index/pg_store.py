@@ -6,8 +6,10 @@ generations commit in order and ``changes_since`` (read in one REPEATABLE READ s
 never skips a write that commits later with a smaller number.
 
 Keyword search is PostgreSQL full-text search: a ``tsvector`` column (title weight A, body
-B, answer C, the ``simple`` configuration over case-folded, accent-stripped text, as the
-SQLite backend's ``unicode61 remove_diacritics``) with a GIN index, ranked by ``ts_rank``.
+B, answer C) with a GIN index, ranked by ``ts_rank``. The vector is built by the ``simple``
+configuration over text already analysed in the thread's language by index/analysis.py
+(Snowball stems, the algorithms of PostgreSQL's english/portuguese/spanish/italian
+configurations, stopwords out, folded), so both backends index and query the same terms.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from index.analysis import ANALYZER, analyze_text
 from index.errors import StoreError
 from index.lexical import CommonTerms
 from index.store import (
@@ -32,7 +35,6 @@ from index.store import (
     StoredThread,
     _blob,
     _iso,
-    fold,
     fts_terms,
     to_stored,
 )
@@ -101,7 +103,7 @@ def _fields(t: Any) -> list[Any]:
 
 
 def _fts(t: Any) -> list[str]:
-    return [fold(t.title), fold(t.body), fold(t.answer)]
+    return [analyze_text(getattr(t, f), t.language) for f in ("title", "body", "answer")]
 
 
 class PostgresStore:
@@ -121,10 +123,43 @@ class PostgresStore:
             with self.pool.connection() as conn, conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
                 conn.execute(SCHEMA)
+                self._reanalyze(conn)
         except (psycopg.Error, TimeoutError) as exc:
             self.pool.close()
             raise StoreError(f"database_url: cannot open the PostgreSQL store: {exc}") from exc
         self.common_terms = CommonTerms(self._doc_freq, self.count)
+
+    @staticmethod
+    def _reanalyze(conn: Any, batch: int = 1000) -> None:
+        """Rebuild every thread's tsvector when it was analysed another way (a store from
+        before per-language stemming); runs under the schema lock, once."""
+        row = conn.execute("SELECT value FROM meta WHERE key = 'analyzer'").fetchone()
+        if row is not None and row["value"] == ANALYZER:
+            return
+        last = -1
+        while True:
+            rows = conn.execute(
+                "SELECT pk, title, body, answer, language FROM threads WHERE pk > %s "
+                "ORDER BY pk LIMIT %s",
+                (last, batch),
+            ).fetchall()
+            if not rows:
+                break
+            with conn.cursor() as cur:
+                cur.executemany(
+                    f"UPDATE threads SET fts = {FTS} WHERE pk = %s",
+                    [
+                        [*(analyze_text(r[f], r["language"]) for f in ("title", "body", "answer")),
+                         r["pk"]]
+                        for r in rows
+                    ],
+                )  # fmt: skip
+            last = rows[-1]["pk"]
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('analyzer', %s) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (ANALYZER,),
+        )
 
     # -- plumbing --------------------------------------------------------------------------
     def _all(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
@@ -288,11 +323,12 @@ class PostgresStore:
         k: int,
         within: Sequence[int] | None = None,
         weights: tuple[float, float, float] = (2.0, 1.0, 0.5),
+        language: str | None = None,
     ) -> list[tuple[int, float]]:
         """Full-text search over title/body/answer, ranked by ts_rank with the same
         title/body/answer weights as BM25 on SQLite; higher = better. In a large store,
         terms in a large share of the threads are left out (index/lexical.py)."""
-        terms = self.common_terms.keep(list(dict.fromkeys(fold(t) for t in fts_terms(text))))
+        terms = self.common_terms.keep(fts_terms(text, language=language))
         if not terms or (within is not None and not within):
             return []
         top = max(weights)

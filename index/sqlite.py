@@ -41,8 +41,12 @@ class SQLiteDatabase:
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.row_factory = sqlite3.Row
+            self._setup(conn)
             self._local.conn = conn
         return conn
+
+    def _setup(self, conn: sqlite3.Connection) -> None:
+        """Per-connection set-up for subclasses (SQL functions); runs before the schema."""
 
     def ping(self) -> bool:
         """True when the file answers a trivial query."""

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from index.analysis import ANALYZER, analyze_text
 from index.errors import StoreError
 from index.lexical import CommonTerms
 from index.sqlite import SQLiteDatabase, chunks
@@ -48,25 +49,6 @@ CREATE TABLE IF NOT EXISTS threads (
     embedding     BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS threads_language ON threads(language);
-CREATE VIRTUAL TABLE IF NOT EXISTS threads_fts USING fts5(
-    title, body, answer,
-    content='threads', content_rowid='pk',
-    tokenize='unicode61 remove_diacritics 2'
-);
-CREATE TRIGGER IF NOT EXISTS threads_ai AFTER INSERT ON threads BEGIN
-    INSERT INTO threads_fts(rowid, title, body, answer)
-    VALUES (new.pk, new.title, new.body, new.answer);
-END;
-CREATE TRIGGER IF NOT EXISTS threads_ad AFTER DELETE ON threads BEGIN
-    INSERT INTO threads_fts(threads_fts, rowid, title, body, answer)
-    VALUES ('delete', old.pk, old.title, old.body, old.answer);
-END;
-CREATE TRIGGER IF NOT EXISTS threads_au AFTER UPDATE OF title, body, answer ON threads BEGIN
-    INSERT INTO threads_fts(threads_fts, rowid, title, body, answer)
-    VALUES ('delete', old.pk, old.title, old.body, old.answer);
-    INSERT INTO threads_fts(rowid, title, body, answer)
-    VALUES (new.pk, new.title, new.body, new.answer);
-END;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT OR IGNORE INTO meta(key, value) VALUES ('generation', '0');
 INSERT OR IGNORE INTO meta(key, value) VALUES ('store_id', lower(hex(randomblob(16))));
@@ -80,11 +62,78 @@ MIGRATIONS = {
 GEN_INDEX = "CREATE INDEX IF NOT EXISTS threads_gen ON threads(gen)"
 
 
+# The keyword index holds analysed text (index/analysis.py: stemmed in each thread's
+# language), computed by the Python function analyze_text that every connection registers;
+# the triggers keep it in step with the threads table. A 'delete' must be given the values
+# that were indexed: analyze_text is deterministic, so re-analysing the old row gives them.
+THREAD_TEXT = ("title", "body", "answer")
+_ANALYZED = {
+    side: ", ".join(
+        f"analyze_text({side}.{f}, {side}.language)" for f in ("title", "body", "answer")
+    )
+    for side in ("new", "old")
+}
+FTS_STATEMENTS = [
+    "CREATE VIRTUAL TABLE IF NOT EXISTS threads_fts USING fts5(title, body, answer, "
+    "content='threads', content_rowid='pk', tokenize='unicode61 remove_diacritics 2')",
+    "CREATE TRIGGER IF NOT EXISTS threads_ai AFTER INSERT ON threads BEGIN "
+    f"INSERT INTO threads_fts(rowid, title, body, answer) VALUES (new.pk, {_ANALYZED['new']}); "
+    "END",
+    "CREATE TRIGGER IF NOT EXISTS threads_ad AFTER DELETE ON threads BEGIN "
+    "INSERT INTO threads_fts(threads_fts, rowid, title, body, answer) "
+    f"VALUES ('delete', old.pk, {_ANALYZED['old']}); END",
+    "CREATE TRIGGER IF NOT EXISTS threads_au AFTER UPDATE OF title, body, answer, language "
+    "ON threads BEGIN "
+    "INSERT INTO threads_fts(threads_fts, rowid, title, body, answer) "
+    f"VALUES ('delete', old.pk, {_ANALYZED['old']}); "
+    f"INSERT INTO threads_fts(rowid, title, body, answer) VALUES (new.pk, {_ANALYZED['new']}); "
+    "END",
+]
+_DROP_FTS = [
+    "DROP TRIGGER IF EXISTS threads_ai",
+    "DROP TRIGGER IF EXISTS threads_ad",
+    "DROP TRIGGER IF EXISTS threads_au",
+    "DROP TABLE IF EXISTS threads_fts",
+]
+
+
 class SQLiteStore(SQLiteDatabase):
     """Thread-safe SQLite thread store. Writes are serialised; reads use per-thread connections."""
 
     def __init__(self, path: Path) -> None:
         super().__init__(path, SCHEMA)
+        self._keyword_index()
+
+    def _setup(self, conn: sqlite3.Connection) -> None:
+        conn.create_function("analyze_text", 2, analyze_text, deterministic=True)
+
+    def _keyword_index(self) -> None:
+        """Create the keyword index, or rebuild it when it was analysed another way (a store
+        from before per-language stemming, or another analyzer version)."""
+        with self._write_lock:
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute("SELECT value FROM meta WHERE key='analyzer'").fetchone()
+                if row is None or row[0] != ANALYZER:
+                    for statement in _DROP_FTS:
+                        conn.execute(statement)
+                for statement in FTS_STATEMENTS:
+                    conn.execute(statement)
+                if row is None or row[0] != ANALYZER:
+                    conn.execute(
+                        "INSERT INTO threads_fts(rowid, title, body, answer) SELECT pk, "
+                        + _ANALYZED["new"].replace("new.", "")
+                        + " FROM threads"
+                    )
+                    conn.execute(
+                        "INSERT OR REPLACE INTO meta(key, value) VALUES ('analyzer', ?)",
+                        (ANALYZER,),
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
         with self._write_lock:
             conn = self._conn()
             have = {r[1] for r in conn.execute("PRAGMA table_info(threads)")}
@@ -229,10 +278,12 @@ class SQLiteStore(SQLiteDatabase):
         k: int,
         within: Sequence[int] | None = None,
         weights: tuple[float, float, float] = (2.0, 1.0, 0.5),
+        language: str | None = None,
     ) -> list[tuple[int, float]]:
-        """BM25 over title/body/answer; returns (pk, score) with higher = better. In a large
-        store, terms in a large share of the threads are left out (index/lexical.py)."""
-        query = fts_match(self.common_terms.keep(fts_terms(text)))
+        """BM25 over title/body/answer, the question analysed in ``language``; returns
+        (pk, score) with higher = better. In a large store, terms in a large share of the
+        threads are left out (index/lexical.py)."""
+        query = fts_match(self.common_terms.keep(fts_terms(text, language=language)))
         if query is None or (within is not None and not within):
             return []
         sql = (

@@ -13,8 +13,6 @@ in step without a full rebuild.
 from __future__ import annotations
 
 import json
-import re
-import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from index.analysis import query_terms
 from index.errors import StoreError
 from index.models import Thread
 
@@ -30,127 +29,6 @@ _COLUMNS = (
     "pk, id, title, body, answer, answer_votes, accepted, tags, language, url, "
     "created_at, updated_at"
 )
-
-# Words too common to help BM25 (en, pt, es, it); keeps OR-queries small and fast.
-STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "but",
-        "by",
-        "can",
-        "could",
-        "do",
-        "does",
-        "for",
-        "from",
-        "had",
-        "has",
-        "have",
-        "how",
-        "i",
-        "if",
-        "in",
-        "is",
-        "it",
-        "its",
-        "me",
-        "my",
-        "of",
-        "on",
-        "or",
-        "our",
-        "so",
-        "that",
-        "the",
-        "their",
-        "them",
-        "there",
-        "they",
-        "this",
-        "to",
-        "was",
-        "we",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "who",
-        "why",
-        "will",
-        "with",
-        "would",
-        "you",
-        "your",
-        "any",
-        "some",
-        "get",
-        "got",
-        "just",
-        "o",
-        "os",
-        "as",
-        "um",
-        "uma",
-        "de",
-        "da",
-        "do",
-        "das",
-        "dos",
-        "em",
-        "no",
-        "na",
-        "nos",
-        "nas",
-        "que",
-        "e",
-        "para",
-        "por",
-        "com",
-        "se",
-        "eu",
-        "meu",
-        "minha",
-        "el",
-        "la",
-        "los",
-        "las",
-        "un",
-        "una",
-        "del",
-        "al",
-        "en",
-        "y",
-        "es",
-        "por",
-        "con",
-        "mi",
-        "lo",
-        "le",
-        "su",
-        "il",
-        "lo",
-        "gli",
-        "le",
-        "di",
-        "da",
-        "che",
-        "per",
-        "con",
-        "non",
-        "un",
-        "una",
-        "mio",
-        "mia",
-    ]
-)
-_WORD = re.compile(r"\w+", re.UNICODE)
 
 
 @dataclass(frozen=True)
@@ -202,24 +80,15 @@ class Row:
     embedding: np.ndarray | None  # None: text unchanged, keep the stored vector
 
 
-def fold(text: str) -> str:
-    """Case-folded, accents removed (NFKD without combining marks)."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
+def fts_terms(text: str, max_terms: int = 32, language: str | None = None) -> list[str]:
+    """The distinct analysed words of a question worth searching for (index/analysis.py:
+    no stopwords, no numbers, stemmed in ``language``)."""
+    return query_terms(text, language, max_terms)
 
 
-def fts_terms(text: str, max_terms: int = 32) -> list[str]:
-    """The distinct words of free text worth searching for (no stopwords, no numbers)."""
-    seen: dict[str, None] = {}
-    for word in _WORD.findall(text.lower()):
-        if len(word) > 1 and word not in STOPWORDS and not word.isdigit():
-            seen.setdefault(word, None)
-    return list(seen)[:max_terms]
-
-
-def fts_query(text: str, max_terms: int = 32) -> str | None:
+def fts_query(text: str, max_terms: int = 32, language: str | None = None) -> str | None:
     """Turn free text into a safe FTS5 OR-query of quoted terms (None if nothing is left)."""
-    return fts_match(fts_terms(text, max_terms))
+    return fts_match(fts_terms(text, max_terms, language))
 
 
 def fts_match(terms: Sequence[str]) -> str | None:
@@ -265,6 +134,7 @@ class ThreadStore(Protocol):
         k: int,
         within: Sequence[int] | None = None,
         weights: tuple[float, float, float] = (2.0, 1.0, 0.5),
+        language: str | None = None,
     ) -> list[tuple[int, float]]: ...
     def upsert(self, rows: Sequence[Row]) -> tuple[dict[str, int], int]: ...
     def delete(self, thread_id: str) -> tuple[int | None, int]: ...

@@ -75,13 +75,15 @@ class Searcher:
     def _keyword(
         self, query: str, limit: int, pool: Sequence[int] | None
     ) -> Callable[[], list[tuple[int, float]]]:
-        """The BM25 candidates, started now on the executor if there is one."""
+        """The BM25 candidates (the question analysed in its own language), started now on
+        the executor if there is one."""
         job = partial(
             self.catalog.store.keyword_search,
             query,
             limit,
             within=pool,
             weights=self.params.bm25_weights,
+            language=detect(query),
         )
         return job if self.executor is None else self.executor.submit(job).result
 

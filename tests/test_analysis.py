@@ -1,0 +1,80 @@
+"""Keyword analysis per language (index/analysis.py) and the SQLite keyword index built on it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from index.analysis import ANALYZER, query_terms, terms
+from index.sqlite_store import SQLiteStore
+from index.store import Row
+from tests.conftest import make_thread
+
+
+@pytest.mark.parametrize(
+    "language,text,stems",
+    [
+        ("en", "Updating the firmwares manually", ["updat", "firmwar", "manual"]),
+        ("pt", "As configurações do roteador", ["configur", "roteador"]),
+        ("es", "Las bombillas parpadean", ["bombill", "parpad"]),
+        ("it", "Le lampadine sfarfallano", ["lampadin", "sfarfall"]),
+    ],
+)
+def test_stems_and_stopwords_per_language(language: str, text: str, stems: list[str]) -> None:
+    assert terms(text, language) == stems
+
+
+def test_a_question_of_unknown_language_is_stemmed_every_way() -> None:
+    assert set(query_terms("FABRICA", None)) == {"fabrica", "fabric"}
+    assert query_terms("the and of", None) == []
+
+
+def _store(path: Path) -> SQLiteStore:
+    return SQLiteStore(path / "threads.db")
+
+
+def _row(tid: str, title: str, language: str) -> Row:
+    t = make_thread(tid, title).model_copy(update={"language": language})
+    return Row(t, tid, "m", np.ones(4, dtype=np.float32))
+
+
+def test_inflected_forms_meet_in_each_language(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    pks, _ = store.upsert(
+        [
+            _row("pt", "Configurações de fábrica do roteador", "pt"),
+            _row("es", "Las bombillas parpadean con el regulador", "es"),
+            _row("it", "Le lampadine sfarfallano con il dimmer", "it"),
+            _row("en", "Updating firmware manually", "en"),
+        ]
+    )
+    assert [pk for pk, _ in store.keyword_search("configuração", 5, language="pt")] == [pks["pt"]]
+    assert [pk for pk, _ in store.keyword_search("bombilla parpadea", 5, language="es")] == [
+        pks["es"]
+    ]
+    assert [pk for pk, _ in store.keyword_search("lampadina", 5, language="it")] == [pks["it"]]
+    assert [pk for pk, _ in store.keyword_search("update firmwares", 5, language="en")] == [
+        pks["en"]
+    ]
+    # an edit and a delete keep the index in step (the triggers re-analyse the old row)
+    store.upsert([_row("pt", "Senha do Wi-Fi", "pt")])
+    assert store.keyword_search("configuração", 5, language="pt") == []
+    assert store.delete("es")[0] == pks["es"]
+    assert store.keyword_search("bombilla", 5, language="es") == []
+
+
+def test_an_index_built_another_way_is_rebuilt_on_open(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    pks, _ = store.upsert([_row("pt", "Configurações de fábrica", "pt")])
+    conn = store._conn()
+    conn.execute("UPDATE meta SET value = 'old' WHERE key = 'analyzer'")
+    conn.execute("INSERT INTO threads_fts(threads_fts) VALUES ('delete-all')")  # emptied
+    store.close()
+    reopened = _store(tmp_path)
+    row = reopened._conn().execute("SELECT value FROM meta WHERE key='analyzer'").fetchone()
+    assert row[0] == ANALYZER
+    assert [pk for pk, _ in reopened.keyword_search("configuração", 5, language="pt")] == [
+        pks["pt"]
+    ]
