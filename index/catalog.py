@@ -139,6 +139,7 @@ class Catalog:
         self.index: vectors.VectorIndex = vectors.FlatIndex(embedder.dimension)
         self.generation = 0  # the store generation the index reflects
         self.rebuilt_because: str | None = None
+        self._counted: tuple[int, int] | None = None  # (generation, count)
 
     # -- lifecycle ---------------------------------------------------------------------
     def open(self) -> None:
@@ -340,6 +341,15 @@ class Catalog:
 
     def count(self) -> int:
         return self.store.count()
+
+    def count_at_generation(self) -> tuple[int, int]:
+        """(store generation, thread count): the count is re-read only when the generation
+        moved, so frequent readiness probes cost one key read at any store size."""
+        generation = self.store.generation()
+        cached = self._counted
+        if cached is None or cached[0] != generation:
+            cached = self._counted = (generation, self.store.count())
+        return cached
 
     def verify(self, sample: int = 100, seed: int = 0) -> Verification:
         """Check the index against the store: the same keys, each once, and for up to

@@ -116,6 +116,15 @@ class ThreadFields(BaseModel):
     created_at: Timestamp | None = None
     updated_at: Timestamp | None = None
 
+    @field_validator("title", "body", "answer", "url", "tags")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        """NUL cannot be stored in PostgreSQL text (and is never meant): refused, 422."""
+        texts = value if isinstance(value, list) else [value]
+        if any(isinstance(t, str) and "\x00" in t for t in texts):
+            raise ValueError("must not contain the NUL character (U+0000)")
+        return value
+
     @field_validator("tags")
     @classmethod
     def _dedupe_tags(cls, tags: list[str]) -> list[str]:

@@ -27,7 +27,7 @@ from service.background import Periodic
 from service.config import Settings
 from service.deps import Admin, Agent, EngineDep, Public
 from service.escalation import Escalations
-from service.limits import BodyLimit, RateLimiter
+from service.limits import BodyLimit, DevGuard, RateLimiter
 from service.observability import Metrics, RequestContext
 from service.runtime import Engine, build_engine
 from service.schemas import (
@@ -166,6 +166,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         "public (suggest, feedback) ⊂ agent (triage, threads read, questions, escalations, "
         "stats, metrics) ⊂ admin (thread writes, reindex).",
         lifespan=lifespan,
+        docs_url="/docs" if settings.api_docs else None,
+        redoc_url="/redoc" if settings.api_docs else None,
     )
     app.state.settings = settings
     app.state.keyring = Keyring(settings.api_keys)
@@ -184,6 +186,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             allow_headers=["Content-Type", "X-API-Key", "Authorization"],
             expose_headers=["X-Request-ID", "Retry-After"],
         )
+    if settings.dev_mode:
+        app.add_middleware(DevGuard)
     app.add_middleware(RequestContext, metrics=metrics)  # outermost: sees every response
 
     @app.exception_handler(RequestValidationError)
@@ -332,8 +336,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
     @app.get("/healthz", response_model=Health, tags=["ops"])
     def healthz(engine: EngineDep) -> Health:
-        """Liveness: the process answers."""
-        return Health(status="ok", threads=engine.catalog.count(), model=engine.encoder.name)
+        """Liveness: the process answers (no database query: cheap at any size)."""
+        return Health(status="ok", threads=engine.catalog.indexed(), model=engine.encoder.name)
 
     @app.get(
         "/readyz",
@@ -343,15 +347,16 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     )
     def readyz(engine: EngineDep) -> JSONResponse:
         """Readiness: encoder and triage loaded, both databases answer, and the vector index
-        holds every stored thread."""
-        threads = engine.catalog.count()
+        has applied every committed write and holds every stored thread. The store's count
+        is re-read only when its generation moved (one key read otherwise: cheap at 1M)."""
+        generation, threads = engine.catalog.count_at_generation()
         indexed = engine.catalog.indexed()
         checks = {
             "encoder": engine.encoder is not None,
             "triage": engine.triage is not None,
             "store": engine.store.ping(),
             "activity": engine.activity.ping(),
-            "index": indexed == threads,
+            "index": engine.catalog.generation == generation and indexed == threads,
         }
         ok = all(checks.values())
         body = Ready(

@@ -183,6 +183,12 @@ class Settings(BaseSettings):
         description="Per-key request budgets (`limits` syntax); public keys are counted per "
         "client address, since every reader of a forum page shares one.",
     )
+    api_docs: bool = Field(
+        True,
+        description="Serve the interactive API docs at /docs and /redoc. Their pages load "
+        "Swagger UI / ReDoc scripts from a CDN: turn them off in production (UNSOURCE_API_DOCS="
+        "false); /openapi.json stays.",
+    )
     trusted_proxies: list[str] = Field(
         default_factory=list,
         description="Addresses or CIDR ranges of the reverse proxies / load balancers in front "

@@ -26,6 +26,35 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+SIGNATURE_TOLERANCE_SECONDS = 300
+
+
+def sign(secret: str, body: bytes, timestamp: int) -> dict[str, str]:
+    """Webhook signature headers: HMAC-SHA256 over ``"<timestamp>.<body>"``, so a captured
+    delivery cannot be replayed later. Receivers recompute it and refuse a timestamp more
+    than ``SIGNATURE_TOLERANCE_SECONDS`` from their clock (``verify``)."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return {"x-unsource-timestamp": str(timestamp), "x-unsource-signature": f"sha256={mac}"}
+
+
+def verify(
+    secret: str,
+    body: bytes,
+    headers: dict[str, str],
+    now: float,
+    tolerance: float = SIGNATURE_TOLERANCE_SECONDS,
+) -> bool:
+    """What a receiver checks: a fresh timestamp and a matching signature."""
+    try:
+        timestamp = int(headers["x-unsource-timestamp"])
+    except (KeyError, ValueError):
+        return False
+    if abs(now - timestamp) > tolerance:
+        return False
+    expected = sign(secret, body, timestamp)["x-unsource-signature"]
+    return hmac.compare_digest(expected, headers.get("x-unsource-signature", ""))
+
+
 class Escalations:
     def __init__(
         self,
@@ -127,8 +156,7 @@ class Escalations:
         headers = {"content-type": "application/json"}
         secret = self.settings.escalation_webhook_secret
         if secret:
-            mac = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-            headers["x-unsource-signature"] = f"sha256={mac}"
+            headers.update(sign(secret, body, int(self.clock().timestamp())))
         try:
             r = httpx.post(
                 url, content=body, headers=headers, timeout=self.settings.webhook_timeout_seconds

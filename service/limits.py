@@ -127,3 +127,44 @@ class RateLimiter:
             return None
         reset = self._limiter.get_window_stats(item, who).reset_time
         return max(1, math.ceil(reset - time.time()))
+
+
+LOOPBACK_HOSTS = frozenset(("localhost", "127.0.0.1", "::1", "[::1]"))
+
+
+def _host_of(value: str) -> str:
+    """The host of a Host header or an Origin URL, without scheme and port."""
+    value = value.split("://", 1)[-1].split("/", 1)[0].lower()
+    if value.startswith("["):  # [::1]:8000
+        return value.split("]", 1)[0] + "]"
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+class DevGuard:
+    """Keyless dev mode answers only requests meant for loopback: the Host must be a
+    loopback name (a rebinding DNS name pointing at 127.0.0.1 is refused), and a request
+    that changes anything must not come from another site (Origin not loopback, or
+    Sec-Fetch-Site: cross-site). A page the developer visits cannot act as admin."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        host = _host_of(headers.get(b"host", b"").decode("latin-1"))
+        if host not in LOOPBACK_HOSTS:
+            detail = [{"field": "Host", "message": "dev mode answers loopback hosts only"}]
+            await _refuse(send, 403, {"error": "forbidden", "detail": detail})
+            return
+        if scope["method"] not in ("GET", "HEAD", "OPTIONS"):
+            origin = headers.get(b"origin", b"").decode("latin-1")
+            site = headers.get(b"sec-fetch-site", b"").decode("latin-1").lower()
+            foreign = (origin and _host_of(origin) not in LOOPBACK_HOSTS) or site == "cross-site"
+            if foreign:
+                detail = [{"field": "Origin", "message": "cross-site request refused in dev mode"}]
+                await _refuse(send, 403, {"error": "forbidden", "detail": detail})
+                return
+        await self.app(scope, receive, send)

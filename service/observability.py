@@ -112,11 +112,23 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-class RedactingJsonFormatter(JsonFormatter):
-    """JSON lines, redacted as a whole: message, arguments, extra fields and tracebacks."""
+def _redacted(value: Any) -> Any:
+    if isinstance(value, str):
+        return pii.redact(value)
+    if isinstance(value, dict):
+        return {_redacted(k): _redacted(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(v) for v in value]
+    return value
 
-    def format(self, record: logging.LogRecord) -> str:
-        return pii.redact(super().format(record))
+
+class RedactingJsonFormatter(JsonFormatter):
+    """JSON lines: every field (message with its arguments, extra fields, traceback text)
+    is redacted before it is encoded, so an escape sequence in the encoded line can neither
+    hide PII from the redactor nor be broken by it."""
+
+    def serialize_log_record(self, log_data: dict[str, Any]) -> str:
+        return super().serialize_log_record(_redacted(log_data))
 
 
 class RedactingTextFormatter(logging.Formatter):

@@ -139,3 +139,12 @@ def test_threads_are_stored_redacted(client: TestClient, loaded) -> None:  # typ
     raw = loaded.settings.database_path.read_bytes()
     for secret in (iban, email, CARD, CARD.replace(" ", ""), iban.replace(" ", "")):
         assert secret.encode() not in raw
+
+
+def test_nul_in_thread_text_is_422_naming_the_field(client: TestClient) -> None:
+    """Audit finding 16: on PostgreSQL a NUL answered 503; refused before any store."""
+    for field, value in (("body", "a\u0000b"), ("answer", "\u0000"), ("tags", ["x\u0000"])):
+        r = client.put("/v1/threads/nul-1", json={"title": "Hub reset", field: value})
+        assert r.status_code == 422, field
+        assert r.json()["detail"][0]["field"].startswith(field)
+    assert client.get("/v1/threads/nul-1").status_code == 404

@@ -139,7 +139,7 @@ def test_settings_refuse_to_serve_insecurely(tmp_path: Path) -> None:
 
 def test_dev_mode_lets_keyless_requests_act_as_admin(settings: Settings, loaded: Engine) -> None:
     dev = settings.model_copy(update={"dev_mode": True})
-    with TestClient(create_app(dev, engine=loaded)) as c:
+    with TestClient(create_app(dev, engine=loaded), base_url="http://127.0.0.1:8000") as c:
         assert c.put("/v1/threads/dev-1", json={"title": "Dev thread"}).status_code == 201
         # a key that is presented is still checked
         bad = c.post("/v1/suggest", json={"title": "x"}, headers={"X-API-Key": "uns_bad"})
@@ -164,3 +164,21 @@ def test_keys_create_prints_a_key_and_its_digest() -> None:
     assert ApiKey.model_validate({k: entry[k] for k in ("name", "role", "sha256")}).role == "public"
     bad = CliRunner().invoke(cli, ["keys", "create", "--role", "root"])
     assert bad.exit_code == 2
+
+
+def test_dev_mode_refuses_rebinding_hosts_and_cross_site_writes(
+    settings: Settings, loaded: Engine
+) -> None:
+    """Audit finding 14: any Host and body-less cross-site POSTs could act as admin."""
+    dev = settings.model_copy(update={"dev_mode": True})
+    with TestClient(create_app(dev, engine=loaded), base_url="http://localhost:8000") as c:
+        assert c.get("/healthz").status_code == 200
+        r = c.get("/healthz", headers={"Host": "attacker.example:8000"})
+        assert r.status_code == 403 and r.json()["detail"][0]["field"] == "Host"
+        r = c.post("/v1/admin/reindex", headers={"Origin": "https://evil.example"})
+        assert r.status_code == 403 and r.json()["detail"][0]["field"] == "Origin"
+        r = c.post("/v1/admin/reindex", headers={"Sec-Fetch-Site": "cross-site"})
+        assert r.status_code == 403
+        same = {"Origin": "http://localhost:8000", "Sec-Fetch-Site": "same-origin"}
+        assert c.put("/v1/threads/dev-2", json={"title": "Mine"}, headers=same).status_code == 201
+        assert c.get("/healthz", headers={"Host": "[::1]:8000"}).status_code == 200

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.config import Settings
-from service.escalation import Escalations
+from service.escalation import Escalations, verify
 from service.runtime import Engine
 from tests.conftest import auth
 
@@ -147,8 +147,15 @@ def test_webhook_is_sent_once_with_retry_and_backoff(
     headers, body = handler.received[-1]
     payload = json.loads(body)
     assert payload["event"] == "question.sla_breached" and payload["question"]["id"] == "late"
-    mac = hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    stamp = headers["x-unsource-timestamp"]
+    mac = hmac.new(b"s3cret", f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
     assert headers["x-unsource-signature"] == f"sha256={mac}"
+    # the signature covers the time: a replay later, or a changed body, does not verify
+    lower = {k.lower(): v for k, v in headers.items()}
+    sent_at = int(stamp)
+    assert verify("s3cret", body, lower, now=sent_at + 10)
+    assert not verify("s3cret", body, lower, now=sent_at + 301)
+    assert not verify("s3cret", body + b" ", lower, now=sent_at)
     # "early" crosses its SLA later and gets its own notice
     clock[0] = NOW + timedelta(hours=23)
     assert esc.notify_once() == 1

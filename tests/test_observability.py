@@ -127,3 +127,30 @@ def test_made_up_methods_do_not_grow_the_metrics(client: TestClient) -> None:
     assert "XY" not in text and "X1Y" not in text
     assert 'method="other"' in text
     assert len(text) < 200_000
+
+
+def test_pii_after_escaped_characters_is_redacted_and_lines_stay_json() -> None:
+    """Audit finding 12: redacting the encoded line missed PII after \\n, \\t or U+00A0
+    (escaped as \\n, \\t, \\u00a0) and could break the JSON."""
+    stream = io.StringIO()
+    configure_logging("json", stream=stream)
+    try:
+        log = logging.getLogger("unsource.test")
+        for sep in ("\n", "\t", "\u00a0", '"', "\\"):
+            log.info("x%sana@example.com%s4111 1111 1111 1111", sep, sep)
+            log.info("y", extra={"who": f"a{sep}bob@example.net", "nested": {"k": f"{sep}c@d.io"}})
+    finally:
+        logging.getLogger().handlers.clear()
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert len(lines) == 10
+    decoded = json.dumps(lines, ensure_ascii=False)
+    for raw in ("ana@example.com", "4111 1111 1111 1111", "bob@example.net", "c@d.io"):
+        assert raw not in decoded
+
+
+def test_api_docs_can_be_turned_off(settings: Settings, loaded: Engine) -> None:
+    """/docs and /redoc load scripts from a CDN; production can switch them off."""
+    off = settings.model_copy(update={"api_docs": False})
+    with TestClient(create_app(off, engine=loaded)) as c:
+        assert c.get("/docs").status_code == 404 and c.get("/redoc").status_code == 404
+        assert c.get("/openapi.json").status_code == 200
