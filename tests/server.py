@@ -33,8 +33,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_demo(tmp_path: Path, triage_dir: Path, **env_extra: str) -> Iterator[Served]:
-    """Load the demo threads, serve them with the test keys, stop the server afterwards."""
+def serve_demo(
+    tmp_path: Path,
+    triage_dir: Path,
+    bin_path: Path = BIN,
+    cwd: Path | None = None,
+    **env_extra: str,
+) -> Iterator[Served]:
+    """Load the demo threads, serve them with the test keys, stop the server afterwards;
+    ``bin_path`` is the ``unsource`` to run (another install's, for the wheel test)."""
     env = {
         **os.environ,
         "UNSOURCE_DATA_DIR": str(tmp_path / "data"),
@@ -44,15 +51,15 @@ def serve_demo(tmp_path: Path, triage_dir: Path, **env_extra: str) -> Iterator[S
         **env_extra,
     }
     load = subprocess.run(
-        [BIN, "demo", "load", "--if-empty"], env=env, capture_output=True, text=True
+        [bin_path, "demo", "load", "--if-empty"], env=env, capture_output=True, text=True, cwd=cwd
     )
     assert load.returncode == 0, load.stderr
     port = free_port()
     log = tmp_path / "server.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [BIN, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
+            [bin_path, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env, stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
         )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
