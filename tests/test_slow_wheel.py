@@ -70,7 +70,8 @@ def test_wheel_installs_and_serves_outside_the_repository(tmp_path: Path) -> Non
                        json={"title": "How do I reset the hub to factory settings?"})  # fmt: skip
         assert r.status_code == 200 and r.json()["decision"] == "suggest", r.text
         assert r.json()["suggestions"][0]["thread_id"] in ("lumio-001", "lumio-047")
+        stolen = "Someone stole my card and made purchases I didn't make"
         r = httpx.post(f"{served.base}/v1/triage", headers=headers, timeout=30,
-                       json={"text": "Someone stole my card and made purchases I didn't make"})  # fmt: skip
+                       json={"text": stolen})  # fmt: skip
         assert r.status_code == 200 and r.json()["route"] == "staff", r.text
         assert httpx.get(f"{served.base}/widget.js", timeout=10).status_code == 200
