@@ -68,12 +68,15 @@ def threads(seeds: Seeds, count: int, seed: int = 0) -> Iterator[tuple[Thread, n
     rng = random.Random(seed)
     noise = np.random.default_rng(seed)
     dim = seeds.vectors.shape[1]
-    sigma = np.sqrt((1 / 0.8**2 - 1) / dim)  # cosine ~0.8 to the seed thread
     for i in range(count):
         j = rng.randrange(len(seeds.titles))
         title = _vary(seeds.titles[j], rng, seeds.words, 0.3)[:300] or "untitled"
         body = _vary(seeds.bodies[j], rng, seeds.words, 0.3)
-        vec = seeds.vectors[j] + sigma * noise.standard_normal(dim, dtype=np.float32)
+        # noise only where the seed vector lives: an encoder pair's language blocks stay
+        # empty where they are (retrieval/multilingual.py)
+        live = seeds.vectors[j] != 0
+        sigma = np.sqrt((1 / 0.8**2 - 1) / max(int(live.sum()), 1))  # cosine ~0.8 to the seed
+        vec = seeds.vectors[j] + sigma * live * noise.standard_normal(dim, dtype=np.float32)
         yield Thread(id=f"syn-{i}", title=title, body=body), vec / np.linalg.norm(vec)
 
 

@@ -1,9 +1,11 @@
 """Language identification for questions and threads (py3langid, offline, ~0.04 ms/text).
 
 Restricted to the languages served (en, pt, es, it) plus French and German, so a question
-in one of those is not forced into a served language. Measured on the STS-benchmark dev
-sentences and the lumio dev questions (``python -m eval.langid``): 99.0 % on texts of six
-words or fewer; lingua-language-detector scored 97.6 % there and was 13x slower.
+in one of those is not forced into a served language. Measured by ``python -m eval.langid``
+on the STS-benchmark dev sentences and the lumio dev questions (12,171 texts): 99.3 % on
+the 1,846 of six words or fewer, 99.5-99.9 % per language, 0.2 ms a text. Compared on the
+first sentences alone, lingua-language-detector (same six candidates) scored 97.6 % on
+short texts against py3langid's 99.0 %, and was 13x slower.
 """
 
 from __future__ import annotations
