@@ -24,19 +24,20 @@ import io
 import json
 import os
 import tarfile
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import numpy as np
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from index import vectors
 from index.catalog import Catalog
 from index.errors import UnsourceError
-from index.files import sha256_file, sha256_stream, write_atomic
+from index.files import fsync_path, sha256_file, sha256_stream
 from index.models import Thread
 from index.store import Exported, StoredThread
 
@@ -109,8 +110,9 @@ def create(catalog: Catalog, path: Path) -> SnapshotInfo:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     rows_tmp = path.with_name(path.name + ".rows.tmp")
+    made: list[Path] = []  # temp files this call created (never one planted beside it)
     try:
-        with open(rows_tmp, "w+b") as rows:
+        with _exclusive(rows_tmp, made, "w+b") as rows:
             count, generation, index_bytes = _export(catalog, rows)
             rows.flush()
             rows.seek(0)
@@ -124,7 +126,7 @@ def create(catalog: Catalog, path: Path) -> SnapshotInfo:
                 "store_id": catalog.store.store_id(),
                 "files": {THREADS: sha256_file(rows_tmp), INDEX: _sha(index_bytes)},
             }
-            with open(tmp, "wb") as fh:
+            with _exclusive(tmp, made, "wb") as fh:
                 with tarfile.open(fileobj=fh, mode="w") as tar:
                     _add(tar, MANIFEST, io.BytesIO(json.dumps(manifest, indent=2).encode()))
                     _add(tar, THREADS, rows)
@@ -132,15 +134,36 @@ def create(catalog: Catalog, path: Path) -> SnapshotInfo:
                 fh.flush()
                 os.fsync(fh.fileno())
         digest = sha256_file(tmp)
+        side_tmp = sidecar(path).with_name(sidecar(path).name + ".tmp")
+        with _exclusive(side_tmp, made, "wb") as fh:
+            fh.write(f"{digest}  {path.name}\n".encode())
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
-        write_atomic(sidecar(path), f"{digest}  {path.name}\n".encode())
+        made.remove(tmp)
+        os.replace(side_tmp, sidecar(path))
+        made.remove(side_tmp)
+        fsync_path(path.parent)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        path.unlink(missing_ok=True)
+        if tmp not in made:  # renamed into place already: the snapshot is incomplete
+            path.unlink(missing_ok=True)
         raise SnapshotError(f"snapshot not written: {exc}") from exc
     finally:
-        rows_tmp.unlink(missing_ok=True)
+        for leftover in made:
+            leftover.unlink(missing_ok=True)
     return SnapshotInfo(path, digest, count, generation, catalog.space)
+
+
+def _exclusive(path: Path, made: list[Path], mode: str) -> IO[bytes]:
+    """Create ``path`` new (O_EXCL | O_NOFOLLOW): a file or symlink planted there is refused,
+    never followed or overwritten."""
+    flags = os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | (os.O_RDWR if "+" in mode else os.O_WRONLY)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except FileExistsError as exc:
+        raise SnapshotError(f"{path} exists (a leftover or planted file): remove it first") from exc
+    made.append(path)
+    return os.fdopen(fd, mode)
 
 
 def _sha(data: bytes) -> str:
@@ -168,6 +191,21 @@ def _expected_digest(path: Path, expected: str | None) -> str:
         ) from exc
 
 
+MAX_MANIFEST_BYTES = 64 * 1024
+
+
+class Manifest(BaseModel):
+    """The snapshot's manifest.json; a missing or wrong field is refused by name."""
+
+    model_config = ConfigDict(extra="ignore")
+    format: int
+    space: str
+    dimension: int = Field(gt=0, le=65536)
+    threads: int = Field(ge=0)
+    generation: int = Field(ge=0)
+    files: dict[str, str]
+
+
 def _member(tar: tarfile.TarFile, name: str) -> IO[bytes]:
     fh = tar.extractfile(name)
     if fh is None:
@@ -175,25 +213,62 @@ def _member(tar: tarfile.TarFile, name: str) -> IO[bytes]:
     return fh
 
 
-def _verify(path: Path, expected_sha256: str | None) -> dict[str, Any]:
-    """Check the file, its members and the manifest; return the manifest."""
+def _private_copy(path: Path, expected_sha256: str | None, into: Path) -> Path:
+    """Copy the snapshot into a private file while hashing it, in one pass over one
+    descriptor, and check the digest: everything after reads the bytes that were verified,
+    whatever happens to ``path`` meanwhile."""
     if not path.is_file():
         raise SnapshotError(f"{path}: no such snapshot file")
-    if sha256_file(path) != _expected_digest(path, expected_sha256):
-        raise SnapshotError(f"{path.name}: SHA-256 does not match; the file was changed or damaged")
+    expected = _expected_digest(path, expected_sha256)
+    into.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=".restore-", dir=into)
+    copy = Path(name)
+    h = hashlib.sha256()
     try:
-        with tarfile.open(path, mode="r:") as tar:
+        with open(path, "rb") as src, os.fdopen(fd, "wb") as dst:
+            while block := src.read(1 << 20):
+                h.update(block)
+                dst.write(block)
+    except FileNotFoundError as exc:
+        copy.unlink(missing_ok=True)
+        raise SnapshotError(f"{path}: no such snapshot file") from exc
+    except BaseException:
+        copy.unlink(missing_ok=True)
+        raise
+    if h.hexdigest() != expected:
+        copy.unlink(missing_ok=True)
+        raise SnapshotError(f"{path.name}: SHA-256 does not match; the file was changed or damaged")
+    return copy
+
+
+def _verify(copy: Path, name: str) -> Manifest:
+    """Check a verified private copy's members and manifest; return the manifest. Member
+    sizes are bounded by the file's own (a sparse member could claim gigabytes)."""
+    size = copy.stat().st_size
+    try:
+        with tarfile.open(copy, mode="r:") as tar:
             members = {m.name: m for m in tar.getmembers()}
             if set(members) != MEMBERS or not all(m.isfile() for m in members.values()):
                 raise SnapshotError(f"snapshot must hold exactly {sorted(MEMBERS)}")
-            manifest: dict[str, Any] = json.loads(_member(tar, MANIFEST).read())
-            if manifest.get("format") != FORMAT:
-                raise SnapshotError(f"snapshot format {manifest.get('format')!r} is not {FORMAT}")
-            for name in (THREADS, INDEX):
-                if sha256_stream(_member(tar, name)) != manifest["files"][name]:
-                    raise SnapshotError(f"snapshot member {name} does not match its checksum")
+            for m in members.values():
+                if m.issparse() or m.size > size:
+                    raise SnapshotError(f"snapshot member {m.name}: {m.size} bytes, file {size}")
+            if members[MANIFEST].size > MAX_MANIFEST_BYTES:
+                raise SnapshotError(f"{MANIFEST}: over {MAX_MANIFEST_BYTES} bytes")
+            manifest = Manifest.model_validate_json(_member(tar, MANIFEST).read())
+            if manifest.format != FORMAT:
+                raise SnapshotError(f"{MANIFEST}: format {manifest.format} is not {FORMAT}")
+            for member in (THREADS, INDEX):
+                if member not in manifest.files:
+                    raise SnapshotError(f"{MANIFEST}: field 'files.{member}' is missing")
+                if sha256_stream(_member(tar, member)) != manifest.files[member]:
+                    raise SnapshotError(f"snapshot member {member} does not match its checksum")
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "-"
+        raise SnapshotError(f"{MANIFEST}: field '{field}': {first['msg']}") from exc
     except (tarfile.TarError, ValueError, KeyError, TypeError) as exc:
-        raise SnapshotError(f"{path.name}: not a readable snapshot ({exc})") from exc
+        raise SnapshotError(f"{name}: not a readable snapshot ({exc})") from exc
     return manifest
 
 
@@ -212,28 +287,46 @@ def _rows(fh: IO[bytes], dimension: int) -> Iterator[Exported]:
             raise SnapshotError(f"{THREADS} line {n}: {exc}") from exc
 
 
+def _checked_rows(fh: IO[bytes], manifest: Manifest, index_ids: set[int]) -> Iterator[Exported]:
+    """The rows, streamed; raises (inside the store's transaction, so nothing is kept) if
+    they are not exactly the manifest's count and the index's keys."""
+    seen: set[int] = set()
+    for e in _rows(fh, manifest.dimension):
+        if e.stored.pk in seen or e.stored.pk not in index_ids or len(seen) >= manifest.threads:
+            raise SnapshotError(f"{THREADS}: row {e.stored.pk} is duplicated, extra or unindexed")
+        seen.add(e.stored.pk)
+        yield e
+    if seen != index_ids or len(seen) != manifest.threads:
+        raise SnapshotError(f"{THREADS}: {len(seen)} rows, manifest says {manifest.threads}")
+
+
 def restore(catalog: Catalog, path: Path, expected_sha256: str | None = None) -> SnapshotInfo:
-    """Replace the store and the index with the snapshot's, after every check passed."""
+    """Replace the store and the index with the snapshot's, after every check passed. The
+    file is copied privately while its SHA-256 is checked, and only the copy is read."""
     path = Path(path)
-    manifest = _verify(path, expected_sha256)
-    if manifest["space"] != catalog.space:
-        raise SnapshotError(
-            f"snapshot was embedded as {manifest['space']!r}, the service uses "
-            f"{catalog.space!r}: restore it with that model, or ingest the threads again"
-        )
-    with tarfile.open(path, mode="r:") as tar:
-        try:
-            index = vectors.from_bytes(_member(tar, INDEX).read(), catalog.layout.nprobe)
-        except RuntimeError as exc:
-            raise SnapshotError(f"{INDEX}: unreadable ({exc})") from exc
-        rows = list(_rows(_member(tar, THREADS), int(manifest["dimension"])))
-    pks = {e.stored.pk for e in rows}
-    if len(rows) != manifest["threads"] or len(pks) != len(rows):
-        raise SnapshotError(f"{THREADS}: {len(rows)} rows, manifest says {manifest['threads']}")
-    if set(index.ids().tolist()) != pks or index.dimension != manifest["dimension"]:
-        raise SnapshotError(f"{INDEX} does not hold exactly the snapshot's threads")
-    with catalog.lock:
-        generation = catalog.store.replace_all(rows)
-        catalog.index, catalog.generation = index, generation
-        catalog.save()
-    return SnapshotInfo(path, sha256_file(path), len(rows), generation, catalog.space)
+    copy = _private_copy(path, expected_sha256, catalog.index_dir)
+    try:
+        manifest = _verify(copy, path.name)
+        if manifest.space != catalog.space:
+            raise SnapshotError(
+                f"snapshot was embedded as {manifest.space!r}, the service uses "
+                f"{catalog.space!r}: restore it with that model, or ingest the threads again"
+            )
+        with tarfile.open(copy, mode="r:") as tar:
+            try:
+                index = vectors.from_bytes(_member(tar, INDEX).read(), catalog.layout.nprobe)
+            except RuntimeError as exc:
+                raise SnapshotError(f"{INDEX}: unreadable ({exc})") from exc
+            if index.dimension != manifest.dimension or index.count != manifest.threads:
+                raise SnapshotError(f"{INDEX} does not hold exactly the snapshot's threads")
+            ids = set(index.ids().tolist())
+            with catalog.lock:
+                generation = catalog.store.replace_all(
+                    _checked_rows(_member(tar, THREADS), manifest, ids)
+                )
+                catalog.index, catalog.generation = index, generation
+                catalog.save()
+        digest = sha256_file(copy)
+    finally:
+        copy.unlink(missing_ok=True)
+    return SnapshotInfo(path, digest, manifest.threads, generation, catalog.space)

@@ -209,3 +209,93 @@ def test_snapshot_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings:
     assert r.exit_code == 2 and "SHA-256 does not match" in r.output
     r = runner.invoke(app, ["snapshot", "restore", str(tmp_path / "missing.tar")])
     assert r.exit_code == 2 and "no such snapshot" in r.output
+
+
+def _rewrite(path: Path, member: str, data: bytes) -> None:
+    """Rebuild the tar with ``member`` replaced, and its checksums consistent again."""
+    import io
+    import json
+
+    with tarfile.open(path) as tar:
+        parts = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
+    parts[member] = data
+    if member != snapshot.MANIFEST:
+        manifest = json.loads(parts[snapshot.MANIFEST])
+        manifest["files"][member] = snapshot._sha(data)
+        parts[snapshot.MANIFEST] = json.dumps(manifest).encode()
+    path.unlink()
+    with tarfile.open(path, "w") as tar:
+        for name, body in parts.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    snapshot.sidecar(path).write_text(f"{snapshot.sha256_file(path)}  {path.name}\n")
+
+
+def test_restore_reads_the_bytes_it_verified(tmp_path: Path, loaded: Engine) -> None:
+    """Audit finding 8: the file was hashed through one open and read through another, so
+    swapping it in between restored unverified content."""
+    good = snapshot.create(loaded.catalog, tmp_path / "s.tar")
+    loaded.catalog.upsert([make_thread("evil", "planted thread")])
+    evil = snapshot.create(loaded.catalog, tmp_path / "evil.tar")
+    real_verify = snapshot._verify
+
+    def swap_then_verify(copy: Path, name: str) -> snapshot.Manifest:
+        os.replace(evil.path, good.path)  # the attacker swaps the file after the hash
+        return real_verify(copy, name)
+
+    snapshot._verify = swap_then_verify  # type: ignore[assignment]
+    try:
+        snapshot.restore(loaded.catalog, good.path, expected_sha256=good.sha256)
+    finally:
+        snapshot._verify = real_verify  # type: ignore[assignment]
+    ids = {t.thread.id for b in loaded.store.iter_threads() for t in b}
+    assert "evil" not in ids and len(ids) == 4
+
+
+def test_malformed_manifest_is_refused_naming_the_field(tmp_path: Path, loaded: Engine) -> None:
+    """Audit finding 11: a manifest without 'space' crashed restore with a KeyError."""
+    info = snapshot.create(loaded.catalog, tmp_path / "s.tar")
+    _rewrite(info.path, snapshot.MANIFEST, b'{"format": 1, "dimension": 64, "threads": 4}')
+    with pytest.raises(SnapshotError, match="field 'space'"):
+        snapshot.restore(loaded.catalog, info.path)
+    _rewrite(info.path, snapshot.MANIFEST, b'{"format": 1, "space": "x", "dimension": "big"}')
+    with pytest.raises(SnapshotError, match="field 'dimension'"):
+        snapshot.restore(loaded.catalog, info.path)
+
+
+def test_a_member_larger_than_the_file_is_refused(tmp_path: Path, loaded: Engine) -> None:
+    """Audit finding 9: a small sparse tar claimed gigabytes and was read whole."""
+    info = snapshot.create(loaded.catalog, tmp_path / "s.tar")
+    with tarfile.open(info.path) as tar:
+        header_offset = tar.getmember(snapshot.THREADS).offset
+    with open(info.path, "r+b") as fh:  # claim a 8 GiB member in the tar header
+        fh.seek(header_offset + 124)
+        fh.write(b"%011o\0" % (8 << 30))
+        fh.seek(header_offset + 148)
+        fh.write(b" " * 8)
+        fh.seek(header_offset)
+        header = bytearray(fh.read(512))
+        fh.seek(header_offset + 148)
+        fh.write(b"%06o\0 " % sum(header))
+    snapshot.sidecar(info.path).write_text(f"{snapshot.sha256_file(info.path)}  s.tar\n")
+    g = loaded.store.generation()
+    with pytest.raises(SnapshotError):
+        snapshot.restore(loaded.catalog, info.path)
+    assert loaded.store.generation() == g
+
+
+def test_create_never_follows_a_planted_symlink(tmp_path: Path, loaded: Engine) -> None:
+    """Audit finding 10: temp files beside the snapshot were opened following symlinks."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    for suffix in (".rows.tmp", ".tmp", ".sha256.tmp"):
+        target = tmp_path / f"s{suffix}"
+        planted = tmp_path / "snap" / f"s.tar{suffix}"
+        planted.parent.mkdir(exist_ok=True)
+        planted.symlink_to(victim)
+        with pytest.raises(SnapshotError, match="exists"):
+            snapshot.create(loaded.catalog, tmp_path / "snap" / "s.tar")
+        planted.unlink()
+        assert victim.read_text() == "precious" and not target.exists()
+    assert not (tmp_path / "snap" / "s.tar").exists()
