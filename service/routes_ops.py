@@ -16,6 +16,7 @@ from index.errors import ValidationFailed
 from index.models import MAX_ID, AwareTimestamp
 from service.deps import Admin, Agent, EngineDep, Public
 from service.escalation import Escalations
+from service.runtime import check_ids
 from service.schemas import (
     AUTH_ERRORS,
     ERRORS,
@@ -90,6 +91,7 @@ def register_question(
     stored redacted). If nobody answers it within its category's SLA it is escalated.
     Registering the same id again changes nothing and answers 200."""
     now = datetime.now(UTC)
+    check_ids([req.id])
     decision = engine.route(f"{req.title}\n{req.body}".strip())
     triage = decision.model_dump(include={"route", "queue", "confidence", "reasons"}, mode="json")
     title, body = engine.redact(req.title), engine.redact(req.body)
@@ -98,7 +100,7 @@ def register_question(
         title,
         body,
         req.category,
-        req.url,
+        engine.redact(req.url) if req.url else None,
         req.request_id,
         req.created_at or now,
         now,

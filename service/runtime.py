@@ -13,6 +13,7 @@ import numpy as np
 
 from index.activity import ActivityStore
 from index.catalog import Catalog, IndexLayout, UpsertReport
+from index.errors import ValidationFailed
 from index.models import Thread
 from index.store import ThreadStore, open_store
 from retrieval.batching import BatchingEncoder
@@ -57,6 +58,7 @@ class Engine:
 
     def upsert(self, threads: Sequence[Thread]) -> UpsertReport:
         """Store and index threads, redacted: raw PII never reaches the store or index."""
+        check_ids([t.id for t in threads])
         return self.catalog.upsert([with_language(redact_thread(t)) for t in threads])
 
     def warm_up(self) -> None:
@@ -183,9 +185,37 @@ def with_language(thread: Thread) -> Thread:
     return thread.model_copy(update={"language": detect(thread_text(thread))})
 
 
+ID_PII = ("card", "iban", "email")  # checksummed or unambiguous: never in a legitimate id
+
+
 def redact_thread(thread: Thread) -> Thread:
-    fields = {f: pii.redact(getattr(thread, f)) for f in ("title", "body", "answer")}
+    """Every stored text field redacted: title, body, answer, url and tags. An id cannot be
+    redacted (it is the forum's key), so one holding PII is refused (``check_ids``)."""
+    fields: dict[str, object] = {
+        f: pii.redact(getattr(thread, f)) for f in ("title", "body", "answer")
+    }
+    if thread.url:
+        fields["url"] = pii.redact(thread.url)
+    fields["tags"] = list(dict.fromkeys(pii.redact(t) for t in thread.tags))
     return thread.model_copy(update=fields)
+
+
+def _id_findings(value: str) -> list[pii.Finding]:
+    """PII in an id, as written and with its separators (- _ : .) read as spaces, so a
+    card number glued to a prefix ("c-4111...") is still found."""
+    spaced = value.translate(str.maketrans("-_:.", "    "))
+    return pii.detect(value) + pii.detect(spaced)
+
+
+def check_ids(ids: Sequence[str], field: str = "id") -> None:
+    """Refuse ids that carry a card number, an IBAN or an email (422 naming the field)."""
+    problems = [
+        (f"item {i}", field, f"contains personal data ({found[0].type}); ids are stored as given")
+        for i, value in enumerate(ids)
+        if (found := [f for f in _id_findings(value) if f.type in ID_PII])
+    ]
+    if problems:
+        raise ValidationFailed(problems)
 
 
 def load_encoder_for(settings: Settings) -> Encoder:

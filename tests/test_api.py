@@ -148,3 +148,25 @@ def test_nul_in_thread_text_is_422_naming_the_field(client: TestClient) -> None:
         assert r.status_code == 422, field
         assert r.json()["detail"][0]["field"].startswith(field)
     assert client.get("/v1/threads/nul-1").status_code == 404
+
+
+def test_pii_in_url_tags_and_ids_never_reaches_a_public_response(client: TestClient) -> None:
+    """Audit finding 13: url, tags and ids were stored and returned raw."""
+    r = client.put(
+        "/v1/threads/pii-1",
+        json={
+            "title": "Camera records to microSD card",
+            "url": "https://forum.example/t/1?from=ana@example.com",
+            "tags": ["card 4111 1111 1111 1111", "camera"],
+        },
+    )
+    assert r.status_code == 201
+    stored = client.get("/v1/threads/pii-1").json()
+    assert "ana@example.com" not in stored["url"] and "[EMAIL]" in stored["url"]
+    assert all("4111" not in t for t in stored["tags"])
+    found = client.post("/v1/suggest", json={"title": "Camera records to microSD card"})
+    assert "ana@example.com" not in found.text and "4111 1111" not in found.text
+    r = client.put("/v1/threads/user.ana@example.com", json={"title": "x"})
+    assert r.status_code == 422
+    r = client.put("/v1/threads/c-4111111111111111", json={"title": "x"})
+    assert r.status_code == 422 and r.json()["detail"][0]["field"].endswith("id")
