@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS feedback (
     thread_id   TEXT NOT NULL,
     helpful     INTEGER NOT NULL,
     at          TEXT NOT NULL,
+    reader      TEXT,
     PRIMARY KEY (request_id, thread_id)
 );
 CREATE TABLE IF NOT EXISTS thread_feedback (
@@ -105,6 +106,14 @@ class ActivityStore(SQLiteDatabase):
 
     def __init__(self, path: Path) -> None:
         super().__init__(path, SCHEMA, synchronous="NORMAL")
+        with self._write_lock:  # activity files from before votes were per reader
+            conn = self._conn()
+            columns = {r[1] for r in conn.execute("PRAGMA table_info(feedback)")}
+            if "reader" not in columns:
+                conn.execute("ALTER TABLE feedback ADD COLUMN reader TEXT")
+            conn.execute(
+                "CREATE INDEX IF NOT EXISTS feedback_reader ON feedback(reader, thread_id)"
+            )
 
     # -- suggest log and feedback -------------------------------------------------------
     def log_suggest(
@@ -126,22 +135,33 @@ class ActivityStore(SQLiteDatabase):
         )
         return None if row is None else list(json.loads(row[0]))
 
-    def record_feedback(self, request_id: str, thread_id: str, helpful: bool, at: datetime) -> str:
-        """Store one vote per (request, thread); a second vote replaces the first.
-        Returns ``created``, ``changed`` or ``unchanged``."""
+    def record_feedback(
+        self, request_id: str, thread_id: str, helpful: bool, at: datetime, reader: str
+    ) -> str:
+        """One vote per reader and thread, whatever request it comes through (and one per
+        request and thread): a second vote replaces the first, so a reader who asks again
+        and again cannot vote again and again. Returns ``created``, ``changed`` or
+        ``unchanged``."""
         with self._write_lock, self._transaction() as conn:
             old = conn.execute(
-                "SELECT helpful FROM feedback WHERE request_id = ? AND thread_id = ?",
-                (request_id, thread_id),
+                "SELECT request_id, helpful FROM feedback WHERE thread_id = ? "
+                "AND (reader = ? OR request_id = ?) ORDER BY reader = ? DESC LIMIT 1",
+                (thread_id, reader, request_id, reader),
             ).fetchone()
-            if old is not None and bool(old[0]) == helpful:
+            if old is not None and bool(old[1]) == helpful:
                 return "unchanged"
-            conn.execute(
-                "INSERT INTO feedback (request_id, thread_id, helpful, at) VALUES (?,?,?,?) "
-                "ON CONFLICT(request_id, thread_id) DO UPDATE SET helpful=excluded.helpful, "
-                "at=excluded.at",
-                (request_id, thread_id, int(helpful), iso(at)),
-            )
+            if old is not None:
+                conn.execute(
+                    "UPDATE feedback SET helpful = ?, at = ?, reader = ? "
+                    "WHERE request_id = ? AND thread_id = ?",
+                    (int(helpful), iso(at), reader, old[0], thread_id),
+                )
+            else:
+                conn.execute(
+                    "INSERT INTO feedback (request_id, thread_id, helpful, at, reader) "
+                    "VALUES (?,?,?,?,?)",
+                    (request_id, thread_id, int(helpful), iso(at), reader),
+                )
             up, down = (1, 0) if helpful else (0, 1)
             if old is not None:  # the vote flipped: take back the old one
                 up, down = up - down, down - up

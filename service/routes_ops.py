@@ -184,15 +184,18 @@ def escalations(
 def feedback(
     req: FeedbackRequest, engine: EngineDep, _: Public, request: Request
 ) -> FeedbackResult:
-    """A reader found a suggestion helpful (or not). One vote per (request, thread); voting
-    again replaces it. Votes feed the ranking prior and /v1/stats."""
+    """A reader found a suggestion helpful (or not). One vote per reader (key and client
+    address) and thread, whichever request it comes through; voting again replaces it.
+    Votes feed the ranking prior and /v1/stats."""
     shown = engine.activity.suggested(req.request_id)
     if shown is None:
         raise HTTPException(404, f"no suggest request {req.request_id!r}")
     if req.thread_id not in shown:
         raise _invalid("thread_id", "this thread was not suggested in that request")
+    principal = request.state.principal
+    client = request.client.host if request.client else "-"
     result = engine.activity.record_feedback(
-        req.request_id, req.thread_id, req.helpful, datetime.now(UTC)
+        req.request_id, req.thread_id, req.helpful, datetime.now(UTC), f"{principal}@{client}"
     )
     request.app.state.metrics.feedback.labels(str(req.helpful).lower()).inc()
     return FeedbackResult(result=result)

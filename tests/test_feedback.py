@@ -117,3 +117,28 @@ def test_signals_list_only_threads_the_community_has_judged(
         pks["judged"]: Signals(accepted=True, votes=2),
         pks["t3"]: Signals(unhelpful=1),
     }  # t1: no signal, no entry, a prior of 0 (as apply_prior treats a missing entry)
+
+
+def test_one_vote_per_reader_and_thread_whatever_the_request(
+    client: TestClient, loaded: Engine
+) -> None:
+    """Audit finding 15: one reader cast 31 helpful votes in 40 requests."""
+    votes = []
+    for _ in range(31):
+        hit = _suggest(client, "Camera records to microSD card")
+        top = hit["suggestions"][0]["thread_id"]
+        votes.append(_feedback(client, hit["request_id"], top, True)[1]["result"])
+    assert votes[0] == "created" and set(votes[1:]) == {"unchanged"}
+    assert loaded.activity.feedback_counts([top])[top] == (1, 0)
+    # the reader changes their mind: still one vote
+    again = _suggest(client, "Camera records to microSD card")
+    assert _feedback(client, again["request_id"], top, False)[1]["result"] == "changed"
+    assert loaded.activity.feedback_counts([top])[top] == (0, 1)
+    # another reader (another client address) has a vote of their own
+    other = TestClient(client.app, client=("198.51.100.9", 5000))
+    r = other.post("/v1/suggest", json={"title": "Camera records to microSD card"},
+                   headers=auth("public"))  # fmt: skip
+    r = other.post("/v1/feedback", headers=auth("public"),
+                   json={"request_id": r.json()["request_id"], "thread_id": top, "helpful": True})  # fmt: skip
+    assert r.json()["result"] == "created"
+    assert loaded.activity.feedback_counts([top])[top] == (1, 1)

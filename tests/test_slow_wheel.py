@@ -10,6 +10,7 @@ installed wheel, not the source tree, provides ``index``, ``retrieval``, ``triag
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -34,6 +35,7 @@ def _run(args: list[str | Path], cwd: Path, env: dict[str, str] | None = None) -
 
 def test_wheel_installs_and_serves_outside_the_repository(tmp_path: Path) -> None:
     wheels = tmp_path / "wheels"
+    shutil.rmtree(ROOT / "build", ignore_errors=True)  # no stale module may reach the wheel
     _run([sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "--no-build-isolation",
           "-q", "-w", wheels], cwd=ROOT)  # fmt: skip
     (wheel,) = wheels.glob("unsource-*.whl")
