@@ -138,7 +138,7 @@ def test_one_vote_per_reader_and_thread_whatever_the_request(
     other = TestClient(client.app, client=("198.51.100.9", 5000))
     r = other.post("/v1/suggest", json={"title": "Camera records to microSD card"},
                    headers=auth("public"))  # fmt: skip
-    r = other.post("/v1/feedback", headers=auth("public"),
-                   json={"request_id": r.json()["request_id"], "thread_id": top, "helpful": True})  # fmt: skip
+    vote = {"request_id": r.json()["request_id"], "thread_id": top, "helpful": True}
+    r = other.post("/v1/feedback", headers=auth("public"), json=vote)
     assert r.json()["result"] == "created"
     assert loaded.activity.feedback_counts([top])[top] == (1, 1)
