@@ -57,10 +57,14 @@ def terms(text: str, language: str | None, stop: frozenset[str] | None = None) -
     out, stemmed, folded."""
     words = _WORD.findall(text.lower())
     stop = stop if stop is not None else STOPWORDS.get(language or "", ALL_STOPWORDS)
-    kept = [w for w in words if len(w) > 1 and not w.isdigit() and fold(w) not in stop]
+    folded = fold(" ".join(words)).split()  # one pass over the text, not one per word
+    if len(folded) != len(words):  # a character that folds into a separator: word by word
+        folded = [fold(w) for w in words]
+    kept = [w for w, f in zip(words, folded, strict=True) if len(w) > 1 and not w.isdigit()
+            and f not in stop]  # fmt: skip
     if language in STEMMERS:
         kept = _stemmer(language).stemWords(kept)
-    return [fold(w) for w in kept]
+    return fold(" ".join(kept)).split() if kept else []
 
 
 def analyze_text(text: str | None, language: str | None) -> str:

@@ -79,7 +79,7 @@ class VectorIndex(ABC):
 
     @abstractmethod
     def search(
-        self, query: np.ndarray, k: int, within: Sequence[int] | None = None
+        self, query: np.ndarray, k: int, within: Keys | None = None
     ) -> list[tuple[int, float]]: ...
 
     @abstractmethod
@@ -92,7 +92,12 @@ class VectorIndex(ABC):
     def to_bytes(self) -> bytes: ...
 
 
-def _ids(values: Sequence[int] | np.ndarray) -> np.ndarray:
+Keys = Sequence[int] | np.ndarray  # thread keys: a list, or an int64 array for large sets
+
+
+def _ids(values: Keys) -> np.ndarray:
+    if isinstance(values, np.ndarray):  # no trip through Python ints for large key sets
+        return np.ascontiguousarray(values, dtype=np.int64)
     return np.ascontiguousarray(np.asarray(list(values), dtype=np.int64))
 
 
@@ -121,7 +126,7 @@ class _FaissIndex(VectorIndex):
         return faiss.SearchParameters(sel=selector)
 
     def search(
-        self, query: np.ndarray, k: int, within: Sequence[int] | None = None
+        self, query: np.ndarray, k: int, within: Keys | None = None
     ) -> list[tuple[int, float]]:
         if self.count == 0 or k <= 0 or (within is not None and not len(within)):
             return []
@@ -204,11 +209,11 @@ class IVFIndex(_FaissIndex):
         return faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
 
     def search(
-        self, query: np.ndarray, k: int, within: Sequence[int] | None = None
+        self, query: np.ndarray, k: int, within: Keys | None = None
     ) -> list[tuple[int, float]]:
         if within is not None and 0 < len(within) <= EXACT_WITHIN:
             # a small filtered set: score it exactly rather than hope its cells are probed
-            vecs = self.vectors_for(within)
+            vecs = self.vectors_for([int(i) for i in within])
             if not vecs or k <= 0:
                 return []
             keys = np.fromiter(vecs, dtype=np.int64, count=len(vecs))
@@ -266,11 +271,12 @@ class LayeredIndex(VectorIndex):
             self._alive_sel = None
         self.delta.remove(ids)
 
-    def _base_search(
-        self, q: np.ndarray, k: int, within: Sequence[int] | None
-    ) -> list[tuple[int, float]]:
+    def _base_search(self, q: np.ndarray, k: int, within: Keys | None) -> list[tuple[int, float]]:
         if within is not None:
-            return self.base.search(q, k, [i for i in within if int(i) not in self.dead])
+            keys = _ids(within)
+            if self.dead:
+                keys = keys[~np.isin(keys, _ids(sorted(self.dead)))]
+            return self.base.search(q, k, keys)
         if not self.dead:
             return self.base.search(q, k)
         if len(self.dead) * 4 < k:  # few deletes: over-fetch and drop them
@@ -289,7 +295,7 @@ class LayeredIndex(VectorIndex):
         return _hits(scores[0], ids[0])
 
     def search(
-        self, query: np.ndarray, k: int, within: Sequence[int] | None = None
+        self, query: np.ndarray, k: int, within: Keys | None = None
     ) -> list[tuple[int, float]]:
         hits = self._base_search(query, k, within) + self.delta.search(query, k, within)
         return sorted(hits, key=lambda h: -h[1])[:k]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -12,6 +14,7 @@ import numpy as np
 
 from index.catalog import Catalog
 from index.store import StoredThread
+from index.vectors import Keys
 from retrieval.encoder import Encoder
 from retrieval.fusion import linear_fusion, reciprocal_rank_fusion
 from retrieval.language import detect
@@ -19,6 +22,7 @@ from retrieval.prior import SignalSource, apply_prior
 from retrieval.text import question_text
 
 Fusion = Literal["linear", "rrf", "dense", "bm25"]
+POOL_CACHE = 64  # tag/language filters whose key sets are kept
 
 
 @dataclass(frozen=True)
@@ -67,30 +71,41 @@ class Searcher:
         self.catalog = catalog
         # the query vector from the question's document vector (pairwise encoders)
         self.query_form = query_form
+        self._pools: OrderedDict[tuple[tuple[str, ...], str | None], tuple[int, np.ndarray]] = (
+            OrderedDict()
+        )
+        self._pool_lock = threading.Lock()
         self.encoder = encoder
         self.params = params or SearchParams()
         self.signals = signals  # community signals for the ranking prior
         self.executor = executor  # given: keyword search runs there while the query encodes
 
     def _keyword(
-        self, query: str, limit: int, pool: Sequence[int] | None
+        self,
+        query: str,
+        limit: int,
+        within: Sequence[int] | None,
+        tags: Sequence[str] | None = None,
+        language: str | None = None,
     ) -> Callable[[], list[tuple[int, float]]]:
-        """The BM25 candidates (the question analysed in its own language), started now on
-        the executor if there is one."""
+        """The BM25 candidates (the question analysed in its own language; the tag and
+        language filter applied in SQL), started now on the executor if there is one."""
         job = partial(
             self.catalog.store.keyword_search,
             query,
             limit,
-            within=pool,
+            within=within,
             weights=self.params.bm25_weights,
             language=detect(query),
+            tags=tags,
+            in_language=language,
         )
         return job if self.executor is None else self.executor.submit(job).result
 
     def _score(
         self,
         qvec: np.ndarray,
-        pool: Sequence[int] | None,
+        pool: Keys | None,
         limit: int,
         keyword: Callable[[], list[tuple[int, float]]],
     ) -> tuple[dict[int, float], dict[int, float], dict[int, float]]:
@@ -136,17 +151,36 @@ class Searcher:
         ``within`` restricts the search to those thread keys; tags/language filter further.
         """
         query = question_text(title, body)
-        pool = self.catalog.store.filter_pks(tags, language) if (tags or language) else None
+        allowed = self._pool(tags, language) if (tags or language) else None
+        pool: Keys | None = allowed
         if within is not None:
-            pool = list(within) if pool is None else sorted(set(pool) & set(within))
+            pool = list(within) if allowed is None else sorted(set(allowed.tolist()) & set(within))
         limit = limit or self.params.candidates
-        keyword = self._keyword(query, limit, pool)
+        keyword = self._keyword(query, limit, within, tags, language)
         qvec = self.encoder.encode([query])[0]
         if self.query_form is not None:
             qvec = self.query_form(qvec)
         fused, dense, lexical = self._score(qvec, pool, limit, keyword)
         order = sorted(fused, key=lambda pk: (-fused[pk], pk))
         return [(pk, fused[pk], dense[pk], lexical.get(pk)) for pk in order]
+
+    def _pool(self, tags: Sequence[str] | None, language: str | None) -> np.ndarray:
+        """The keys a tag/language filter allows, as an array, cached until the store's
+        generation moves (a popular filter is read from the store once per write, not once
+        per request)."""
+        key = (tuple(sorted(t.lower() for t in tags or ())), language)
+        generation = self.catalog.store.generation()
+        with self._pool_lock:
+            cached = self._pools.get(key)
+            if cached is not None and cached[0] == generation:
+                self._pools.move_to_end(key)
+                return cached[1]
+        keys = np.asarray(self.catalog.store.filter_pks(tags, language), dtype=np.int64)
+        with self._pool_lock:
+            self._pools[key] = (generation, keys)
+            while len(self._pools) > POOL_CACHE:
+                self._pools.popitem(last=False)
+        return keys
 
     def search(
         self,

@@ -56,3 +56,39 @@ def test_new_thread_is_searchable_immediately(loaded: Engine) -> None:
     assert (
         loaded.searcher.search("Water leak sensor placement", k=1).hits[0].thread.thread.id == "t9"
     )
+
+
+def test_filters_never_become_sql_variables(
+    tmp_path: "Path", monkeypatch: "pytest.MonkeyPatch"
+) -> None:
+    """Audit finding 7: a filter matching more threads than SQLite allows variables (250,000)
+    answered 503. With the limit lowered to 600, 700 matching threads stand in for it."""
+    import sqlite3
+
+    from index.models import Thread
+    from index.sqlite_store import SQLiteStore
+    from service.config import Settings
+    from service.runtime import build_engine
+
+    setup = SQLiteStore._setup
+
+    def tight(self: SQLiteStore, conn: sqlite3.Connection) -> None:
+        setup(self, conn)
+        conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 600)
+
+    monkeypatch.setattr(SQLiteStore, "_setup", tight)
+    engine = build_engine(Settings(data_dir=tmp_path, model="hash:64"), with_triage=False)
+    try:
+        engine.upsert(
+            [
+                Thread(id=f"t{i}", title=f"router firmware question {i}", tags=["net"],
+                       language="en")
+                for i in range(700)
+            ]
+        )  # fmt: skip
+        for tags, language in ((["net"], None), (None, "en"), (["net"], "en")):
+            result = engine.searcher.search("router firmware", k=5, tags=tags, language=language)
+            assert result.decision == "suggest" and len(result.hits) == 5
+        assert engine.searcher.search("router firmware", k=5, tags=["other"]).hits == []
+    finally:
+        engine.close(save=False)
