@@ -1,3 +1,7 @@
+from pathlib import Path
+
+import pytest
+
 from index.models import Thread
 from retrieval.search import Searcher, SearchParams
 from service.runtime import Engine
@@ -59,7 +63,7 @@ def test_new_thread_is_searchable_immediately(loaded: Engine) -> None:
 
 
 def test_filters_never_become_sql_variables(
-    tmp_path: "Path", monkeypatch: "pytest.MonkeyPatch"
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Audit finding 7: a filter matching more threads than SQLite allows variables (250,000)
     answered 503. With the limit lowered to 600, 700 matching threads stand in for it."""
