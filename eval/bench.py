@@ -217,7 +217,7 @@ class Server:
         )
         return {k: round(int(fields[k].split()[0]) / 1024, 1) for k in ("VmRSS", "VmHWM")}
 
-    def load(self, questions: Path, clients: int) -> dict[str, Any]:
+    def load(self, questions: Path, clients: int, tags: str = "") -> dict[str, Any]:
         return _json_from(
             "eval.loadgen",
             "--url",
@@ -226,6 +226,8 @@ class Server:
             str(questions),
             "--clients",
             str(clients),
+            "--tags",
+            tags,
         )
 
     def stop(self) -> None:
@@ -277,6 +279,8 @@ def scale(
             "first_start_s": server.start_s,
         }
         row["one_client"] = server.load(one, 1)
+        # a tag filter matching 1 thread in 20 (50,000 at 1M): pushed into both searches
+        row["one_client_filtered"] = server.load(one, 1, tags=synth.FILTER_TAG)
         row["sixteen_clients"] = server.load(many, 16)
         # the same questions again: every encode is a cache hit, the bound on what any
         # encoder batching could give

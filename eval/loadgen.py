@@ -18,12 +18,18 @@ import numpy as np
 
 
 async def _client(
-    http: httpx.AsyncClient, url: str, questions: list[str], out: list[float], errors: list[str]
+    http: httpx.AsyncClient,
+    url: str,
+    questions: list[str],
+    out: list[float],
+    errors: list[str],
+    tags: list[str] | None = None,
 ) -> None:
+    extra = {"tags": tags} if tags else {}
     for q in questions:
         t0 = time.perf_counter()
         try:
-            r = await http.post(url, json={"title": q, "k": 5})
+            r = await http.post(url, json={"title": q, "k": 5, **extra})
             if r.status_code != 200:
                 errors.append(f"{r.status_code}: {r.text[:200]}")
                 continue
@@ -33,17 +39,19 @@ async def _client(
         out.append((time.perf_counter() - t0) * 1000)
 
 
-async def run(base: str, questions: list[str], clients: int, warmup: int = 20) -> dict[str, object]:
+async def run(
+    base: str, questions: list[str], clients: int, warmup: int = 20, tags: list[str] | None = None
+) -> dict[str, object]:
     url = base.rstrip("/") + "/v1/suggest"
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(timeout=60, limits=limits) as http:
-        await _client(http, url, questions[:warmup], [], [])  # connections, caches, JIT
+        await _client(http, url, questions[:warmup], [], [], tags)  # connections, caches, JIT
         work = questions[warmup:]
         shares = [work[i::clients] for i in range(clients)]
         latencies: list[float] = []
         errors: list[str] = []
         t0 = time.perf_counter()
-        await asyncio.gather(*(_client(http, url, s, latencies, errors) for s in shares))
+        await asyncio.gather(*(_client(http, url, s, latencies, errors, tags) for s in shares))
         seconds = time.perf_counter() - t0
     lat = np.array(latencies) if latencies else np.array([float("nan")])
     return {
@@ -64,9 +72,11 @@ def main() -> None:
     parser.add_argument("--url", required=True)
     parser.add_argument("--questions", type=Path, required=True, help="JSON list of titles")
     parser.add_argument("--clients", type=int, default=1)
+    parser.add_argument("--tags", default="", help="comma-separated tag filter for every request")
     args = parser.parse_args()
     questions = json.loads(args.questions.read_text())
-    print(json.dumps(asyncio.run(run(args.url, questions, args.clients))))
+    tags = [t for t in args.tags.split(",") if t] or None
+    print(json.dumps(asyncio.run(run(args.url, questions, args.clients, tags=tags))))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,8 @@ from index.store import Row, ThreadStore, open_store
 from retrieval.encoder import Encoder
 from retrieval.text import thread_text
 
+TOPICS = 20  # synthetic threads carry the tag topic-<i mod 20>: each tag matches 1 in 20
+FILTER_TAG = "topic-3"
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "semeval2016"
 _WORD = re.compile(r"\w+|\W+")
 
@@ -77,7 +79,10 @@ def threads(seeds: Seeds, count: int, seed: int = 0) -> Iterator[tuple[Thread, n
         live = seeds.vectors[j] != 0
         sigma = np.sqrt((1 / 0.8**2 - 1) / max(int(live.sum()), 1))  # cosine ~0.8 to the seed
         vec = seeds.vectors[j] + sigma * live * noise.standard_normal(dim, dtype=np.float32)
-        yield Thread(id=f"syn-{i}", title=title, body=body), vec / np.linalg.norm(vec)
+        thread = Thread(
+            id=f"syn-{i}", title=title, body=body, tags=[f"topic-{i % TOPICS}"], language="en"
+        )
+        yield thread, vec / np.linalg.norm(vec)
 
 
 def questions(seeds: Seeds, count: int, seed: int = 1) -> list[str]:
