@@ -87,6 +87,7 @@ class Searcher:
         within: Sequence[int] | None,
         tags: Sequence[str] | None = None,
         language: str | None = None,
+        asked_in: str | None = None,
     ) -> Callable[[], list[tuple[int, float]]]:
         """The BM25 candidates (the question analysed in its own language; the tag and
         language filter applied in SQL), started now on the executor if there is one."""
@@ -96,7 +97,7 @@ class Searcher:
             limit,
             within=within,
             weights=self.params.bm25_weights,
-            language=detect(query),
+            language=asked_in or detect(query),
             tags=tags,
             in_language=language,
         )
@@ -145,10 +146,12 @@ class Searcher:
         tags: Sequence[str] | None = None,
         language: str | None = None,
         within: Sequence[int] | None = None,
+        asked_in: str | None = None,
     ) -> list[tuple[int, float, float, float | None]]:
         """All candidates, best first, as (pk, fused score, cosine, bm25 or None).
 
         ``within`` restricts the search to those thread keys; tags/language filter further.
+        ``asked_in`` is the question's language when the caller has detected it already.
         """
         query = question_text(title, body)
         allowed = self._pool(tags, language) if (tags or language) else None
@@ -156,7 +159,7 @@ class Searcher:
         if within is not None:
             pool = list(within) if allowed is None else sorted(set(allowed.tolist()) & set(within))
         limit = limit or self.params.candidates
-        keyword = self._keyword(query, limit, within, tags, language)
+        keyword = self._keyword(query, limit, within, tags, language, asked_in)
         qvec = self.encoder.encode([query])[0]
         if self.query_form is not None:
             qvec = self.query_form(qvec)
@@ -191,9 +194,11 @@ class Searcher:
         language: str | None = None,
     ) -> SearchResult:
         """Top ``k`` threads whose similarity passes the abstention threshold."""
-        ranked = self.rank(title, body, max(self.params.candidates, k), tags, language)
-        best = max((r[2] for r in ranked), default=None)
         asked_in = detect(question_text(title, body))
+        ranked = self.rank(
+            title, body, max(self.params.candidates, k), tags, language, asked_in=asked_in
+        )
+        best = max((r[2] for r in ranked), default=None)
         threshold = self.params.threshold_for(asked_in)
         passing = [r for r in ranked if r[2] >= threshold][:k]
         stored = self.catalog.store.get_many([r[0] for r in passing])
