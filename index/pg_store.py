@@ -324,8 +324,6 @@ class PostgresStore:
         within: Sequence[int] | None = None,
         weights: tuple[float, float, float] = (2.0, 1.0, 0.5),
         language: str | None = None,
-        tags: Sequence[str] | None = None,
-        in_language: str | None = None,
     ) -> list[tuple[int, float]]:
         """Full-text search over title/body/answer, ranked by ts_rank with the same
         title/body/answer weights as BM25 on SQLite; higher = better. In a large store,
@@ -341,12 +339,6 @@ class PostgresStore:
             "FROM threads, to_tsquery('simple', %s) AS q WHERE fts @@ q"
         )
         params: list[Any] = [ranks, query]
-        if in_language:
-            sql += " AND language = %s"
-            params.append(in_language)
-        if tags:
-            sql += " AND tags ?| %s"
-            params.append([t.lower() for t in tags])
         if within is not None:
             sql += " AND pk = ANY(%s)"
             params.append(_ints(within))

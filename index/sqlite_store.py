@@ -304,13 +304,10 @@ class SQLiteStore(SQLiteDatabase):
         within: Sequence[int] | None = None,
         weights: tuple[float, float, float] = (2.0, 1.0, 0.5),
         language: str | None = None,
-        tags: Sequence[str] | None = None,
-        in_language: str | None = None,
     ) -> list[tuple[int, float]]:
         """BM25 over title/body/answer, the question analysed in ``language``; returns
-        (pk, score) with higher = better. ``tags``/``in_language`` filter the threads in
-        SQL (any number of matches); ``within`` is an explicit, small key list. In a large
-        store, terms in a large share of the threads are left out (index/lexical.py)."""
+        (pk, score) with higher = better; ``within`` is an explicit, small key list. In a
+        large store, terms in a large share of the threads are left out (index/lexical.py)."""
         query = fts_match(self.common_terms.keep(fts_terms(text, language=language)))
         if query is None or (within is not None and not within):
             return []
@@ -319,13 +316,6 @@ class SQLiteStore(SQLiteDatabase):
             "WHERE threads_fts MATCH ?"
         )
         params: list[object] = [*weights, query]
-        if in_language:
-            sql += " AND rowid IN (SELECT pk FROM threads WHERE language = ?)"
-            params.append(in_language)
-        if tags:
-            marks = ",".join("?" * len(tags))
-            sql += f" AND rowid IN (SELECT pk FROM thread_tags WHERE tag IN ({marks}))"
-            params.extend(t.lower() for t in tags)
         if within is not None:
             sql += f" AND rowid IN ({','.join('?' * len(within))})"
             params.extend(int(p) for p in within)
