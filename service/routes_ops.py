@@ -12,7 +12,6 @@ from fastapi.exceptions import RequestValidationError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from index.activity import Question
-from index.errors import ValidationFailed
 from index.models import MAX_ID, AwareTimestamp
 from service.deps import Admin, Agent, EngineDep, Public
 from service.escalation import Escalations
@@ -135,7 +134,7 @@ def mark_answered(
 @router.get(
     "/v1/escalations",
     response_model=EscalationList,
-    responses=AUTH_ERRORS
+    responses={**AUTH_ERRORS, 404: ERRORS[404]}
     | example(
         {
             "now": "2026-11-24T10:00:00Z",
@@ -153,7 +152,8 @@ def escalations(
         str | None,
         Query(
             max_length=MAX_ID,
-            description="A question id from the previous page (its `next`): continue after it.",
+            description="A question id from the previous page (its `next`): continue after it "
+            "(404 if there is no such question).",
         ),
     ] = None,
 ) -> EscalationList:
@@ -165,7 +165,7 @@ def escalations(
     if after is not None:
         last = esc.activity.question(after)
         if last is None:
-            raise ValidationFailed([("query", "after", f"no question {after!r}")])
+            raise HTTPException(404, f"after: no question {after!r}")
         cursor = (last.created_at, last.id)
     found = esc.overdue(now, limit, cursor)
     items = [_public(q, esc, now) for q in found]

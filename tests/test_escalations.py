@@ -237,4 +237,4 @@ def test_1500_overdue_every_breach_is_delivered_and_listed(
                 break
         assert len(seen) == 1501 and len(set(seen)) == 1501 and "new" in seen
         r = c.get("/v1/escalations", params={"after": "nope"})
-        assert r.status_code == 422 and r.json()["detail"][0]["field"] == "query.after"
+        assert r.status_code == 404 and "after" in r.text
