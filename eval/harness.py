@@ -159,7 +159,7 @@ def run_abstention(engine: Engine, data: RetrievalSet, split: str, target: float
         multilingual.language_abstention(
             engine.searcher,
             data,
-            engine.settings.language_thresholds,
+            engine.settings.thresholds_by_language(),
             engine.settings.min_similarity,
         )
         if any(q.off_topic for q in data.queries)

@@ -147,10 +147,12 @@ class Settings(BaseSettings):
         description="Abstain (no_match) below this cosine similarity, for question languages "
         "without their own threshold.",
     )
-    language_thresholds: dict[str, float] = Field(
-        default_factory=lambda: dict(LANGUAGE_THRESHOLDS),
-        description="Abstention threshold per question language (JSON), calibrated with "
-        "`unsource eval abstention` on the multilingual dev set (docs/evaluation.md).",
+    language_thresholds: dict[str, float] | None = Field(
+        default=None,
+        description="Abstention threshold per question language (JSON). Unset: the values "
+        "calibrated for the default encoder pair with `unsource eval abstention` "
+        "(docs/evaluation.md) when `model` is that pair, otherwise `min_similarity` for "
+        "every language (cosine scales differ between encoders).",
     )
     ingest_batch_size: int = Field(256, ge=1, le=10_000)
     triage_encoder: str = Field(
@@ -224,8 +226,8 @@ class Settings(BaseSettings):
 
     @field_validator("language_thresholds")
     @classmethod
-    def _thresholds(cls, value: dict[str, float]) -> dict[str, float]:
-        for language, threshold in value.items():
+    def _thresholds(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        for language, threshold in (value or {}).items():
             if not -1.0 <= threshold <= 1.0:
                 raise ValueError(f"{language}: a threshold is a cosine, in [-1, 1]")
         return value
@@ -270,6 +272,12 @@ class Settings(BaseSettings):
             except ValueError as exc:
                 raise ValueError(f"rate_limits.{role}: {text!r} is not like '120/minute'") from exc
         return value
+
+    def thresholds_by_language(self) -> dict[str, float]:
+        """The abstention thresholds per question language in force (see the field)."""
+        if self.language_thresholds is not None:
+            return dict(self.language_thresholds)
+        return dict(LANGUAGE_THRESHOLDS) if self.model == DEFAULT_PAIR else {}
 
     def sla_for(self, category: str) -> float:
         return self.sla_hours.get(category, self.sla_hours["default"])

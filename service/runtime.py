@@ -164,7 +164,7 @@ def search_params(settings: Settings) -> SearchParams:
         candidates=settings.candidates,
         min_similarity=settings.min_similarity,
         prior_weight=settings.prior_weight,
-        language_thresholds=tuple(sorted(settings.language_thresholds.items())),
+        language_thresholds=tuple(sorted(settings.thresholds_by_language().items())),
     )
 
 
