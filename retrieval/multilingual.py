@@ -30,31 +30,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Protocol
 
 import numpy as np
 
+from retrieval.encoder import Encoder
 from retrieval.language import detect
 
 SQRT2 = math.sqrt(2.0)
 
 
-class Embedder(Protocol):
-    """The minimal encoder interface (see ``retrieval.encoder.Encoder``)."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def dimension(self) -> int: ...
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
-
-
 class PairwiseEncoder:
     """Document vectors ``[english | multilingual-for-English | multilingual-for-others]``."""
 
-    def __init__(self, english: Embedder, multilingual: Embedder) -> None:
+    def __init__(self, english: Encoder, multilingual: Encoder) -> None:
         self.english = english
         self.multilingual = multilingual
         self.de = english.dimension
