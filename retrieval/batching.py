@@ -5,7 +5,10 @@ model's fixed cost; ``BatchingEncoder`` instead queues single-text calls and a w
 thread encodes whatever has queued (up to ``max_batch`` texts, waiting at most
 ``max_wait_ms`` for more to join) in one model call, then hands each caller its row.
 Calls with several texts (ingest, re-embedding) are batches already and go straight
-through. Repeated questions are served from a bounded LRU cache of query vectors.
+through. Repeated questions are served from a bounded LRU cache of query vectors, and a
+question already being encoded is not encoded twice: a second caller waits for the first
+(triage and retrieval share one multilingual encoder and ask for the same question at
+the same moment).
 """
 
 from __future__ import annotations
@@ -80,6 +83,8 @@ class BatchingEncoder:
         self._worker: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._closed = False
+        self._inflight: dict[str, Future[np.ndarray]] = {}
+        self._inflight_lock = threading.Lock()
 
     @property
     def name(self) -> str:
@@ -96,15 +101,32 @@ class BatchingEncoder:
         cached = self.cache.get(text)
         if cached is not None:
             return cached.reshape(1, -1).copy()
-        if self.max_batch <= 1 or self._closed:
-            vec = self.inner.encode([text])
-        else:
-            future: Future[np.ndarray] = Future()
-            self._ensure_worker()
-            self._queue.put((text, future))
-            vec = future.result().reshape(1, -1)
-        self.cache.put(text, vec[0])
+        with self._inflight_lock:
+            running = self._inflight.get(text)
+            if running is None:
+                mine: Future[np.ndarray] = Future()
+                self._inflight[text] = mine
+        if running is not None:  # the same text is being encoded: share its vector
+            return np.array(running.result(), dtype=np.float32).reshape(1, -1)
+        try:
+            vec = self._encode_one(text)
+            self.cache.put(text, vec[0])
+            mine.set_result(vec[0])
+        except BaseException as exc:
+            mine.set_exception(exc)
+            raise
+        finally:
+            with self._inflight_lock:
+                del self._inflight[text]
         return np.array(vec, dtype=np.float32)
+
+    def _encode_one(self, text: str) -> np.ndarray:
+        if self.max_batch <= 1 or self._closed:
+            return self.inner.encode([text])
+        future: Future[np.ndarray] = Future()
+        self._ensure_worker()
+        self._queue.put((text, future))
+        return future.result().reshape(1, -1)
 
     def _ensure_worker(self) -> None:
         if self._worker is not None:

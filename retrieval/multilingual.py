@@ -61,11 +61,13 @@ class PairwiseEncoder:
         if not texts:
             return out
         english = np.array([detect(t) == "en" for t in texts])
-        multi = self.multilingual.encode(list(texts))
-        if english.any():
-            rows = np.flatnonzero(english)
+        rows = np.flatnonzero(english)
+        # the English model first: a multilingual encoder shared with triage is meanwhile
+        # encoding the same question on another core, and is then asked for it (cached)
+        if rows.size:
             out[rows, : self.de] = self.english.encode([texts[int(i)] for i in rows]) / SQRT2
-            out[rows, self.de : self.de + self.dm] = multi[rows] / SQRT2
+        multi = self.multilingual.encode(list(texts))
+        out[rows, self.de : self.de + self.dm] = multi[rows] / SQRT2
         others = np.flatnonzero(~english)
         out[others, self.de + self.dm :] = multi[others]
         return out

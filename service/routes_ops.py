@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from index.activity import Question
 from index.models import MAX_ID, AwareTimestamp
+from retrieval.text import question_text
 from service.deps import Admin, Agent, EngineDep, Public
 from service.escalation import Escalations
 from service.runtime import check_ids
@@ -91,7 +92,7 @@ def register_question(
     Registering the same id again changes nothing and answers 200."""
     now = datetime.now(UTC)
     check_ids([req.id])
-    decision = engine.route(f"{req.title}\n{req.body}".strip())
+    decision = engine.route(question_text(req.title, req.body))
     triage = decision.model_dump(include={"route", "queue", "confidence", "reasons"}, mode="json")
     title, body = engine.redact(req.title), engine.redact(req.body)
     created = engine.activity.add_question(

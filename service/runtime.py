@@ -22,7 +22,7 @@ from retrieval.language import detect
 from retrieval.multilingual import PairwiseEncoder, query_form
 from retrieval.prior import Signals
 from retrieval.search import Searcher, SearchParams, SearchResult
-from retrieval.text import thread_text
+from retrieval.text import question_text, thread_text
 from service.config import Settings
 from triage import pii
 from triage.classifier import TriageModel
@@ -98,7 +98,7 @@ class Engine:
         )
         pending = self._pool.submit(search) if self.settings.parallel_suggest else None
         # suggest responses carry the reasons, not the labelled examples: skip finding them
-        decision = self.route(f"{title}\n{body}".strip(), evidence=0)
+        decision = self.route(question_text(title, body), evidence=0)
         if decision.route == "staff":
             if pending is not None:
                 pending.cancel()
@@ -218,16 +218,24 @@ def check_ids(ids: Sequence[str], field: str = "id") -> None:
         raise ValidationFailed(problems)
 
 
-def load_encoder_for(settings: Settings) -> Encoder:
-    """The retrieval encoder the settings name, on the configured backend."""
-    return load_encoder(
-        settings.model,
+def load_encoder_for(settings: Settings, shared: Encoder | None = None) -> Encoder:
+    """The retrieval encoder the settings name, on the configured backend. With an encoder
+    pair whose multilingual model is ``shared``'s (triage's encoder), the pair uses that
+    one: one copy of the weights, and a question that triage is encoding is not encoded a
+    second time for the search (``BatchingEncoder`` shares the in-flight vector)."""
+    english, pair, multilingual = settings.model.partition("+")
+    load = partial(
+        load_encoder,
         batch_size=settings.encode_batch_size,
         backend=settings.encoder_backend,
         cache_dir=settings.encoder_cache_dir,
         threads=settings.encoder_threads,
         query_threads=settings.query_threads,
+        precision=settings.encoder_precision,
     )
+    if pair and shared is not None and shared.name == multilingual:
+        return PairwiseEncoder(load(english), shared)
+    return load(settings.model)
 
 
 def space_for(settings: Settings, encoder: Encoder) -> str:
@@ -264,7 +272,8 @@ def build_engine(
     retrieval-only work such as evaluations and benchmarks)."""
     if triage is None and with_triage:
         triage = load_triage(settings)
-    encoder = encoder or batching(settings, load_encoder_for(settings))
+    shared = triage.encoder if triage is not None else None
+    encoder = encoder or batching(settings, load_encoder_for(settings, shared))
     store = open_store(settings.database_url, settings.database_path)
     catalog = Catalog(
         store,

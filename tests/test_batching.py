@@ -120,3 +120,21 @@ def test_a_failing_model_fails_every_waiting_caller_and_the_worker_survives() ->
     with pytest.raises(AssertionError):
         assert enc._worker is not None and enc._worker.is_alive()
     assert enc.encode(["after close"]).shape == (1, 64)  # runs inline once closed
+
+
+def test_a_text_being_encoded_is_not_encoded_again_by_a_second_caller() -> None:
+    """Triage and retrieval share the multilingual encoder and ask for the same question
+    at the same moment: one model call, both get the vector."""
+    inner = CountingEncoder()
+    enc = BatchingEncoder(inner, max_batch=1, cache_size=0)  # no cache, no batching
+    inner.gate.clear()
+    threading.Timer(0.2, inner.gate.set).start()
+    got = _concurrently(3, lambda i: enc.encode(["the same question"]))
+    assert inner.calls == [1]
+    assert all(g.shape == (1, 64) and np.allclose(g, got[0]) for g in got)
+    assert not enc._inflight  # nothing left behind
+    inner.fail = True
+    with pytest.raises(RuntimeError):
+        enc.encode(["the same question"])  # a failure is not remembered either
+    inner.fail = False
+    assert enc.encode(["the same question"]).shape == (1, 64)

@@ -131,3 +131,21 @@ def test_hashing_pair_searches_across_languages_in_the_engine(tmp_path: Path) ->
         assert ranked and ranked[0][2] == pytest.approx(1.0, abs=1e-4)
     finally:
         engine.close(save=False)
+
+
+def test_the_pair_shares_triage_encoder_when_it_is_the_same_model(tmp_path: Path) -> None:
+    """One copy of the multilingual weights, and one encode of a question for both."""
+    from retrieval.batching import BatchingEncoder
+    from retrieval.encoder import HashingEncoder
+    from service.config import Settings
+    from service.runtime import load_encoder_for
+
+    settings = Settings(data_dir=tmp_path, model="hash:64+hash:32", _env_file=None)
+    shared = BatchingEncoder(HashingEncoder(32), max_batch=1)
+    pair = load_encoder_for(settings, shared)
+    assert isinstance(pair, PairwiseEncoder) and pair.multilingual is shared
+    other = load_encoder_for(settings, BatchingEncoder(HashingEncoder(48), max_batch=1))
+    assert isinstance(other, PairwiseEncoder) and other.multilingual is not shared
+    assert load_encoder_for(settings).name == "hash:64+hash:32"
+    pair.encode(["Como atualizo o firmware do hub?"])
+    assert len(shared.cache) == 1  # a later triage call for the question is a cache hit

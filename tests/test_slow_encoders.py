@@ -54,3 +54,21 @@ def test_torch_bf16_stays_close_to_fp32(reference: np.ndarray) -> None:
     vecs = load_encoder(DEFAULT_MODEL, backend="torch-bf16").encode(TEXTS)
     assert vecs.dtype == np.float32
     assert (vecs * reference).sum(axis=1).min() >= 0.99
+
+
+def test_openvino_int8_is_quantized_once_and_stays_close(
+    tmp_path: Path, reference: np.ndarray
+) -> None:
+    enc = load_encoder(DEFAULT_MODEL, backend="openvino", cache_dir=tmp_path, precision="int8")
+    assert enc.name == f"{DEFAULT_MODEL}@int8"  # another vector space: an fp32 index rebuilds
+    vecs = enc.encode(TEXTS)
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+    cosine = (vecs * reference).sum(axis=1)
+    assert cosine.mean() >= 0.99 and cosine.min() >= 0.95, cosine
+    (export,) = tmp_path.iterdir()
+    quantized = export / "model-int8.xml"
+    assert quantized.exists() and quantized.with_suffix(".bin").exists()
+    stamp = quantized.stat().st_mtime_ns
+    again = load_encoder(DEFAULT_MODEL, backend="openvino", cache_dir=tmp_path, precision="int8")
+    assert quantized.stat().st_mtime_ns == stamp  # reused, not quantized again
+    assert np.allclose(again.encode(TEXTS[:2]), vecs[:2], atol=1e-4)
