@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ from service.config import Settings
 from service.runtime import build_engine, load_encoder_for, space_for
 
 DEFAULT_DATA = synth.DEFAULT_DATA
-BACKENDS = ("torch", "torch-bf16", "openvino")
+BACKENDS = ("torch", "torch-bf16", "openvino", "openvino-int8")
 RATES = json.dumps({r: "10000000/minute" for r in ("public", "agent", "admin")})
 
 
@@ -81,7 +82,15 @@ def encode_one(backend: str, data_dir: Path, work: Path) -> dict[str, Any]:
         for s in ("train", "dev")
         for q in load_semeval(data_dir, s).queries
     ]
-    encoder, load_s = _timed(load_encoder, DEFAULT_MODEL, 64, backend, work / "encoders", None)
+    precision = "int8" if backend.endswith("-int8") else "auto"
+    encoder, load_s = _timed(
+        partial(load_encoder, precision=precision),
+        DEFAULT_MODEL,
+        64,
+        backend.removesuffix("-int8"),
+        work / "encoders",
+        None,
+    )
     encoder.encode(texts[:64])  # warm-up
     passes = [_timed(encoder.encode, texts) for _ in range(3)]
     docs, seconds = passes[0][0], min(p[1] for p in passes)
