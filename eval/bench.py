@@ -35,7 +35,13 @@ from eval.harness import corpus_threads
 from eval.retrieval import evaluate
 from index import vectors
 from index.store import open_store
-from retrieval.encoder import DEFAULT_MODEL, Encoder, load_encoder, resolve_model_path
+from retrieval.encoder import (
+    DEFAULT_MODEL,
+    Encoder,
+    Precision,
+    load_encoder,
+    resolve_model_path,
+)
 from retrieval.text import question_text, thread_text
 from service.config import Settings
 from service.runtime import build_engine, load_encoder_for, space_for
@@ -82,7 +88,7 @@ def encode_one(backend: str, data_dir: Path, work: Path) -> dict[str, Any]:
         for s in ("train", "dev")
         for q in load_semeval(data_dir, s).queries
     ]
-    precision = "int8" if backend.endswith("-int8") else "auto"
+    precision: Precision = "int8" if backend.endswith("-int8") else "auto"
     encoder, load_s = _timed(
         partial(load_encoder, precision=precision),
         DEFAULT_MODEL,
