@@ -34,14 +34,9 @@ from eval.datasets import load_semeval
 from eval.harness import corpus_threads
 from eval.retrieval import evaluate
 from index import vectors
-from index.store import open_store
-from retrieval.encoder import (
-    DEFAULT_MODEL,
-    Encoder,
-    Precision,
-    load_encoder,
-    resolve_model_path,
-)
+from index.factory import open_store
+from retrieval.encoder import DEFAULT_MODEL, Encoder, Precision, resolve_model_path
+from retrieval.factory import load_encoder
 from retrieval.text import question_text, thread_text
 from service.config import Settings
 from service.runtime import build_engine, load_encoder_for, space_for

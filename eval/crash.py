@@ -24,6 +24,7 @@ deleted must be there. Exit status 1 if any check failed in any seed.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -43,10 +44,12 @@ from pathlib import Path
 
 import httpx
 
+from triage.datasets import SEED_EXAMPLES
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent / "unsource"
-SEED_EXAMPLES = ROOT / "triage" / "data" / "seed_examples.csv"
 KEY = "uns_crash_harness_admin_key_0000000000"
+KEY_SHA256 = hashlib.sha256(KEY.encode()).hexdigest()  # how keys are configured
 WORDS = [
     f"{a}{b}{c}"
     for a in ("br", "cl", "dr", "fl", "gr", "pl", "st", "tr", "v", "z")
@@ -248,8 +251,6 @@ class Harness:
         self.stop_writers = False
 
     def _env(self, workdir: Path) -> dict[str, str]:
-        from service.auth import digest
-
         triage = workdir / "triage"
         env = {
             **os.environ,
@@ -257,7 +258,13 @@ class Harness:
             "UNSOURCE_MODEL": "hash:256",
             "UNSOURCE_TRIAGE_MODEL_DIR": str(triage),
             "UNSOURCE_API_KEYS": json.dumps(
-                [{"name": "crash", "role": "admin", "sha256": digest(KEY)}]
+                [
+                    {
+                        "name": "crash",
+                        "role": "admin",
+                        "sha256": hashlib.sha256(KEY.encode()).hexdigest(),
+                    }
+                ]
             ),
             "UNSOURCE_RATE_LIMITS": json.dumps({"admin": "1000000/minute"}),
             "UNSOURCE_ESCALATION_CHECK_SECONDS": "3600",

@@ -25,8 +25,9 @@ import numpy as np
 
 from eval.datasets import load_semeval
 from index.catalog import content_hash
+from index.factory import open_store
 from index.models import Thread
-from index.store import Row, ThreadStore, open_store
+from index.store import Row, ThreadStore
 from retrieval.encoder import Encoder
 from retrieval.text import thread_text
 

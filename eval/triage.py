@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 
 from eval.harness import _pyplot
-from triage.data import Labelled
+from triage.datasets import Labelled
+from triage.decision import Triage, TriageDecision, decide
 from triage.lexicon import QUEUES
-from triage.router import Triage, TriageDecision, decide
 
 # published numbers to read ours against
 REFERENCE = {"banking77_intent_accuracy": 0.9366}  # fine-tuned BERT-large (issue's reference)

@@ -13,11 +13,18 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
-from retrieval.encoder import load_encoder
-from service.triage_cli import SEED_EXAMPLES, SEED_WEIGHT
+from retrieval.factory import load_encoder
 from triage import pii
 from triage.classifier import train
-from triage.data import Labelled, expand_sources, read_labelled, read_routes, read_sources
+from triage.datasets import (
+    SEED_EXAMPLES,
+    SEED_WEIGHT,
+    Labelled,
+    expand_sources,
+    read_labelled,
+    read_routes,
+    read_sources,
+)
 from triage.lexicon import Lexicon
 
 THRESHOLDS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5)

@@ -16,13 +16,11 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from index.analysis import query_terms
-from index.errors import StoreError
 from index.models import Thread
 
 _COLUMNS = (
@@ -140,24 +138,6 @@ class ThreadStore(Protocol):
     def delete(self, thread_id: str) -> tuple[int | None, int]: ...
     def replace_embeddings(self, items: Sequence[tuple[int, str, str, np.ndarray]]) -> int: ...
     def replace_all(self, rows: Iterable[Exported]) -> int: ...
-
-
-def open_store(url: str | None, default_path: Path) -> ThreadStore:
-    """``postgresql://...`` → PostgreSQL; ``sqlite:///path`` or None (``default_path``)
-    → SQLite."""
-    if url is None or url == "":
-        from index.sqlite_store import SQLiteStore
-
-        return SQLiteStore(default_path)
-    if url.startswith(("postgresql://", "postgres://")):
-        from index.pg_store import PostgresStore
-
-        return PostgresStore(url)
-    if url.startswith("sqlite:///"):
-        from index.sqlite_store import SQLiteStore
-
-        return SQLiteStore(Path(url.removeprefix("sqlite:///")))
-    raise StoreError("database URL must start with postgresql:// or sqlite:///")
 
 
 def to_stored(r: Any) -> StoredThread:

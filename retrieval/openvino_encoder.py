@@ -33,8 +33,7 @@ from typing import Any
 import numpy as np
 
 from index.errors import EncoderError
-from retrieval.encoder import Precision
-from retrieval.encoder import _normalise as normalise
+from retrieval.encoder import Precision, normalise
 
 _EXPORT_FORMAT = 1
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")

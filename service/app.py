@@ -46,7 +46,7 @@ from service.schemas import (
     example,
     excerpt,
 )
-from triage.router import TriageDecision
+from triage.decision import TriageDecision
 
 ThreadIdPath = Annotated[
     str,

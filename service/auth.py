@@ -7,13 +7,24 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from typing import Literal
 
-from service.config import ApiKey, Role
+from pydantic import BaseModel, Field
+
+Role = Literal["public", "agent", "admin"]
 
 RANK: dict[str, int] = {"public": 0, "agent": 1, "admin": 2}
 KEY_PREFIX = "uns_"
 # keys printed in the README: a configuration that uses one of them is refused
 EXAMPLE_KEYS = ("uns_example_public_key", "uns_example_agent_key", "uns_example_admin_key")
+
+
+class ApiKey(BaseModel):
+    """One API key as configured: its SHA-256 (never the key itself), a name and a role."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
+    role: Role
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
 def digest(key: str) -> str:

@@ -10,15 +10,13 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError as PydanticValidationError
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from index import snapshot
 from index.errors import UnsourceError, ValidationFailed
 from index.ingest import read_threads
+from service.clitools import console, err, fail, progress
 from service.config import Settings
-from service.eval_cli import eval_app
 from service.keys_cli import keys_app
 from service.runtime import Engine, build_engine
 from service.triage_cli import triage_app
@@ -49,20 +47,25 @@ def _root(
 
 demo_app = typer.Typer(help="The bundled demo community.")
 app.add_typer(demo_app, name="demo")
-app.add_typer(eval_app, name="eval")
 app.add_typer(triage_app, name="triage")
 app.add_typer(keys_app, name="keys")
 snapshot_app = typer.Typer(help="Checksummed snapshots of the store and the vector index.")
 app.add_typer(snapshot_app, name="snapshot")
-console = Console()
-err = Console(stderr=True, soft_wrap=True)
+
+
+def _add_plugins() -> None:
+    """Commands other packages contribute, as simonw/llm loads its plugins: each entry point
+    in the group ``unsource.cli`` is a function given this app (``unsource eval`` and
+    ``unsource finetune`` come from the eval package this way)."""
+    from importlib.metadata import entry_points
+
+    for plugin in entry_points(group="unsource.cli"):
+        plugin.load()(app)
+
+
+_add_plugins()
 
 DEMO_FILE = Path(__file__).parent / "demo" / "threads.jsonl"
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(code)
 
 
 def _engine(with_triage: bool = False) -> Engine:
@@ -70,18 +73,7 @@ def _engine(with_triage: bool = False) -> Engine:
     try:
         return build_engine(Settings(), with_triage=with_triage)
     except UnsourceError as exc:
-        raise _fail(str(exc), 1) from exc
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=False,
-    )
+        raise fail(str(exc), 1) from exc
 
 
 def _load(engine: Engine, path: Path, fmt: str | None) -> None:
@@ -92,11 +84,11 @@ def _load(engine: Engine, path: Path, fmt: str | None) -> None:
             err.print(f"{path}:{loc}: field '{field}': {msg}", highlight=False)
         if len(exc.problems) > 50:
             err.print(f"... and {len(exc.problems) - 50} more")
-        raise _fail(f"{len(exc.problems)} bad row(s); nothing was loaded") from exc
+        raise fail(f"{len(exc.problems)} bad row(s); nothing was loaded") from exc
     threads = loaded.threads
     if loaded.ignored_fields:
         err.print(f"ignored columns that are not thread fields: {sorted(loaded.ignored_fields)}")
-    with _progress() as bar:
+    with progress() as bar:
         task = bar.add_task(f"ingest {path.name}", total=len(threads))
         report = engine.ingest(threads, progress=lambda n: bar.advance(task, n))
     engine.catalog.save()
@@ -116,7 +108,7 @@ def ingest(
 ) -> None:
     """Load threads from FILE. A file with any bad row is refused whole (rows are listed)."""
     if not file.is_file():
-        raise _fail(f"FILE: no such file: {file}")
+        raise fail(f"FILE: no such file: {file}")
     engine = _engine()
     try:
         _load(engine, file, fmt)
@@ -133,7 +125,7 @@ def suggest(
 ) -> None:
     """Suggest existing threads that answer QUESTION."""
     if not question.strip():
-        raise _fail("QUESTION: must not be empty")
+        raise fail("QUESTION: must not be empty")
     engine = _engine(with_triage=True)
     try:
         outcome = engine.suggest(question, body, k)
@@ -180,7 +172,7 @@ def delete(thread_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
     engine = _engine()
     try:
         if not engine.catalog.delete(thread_id):
-            raise _fail(f"ID: no thread {thread_id!r}", 1)
+            raise fail(f"ID: no thread {thread_id!r}", 1)
         console.print(f"deleted {thread_id}")
     finally:
         engine.close()
@@ -193,7 +185,7 @@ def reindex(
     """Rebuild the vector index from the store."""
     engine = _engine()
     try:
-        with _progress() as bar:
+        with progress() as bar:
             task = bar.add_task("reindex", total=engine.catalog.count())
             n = engine.catalog.rebuild(reembed=reembed, progress=lambda m: bar.advance(task, m))
         console.print(f"index rebuilt: {engine.catalog.index.count} vectors, {n} re-encoded")
@@ -225,7 +217,7 @@ def snapshot_create(
     try:
         info = snapshot.create(engine.catalog, path)
     except UnsourceError as exc:
-        raise _fail(f"PATH: {exc}") from exc
+        raise fail(f"PATH: {exc}") from exc
     finally:
         engine.close(save=False)
     console.print(
@@ -249,7 +241,7 @@ def snapshot_restore(
     try:
         info = snapshot.restore(engine.catalog, path, sha256)
     except UnsourceError as exc:
-        raise _fail(f"PATH: {exc}") from exc
+        raise fail(f"PATH: {exc}") from exc
     finally:
         engine.close(save=False)
     console.print(
@@ -275,40 +267,6 @@ def demo_load(
 
 
 @app.command()
-def finetune(
-    data: Annotated[Path, typer.Option("--data", help="SemEval-layout or BEIR folder.")],
-    out: Annotated[Path, typer.Option("--out", help="Folder for the fine-tuned model.")],
-    split: Annotated[str, typer.Option(help="Split whose qrels train the model.")] = "train",
-    base: Annotated[str, typer.Option(help="Model to start from.")] = "all-MiniLM-L6-v2",
-    epochs: Annotated[int, typer.Option(min=1, max=50)] = 2,
-    lr: Annotated[float, typer.Option(min=1e-7, max=1e-2)] = 2e-5,
-    seed: Annotated[int, typer.Option()] = 0,
-) -> None:
-    """Fine-tune the encoder on a split's question->thread judgements (contrastive loss);
-    use the result with UNSOURCE_MODEL=OUT. Never train on the split you report."""
-    from eval.datasets import load
-    from eval.finetune import finetune as run
-
-    if not data.is_dir():
-        raise _fail(f"--data: no such folder: {data}")
-    try:
-        dataset = load(data, split)
-    except ValidationFailed as exc:
-        raise _fail("; ".join(f"{loc}: {f}: {m}" for loc, f, m in exc.problems[:10])) from exc
-    with _progress() as bar:
-        task = bar.add_task(f"fine-tune {base}", total=None)
-
-        def tick(step: int, steps: int, loss: float) -> None:
-            bar.update(task, completed=step, total=steps, description=f"loss {loss:.3f}")
-
-        try:
-            path = run(base, dataset, out, epochs=epochs, lr=lr, seed=seed, progress=tick)
-        except UnsourceError as exc:
-            raise _fail(str(exc), 1) from exc
-    console.print(f"saved {path}; use it with UNSOURCE_MODEL={path}")
-
-
-@app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
     port: Annotated[int | None, typer.Option(min=1, max=65535, help="Port.")] = None,
@@ -327,7 +285,7 @@ def serve(
         settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
         app_ = create_app(settings)
     except (UnsourceError, PydanticValidationError) as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     if settings.dev_mode:
         err.print(
             f"[yellow]dev mode:[/yellow] no API key needed; every request acts as admin. "

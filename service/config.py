@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from index.errors import UnsourceError
 from retrieval.encoder import DEFAULT_PAIR
 from retrieval.text import THREAD_FIELDS
+from service.auth import EXAMPLE_KEY_HASHES, ApiKey, Role
 from triage.policy import DEFAULT_POLICY
 
 # calibrated on the lumio dev set's tune split and SUMO Firefox titles (docs/evaluation.md)
@@ -21,16 +22,7 @@ class ConfigError(UnsourceError):
     """Settings that must not be served."""
 
 
-Role = Literal["public", "agent", "admin"]
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
-
-
-class ApiKey(BaseModel):
-    """One API key as configured: its SHA-256 (never the key itself), a name and a role."""
-
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")
-    role: Role
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
 class Settings(BaseSettings):
@@ -291,8 +283,6 @@ class Settings(BaseSettings):
     def check_serving(self) -> None:
         """Refuse to serve with no keys unless dev mode was asked for, dev mode off loopback,
         or a key copied from the documentation."""
-        from service.auth import EXAMPLE_KEY_HASHES
-
         if self.dev_mode and self.host not in LOOPBACK:
             raise ConfigError(
                 f"dev_mode: keyless mode only listens on loopback, not host {self.host!r}"

@@ -8,8 +8,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from service.auth import Principal
-from service.config import Role
+from service.auth import Principal, Role
 from service.runtime import Engine
 
 DEV = Principal("dev", "admin")

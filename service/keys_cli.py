@@ -8,8 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from service.auth import digest, new_key
-from service.config import Role
+from service.auth import Role, digest, new_key
 
 keys_app = typer.Typer(help="API keys for the HTTP service.")
 out = Console(soft_wrap=True, highlight=False)

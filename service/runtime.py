@@ -14,10 +14,12 @@ import numpy as np
 from index.activity import ActivityStore
 from index.catalog import Catalog, IndexLayout, UpsertReport
 from index.errors import ValidationFailed
+from index.factory import open_store
 from index.models import Thread
-from index.store import ThreadStore, open_store
+from index.store import ThreadStore
 from retrieval.batching import BatchingEncoder
-from retrieval.encoder import Encoder, load_encoder
+from retrieval.encoder import Encoder
+from retrieval.factory import load_encoder
 from retrieval.language import detect
 from retrieval.multilingual import PairwiseEncoder, query_form
 from retrieval.prior import Signals
@@ -26,9 +28,9 @@ from retrieval.text import question_text, thread_text
 from service.config import Settings
 from triage import pii
 from triage.classifier import TriageModel
+from triage.decision import Triage, TriageDecision, decide
 from triage.lexicon import Lexicon
 from triage.policy import Policy
-from triage.router import Triage, TriageDecision, decide
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from index.models import (
     Tag,
     Thread,
 )
-from triage.router import Reason
+from triage.decision import Reason
 
 MAX_K = 50
 MAX_BULK = 1000

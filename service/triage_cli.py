@@ -6,27 +6,25 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
 from index.errors import UnsourceError, ValidationFailed
-from retrieval.encoder import load_encoder
+from retrieval.factory import load_encoder
+from service.clitools import console, fail, problems
 from service.config import Settings
 from service.runtime import load_triage
 from triage.classifier import train
-from triage.data import expand_sources, read_forum, read_sources
-from triage.router import TriageDecision
-
-TRIAGE_DATA = Path(__file__).resolve().parents[1] / "triage" / "data"
-SEED_EXAMPLES = TRIAGE_DATA / "seed_examples.csv"
-# hand-written community and confidential questions in en/pt/es/it, many domains
-MULTILINGUAL_EXAMPLES = TRIAGE_DATA / "multilingual_examples.csv"
-FORUM_LABELS = TRIAGE_DATA / "sumo_labels.csv"
-SEED_WEIGHT = 5.0
-
-console = Console()
-err = Console(stderr=True, soft_wrap=True)
+from triage.datasets import (
+    FORUM_LABELS,
+    MULTILINGUAL_EXAMPLES,
+    SEED_EXAMPLES,
+    SEED_WEIGHT,
+    expand_sources,
+    read_forum,
+    read_sources,
+)
+from triage.decision import TriageDecision
 
 
 class _DefaultRoute(TyperGroup):
@@ -45,12 +43,6 @@ triage_app = typer.Typer(
 )
 
 
-def _problems(exc: ValidationFailed) -> typer.Exit:
-    for loc, field, msg in exc.problems[:30]:
-        err.print(f"{loc}: field '{field}': {msg}", highlight=False)
-    return typer.Exit(2)
-
-
 @triage_app.command("route")
 def route_cmd(
     text: Annotated[str, typer.Argument(help="The question (title and body together).")],
@@ -58,15 +50,13 @@ def route_cmd(
 ) -> None:
     """Route one question; exit 0 either way (the route is in the output)."""
     if not text.strip():
-        err.print("[red]error:[/red] TEXT: empty question")
-        raise typer.Exit(2)
+        raise fail("TEXT: empty question")
     try:
         decision = load_triage(Settings()).route(text)
     except ValidationFailed as exc:
-        raise _problems(exc) from exc
+        raise problems(exc) from exc
     except UnsourceError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(1) from exc
+        raise fail(f"{exc}", 1) from exc
     if as_json:
         console.print_json(decision.model_dump_json())
     else:
@@ -136,7 +126,7 @@ def train_cmd(
                 raise ValidationFailed([(str(path), "forum", "no such file")])
             examples += read_forum(path, forum_labels, "forum")
     except ValidationFailed as exc:
-        raise _problems(exc) from exc
+        raise problems(exc) from exc
     try:
         encoder = load_encoder(encoder_name or settings.triage_encoder)
         with console.status(f"encoding {len(examples)} examples with {encoder.name}"):
@@ -145,8 +135,7 @@ def train_cmd(
             model = train(examples, encoder, c=c, weights={"seed": SEED_WEIGHT}, vectors=vectors)
         path = model.save(out or settings.triage_dir)
     except UnsourceError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(1) from exc
+        raise fail(f"{exc}", 1) from exc
     staff = int((model.routes == "staff").sum())
     console.print(
         f"trained {model.version}: {len(examples)} examples, {len(model.classes)} labels "

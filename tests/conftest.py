@@ -14,12 +14,11 @@ from index.sqlite_store import SQLiteStore
 from index.store import ThreadStore
 from retrieval.encoder import HashingEncoder
 from service.app import create_app
-from service.auth import digest
-from service.config import ApiKey, Settings
+from service.auth import ApiKey, digest
+from service.config import Settings
 from service.runtime import Engine, build_engine
-from service.triage_cli import SEED_EXAMPLES
 from triage.classifier import train
-from triage.data import read_sources
+from triage.datasets import SEED_EXAMPLES, read_sources
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SEMEVAL = SHARED / "data" / "semeval2016"

@@ -12,9 +12,9 @@ from starlette.routing import Route
 from typer.testing import CliRunner
 
 from service.app import create_app
-from service.auth import EXAMPLE_KEYS, RANK, Keyring, digest
+from service.auth import EXAMPLE_KEYS, RANK, ApiKey, Keyring, digest
 from service.cli import app as cli
-from service.config import ApiKey, ConfigError, Settings
+from service.config import ConfigError, Settings
 from service.runtime import Engine
 from tests.conftest import KEYS, auth
 

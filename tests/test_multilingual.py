@@ -10,10 +10,10 @@ import pytest
 
 from eval.datasets import Query, RetrievalSet
 from eval.multilingual import choose_threshold, pair_of
-from retrieval.encoder import load_encoder
+from retrieval.factory import load_encoder
 from retrieval.language import detect
 from retrieval.multilingual import PairwiseEncoder, is_english, query_form
-from triage.data import read_forum
+from triage.datasets import read_forum
 
 
 class Fixed:

@@ -9,7 +9,7 @@ import pytest
 
 from eval.datasets import load_semeval
 from eval.finetune import finetune
-from retrieval.encoder import load_encoder
+from retrieval.factory import load_encoder
 from tests.conftest import SEMEVAL
 
 pytestmark = pytest.mark.slow

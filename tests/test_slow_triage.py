@@ -16,8 +16,8 @@ from service.app import create_app
 from service.config import Settings
 from service.runtime import build_engine, load_triage
 from tests.conftest import API_KEYS, SHARED, SUMO_FILE, auth
-from triage.data import read_forum, read_labelled, read_routes
-from triage.router import Triage
+from triage.datasets import read_forum, read_labelled, read_routes
+from triage.decision import Triage
 
 pytestmark = pytest.mark.slow
 DATA = SHARED / "data"

@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from index.factory import open_store
 from index.pg_store import PostgresStore
-from index.store import Row, ThreadStore, open_store
+from index.store import Row, ThreadStore
 from tests.conftest import make_thread
 from tests.pg import fresh_database, postgres_server
 from tests.test_store import *  # noqa: F403  (the same contract, run on this backend)

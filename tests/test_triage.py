@@ -13,10 +13,10 @@ from index.errors import ValidationFailed
 from retrieval.encoder import HashingEncoder
 from tests.conftest import TEST_POLICY, TRIAGE_TRAIN
 from triage.classifier import CURRENT, ModelError, TriageModel, train
-from triage.data import expand_sources, read_labelled, read_routes, read_sources
+from triage.datasets import expand_sources, read_labelled, read_routes, read_sources
+from triage.decision import Triage
 from triage.lexicon import Lexicon, LexiconError, fold
 from triage.policy import Policy
-from triage.router import Triage
 
 CARD = "4111 1111 1111 1111"
 IBAN = "DE89 3704 0044 0532 0130 00"

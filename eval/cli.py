@@ -1,4 +1,10 @@
-"""``unsource eval ...``: evaluations driven through the same library calls as the service."""
+"""``unsource eval ...`` and ``unsource finetune``: evaluations driven through the same
+library calls as the service.
+
+They reach the ``unsource`` command as a plugin (entry point group ``unsource.cli`` in
+pyproject.toml, loaded by ``service.cli``), so the service never imports eval: eval builds
+on the service's library API, not the other way round.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +13,18 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from eval import harness
 from eval import triage as triage_eval
 from eval.datasets import RetrievalSet, load
 from index.errors import UnsourceError, ValidationFailed
+from service.clitools import console, fail, problems, progress
 from service.config import Settings
 from service.runtime import Engine, build_engine, load_triage
-from triage.data import read_forum, read_labelled, read_routes
+from triage.datasets import read_forum, read_labelled, read_routes
 
 eval_app = typer.Typer(help="Score retrieval, abstention and triage on labelled question sets.")
-console = Console()
-err = Console(stderr=True, soft_wrap=True)
 
 DataOpt = Annotated[
     Path, typer.Option("--data", help="Data set folder (SemEval JSONL or BEIR layout).")
@@ -37,15 +41,12 @@ def _prepare(
     data_dir: Path, split: str, work: Path | None
 ) -> tuple[Engine, RetrievalSet, tempfile.TemporaryDirectory[str] | None]:
     if not data_dir.is_dir():
-        err.print(f"[red]error:[/red] --data: no such folder: {data_dir}")
-        raise typer.Exit(2)
+        raise fail(f"--data: no such folder: {data_dir}")
     try:
         data = load(data_dir, split)
         threads = harness.corpus_threads(data)
     except ValidationFailed as exc:
-        for loc, field, msg in exc.problems[:20]:
-            err.print(f"{loc}: {field}: {msg}")
-        raise typer.Exit(2) from exc
+        raise problems(exc, 20) from exc
     tmp = None
     if work is None:
         tmp = tempfile.TemporaryDirectory(prefix="unsource-eval-")
@@ -70,14 +71,12 @@ def retrieval_cmd(
 ) -> None:
     """MAP, MRR@10, nDCG@10, Recall@5, P@1 for BM25, dense, hybrids and the final ranker."""
     if protocol not in ("candidates", "full"):
-        err.print("[red]error:[/red] --protocol: must be 'candidates' or 'full'")
-        raise typer.Exit(2)
+        raise fail("--protocol: must be 'candidates' or 'full'")
     engine, data, tmp = _prepare(data_dir, split, work)
     proto: Literal["candidates", "full"] = "candidates" if protocol == "candidates" else "full"
     try:
         if proto == "candidates" and not data.candidates:
-            err.print("[red]error:[/red] --protocol: this data set has no candidate lists")
-            raise typer.Exit(2)
+            raise fail("--protocol: this data set has no candidate lists")
         result = harness.run_retrieval(engine, data, proto, split)
     finally:
         engine.store.close()
@@ -157,17 +156,13 @@ def triage_cmd(
                 raise ValidationFailed([(str(path), "forum", "no such file")])
             rows += read_forum(path, None, "forum")
     except ValidationFailed as exc:
-        for loc, field, msg in exc.problems[:20]:
-            err.print(f"{loc}: field '{field}': {msg}", highlight=False)
-        raise typer.Exit(2) from exc
+        raise problems(exc, 20) from exc
     if not rows:
-        err.print("[red]error:[/red] --data: no rows")
-        raise typer.Exit(2)
+        raise fail("--data: no rows")
     try:
         router = load_triage(Settings())
     except UnsourceError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(1) from exc
+        raise fail(f"{exc}", 1) from exc
     with console.status(f"routing {len(rows)} questions"):
         name = " + ".join(f"{f.parent.name}/{f.name}" for f in [*(data or []), *(forum or [])])
         result = triage_eval.evaluate(router, rows, name, target_recall)
@@ -176,3 +171,41 @@ def triage_cmd(
     paths = harness.write(out, "triage", result, md, triage_eval.plot)
     console.print(md, soft_wrap=True)
     console.print("wrote " + ", ".join(str(p) for p in paths))
+
+
+def finetune(
+    data: Annotated[Path, typer.Option("--data", help="SemEval-layout or BEIR folder.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the fine-tuned model.")],
+    split: Annotated[str, typer.Option(help="Split whose qrels train the model.")] = "train",
+    base: Annotated[str, typer.Option(help="Model to start from.")] = "all-MiniLM-L6-v2",
+    epochs: Annotated[int, typer.Option(min=1, max=50)] = 2,
+    lr: Annotated[float, typer.Option(min=1e-7, max=1e-2)] = 2e-5,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Fine-tune the encoder on a split's question->thread judgements (contrastive loss);
+    use the result with UNSOURCE_MODEL=OUT. Never train on the split you report."""
+    from eval.finetune import finetune as run
+
+    if not data.is_dir():
+        raise fail(f"--data: no such folder: {data}")
+    try:
+        dataset = load(data, split)
+    except ValidationFailed as exc:
+        raise problems(exc, 10) from exc
+    with progress() as bar:
+        task = bar.add_task(f"fine-tune {base}", total=None)
+
+        def tick(step: int, steps: int, loss: float) -> None:
+            bar.update(task, completed=step, total=steps, description=f"loss {loss:.3f}")
+
+        try:
+            path = run(base, dataset, out, epochs=epochs, lr=lr, seed=seed, progress=tick)
+        except UnsourceError as exc:
+            raise fail(str(exc), 1) from exc
+    console.print(f"saved {path}; use it with UNSOURCE_MODEL={path}")
+
+
+def register(app: typer.Typer) -> None:
+    """The ``unsource.cli`` entry point: add eval's commands to the ``unsource`` app."""
+    app.add_typer(eval_app, name="eval")
+    app.command("finetune")(finetune)

@@ -15,6 +15,13 @@ from pathlib import Path
 from index.errors import ValidationFailed
 from triage.lexicon import QUEUES
 
+BUNDLED = Path(__file__).resolve().parent / "data"  # shipped as package data
+SEED_EXAMPLES = BUNDLED / "seed_examples.csv"
+# hand-written community and confidential questions in en/pt/es/it, many domains
+MULTILINGUAL_EXAMPLES = BUNDLED / "multilingual_examples.csv"
+FORUM_LABELS = BUNDLED / "sumo_labels.csv"  # staff labels for SUMO forum question ids
+SEED_WEIGHT = 5.0  # training weight of the hand-written examples against the data sets
+
 INTENT_COLUMNS = ("intent", "category", "label")
 ROUTES = ("staff", "community")
 
