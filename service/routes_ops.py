@@ -14,9 +14,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from index.activity import Question
 from index.models import MAX_ID, AwareTimestamp
 from retrieval.text import question_text
+from service.admission import check_ids
 from service.deps import Admin, Agent, EngineDep, Public
 from service.escalation import Escalations
-from service.runtime import check_ids
 from service.schemas import (
     AUTH_ERRORS,
     ERRORS,

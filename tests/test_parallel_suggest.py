@@ -91,3 +91,20 @@ def test_suggest_skips_the_labelled_examples_triage_shows(loaded: Engine) -> Non
     outcome = loaded.suggest(text)
     assert outcome.triage.evidence == [] and outcome.triage.p_staff is not None
     assert outcome.triage.reasons == loaded.route(text).reasons  # same decision and reasons
+
+
+def test_the_engine_owns_every_pool_and_closes_them(settings: Settings) -> None:
+    """One composition root: the search, keyword and triage pools are the engine's, made
+    when it is built and shut when it closes (also as a context manager)."""
+    with build_engine(settings, encoder=CountingEncoder()) as engine:
+        pools = engine.pools
+        assert pools.search is not None and pools.keyword is not None
+        assert engine.searcher.executor is pools.keyword
+        assert engine.triage is not None and engine.triage._pool is pools.triage
+        assert engine.signals is engine.searcher.signals  # passed at construction
+        engine.upsert(SAMPLE)
+        assert engine.suggest("Camera records to microSD card").decision == "suggest"
+    assert engine.closed
+    for pool in (pools.search, pools.keyword, pools.triage):
+        with pytest.raises(RuntimeError):  # shut down
+            pool.submit(print)

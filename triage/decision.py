@@ -59,17 +59,27 @@ class TriageDecision(BaseModel):
 
 class Triage:
     def __init__(
-        self, model: TriageModel, encoder: Encoder, lexicon: Lexicon, policy: Policy
+        self,
+        model: TriageModel,
+        encoder: Encoder,
+        lexicon: Lexicon,
+        policy: Policy,
+        executor: cf.ThreadPoolExecutor | None = None,
     ) -> None:
+        """``executor`` runs the classifier under its deadline; the caller who passes one
+        owns it (the service's composition root). Without one, a pool of its own is made
+        and ``close`` shuts it."""
         self.model = model
         self.encoder = encoder
         self.lexicon = lexicon
         self.policy = policy
+        self._owns_pool = executor is None
         # enough workers that concurrent requests reach the encoder's micro-batcher together
-        self._pool = cf.ThreadPoolExecutor(max_workers=32, thread_name_prefix="triage")
+        self._pool = executor or cf.ThreadPoolExecutor(max_workers=32, thread_name_prefix="triage")
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._owns_pool:
+            self._pool.shutdown(wait=False, cancel_futures=True)
 
     def screen(self, text: str) -> tuple[list[pii.Finding], str, list[LexiconHit]]:
         """The rule signals: PII findings, the redacted text, and lexicon hits on it."""
