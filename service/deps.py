@@ -1,4 +1,5 @@
-"""FastAPI dependencies: the engine, and API-key authorisation with per-key rate limits."""
+"""FastAPI dependencies: the engine, the metrics, the escalation loop (all made by
+``create_app``), and API-key authorisation with per-key rate limits."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from service.auth import Principal, Role
+from service.escalation import Escalations
+from service.observability import Metrics
 from service.runtime import Engine
 
 DEV = Principal("dev", "admin")
@@ -23,7 +26,19 @@ def get_engine(request: Request) -> Engine:
     return engine
 
 
+def get_metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+def get_escalations(request: Request) -> Escalations:
+    escalations: Escalations = request.app.state.escalations
+    return escalations
+
+
 EngineDep = Annotated[Engine, Depends(get_engine)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+EscalationsDep = Annotated[Escalations, Depends(get_escalations)]
 
 
 def authorize(role: Role) -> Callable[..., Principal]:

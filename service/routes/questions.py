@@ -1,0 +1,166 @@
+"""Forum questions (agent): register one as it is posted (triage runs on it), mark it
+answered, and list those past their category's SLA (``/v1/escalations``)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Response
+
+from index.activity import Question
+from index.models import MAX_ID
+from retrieval.text import question_text
+from service.admission import check_ids
+from service.deps import Agent, EngineDep, EscalationsDep
+from service.escalation import Escalations
+from service.schemas import (
+    AUTH_ERRORS,
+    ERRORS,
+    AnsweredRequest,
+    EscalationList,
+    QuestionCreate,
+    QuestionPublic,
+    QuestionTriage,
+    example,
+)
+
+router = APIRouter()
+QUESTION_EXAMPLE = {
+    "id": "forum-48213",
+    "title": "Hub keeps dropping off Wi-Fi every night",
+    "category": "connectivity",
+    "url": "https://community.example.com/t/48213",
+    "created_at": "2026-11-23T09:15:00Z",
+    "due_at": "2026-11-24T09:15:00Z",
+    "sla_hours": 24.0,
+    "answered_at": None,
+    "overdue": False,
+    "notified": False,
+    "triage": {"route": "community", "queue": None, "confidence": 0.93, "reasons": []},
+}
+
+
+def _public(q: Question, esc: Escalations, now: datetime) -> QuestionPublic:
+    t = q.triage
+    return QuestionPublic(
+        id=q.id,
+        title=q.title,
+        category=q.category,
+        url=q.url,
+        created_at=q.created_at,
+        due_at=esc.due_at(q),
+        sla_hours=esc.settings.sla_for(q.category),
+        answered_at=q.answered_at,
+        overdue=q.answered_at is None and esc.due_at(q) <= now,
+        notified=q.notified_at is not None,
+        triage=QuestionTriage(
+            route=t["route"], queue=t.get("queue"), confidence=t["confidence"], reasons=t["reasons"]
+        ),
+    )
+
+
+@router.post(
+    "/v1/questions",
+    response_model=QuestionPublic,
+    status_code=201,
+    responses={
+        **AUTH_ERRORS,
+        200: {"description": "Already registered (unchanged)"},
+        **example(QUESTION_EXAMPLE, 201),
+    },
+    tags=["agent"],
+)
+def register_question(
+    req: QuestionCreate,
+    engine: EngineDep,
+    esc: EscalationsDep,
+    _: Agent,
+    response: Response,
+) -> QuestionPublic:
+    """Register a question just posted on the forum (triage runs on it; title and body are
+    stored redacted). If nobody answers it within its category's SLA it is escalated.
+    Registering the same id again changes nothing and answers 200."""
+    now = datetime.now(UTC)
+    check_ids([req.id])
+    decision = engine.route(question_text(req.title, req.body))
+    triage = decision.model_dump(include={"route", "queue", "confidence", "reasons"}, mode="json")
+    title, body = engine.redact(req.title), engine.redact(req.body)
+    created = engine.activity.add_question(
+        req.id,
+        title,
+        body,
+        req.category,
+        engine.redact(req.url) if req.url else None,
+        req.request_id,
+        req.created_at or now,
+        now,
+        triage,
+    )
+    if not created:
+        response.status_code = 200
+    stored = engine.activity.question(req.id)
+    assert stored is not None
+    return _public(stored, esc, now)
+
+
+@router.post(
+    "/v1/questions/{question_id}/answered",
+    response_model=QuestionPublic,
+    responses={**AUTH_ERRORS, 404: ERRORS[404]},
+    tags=["agent"],
+)
+def mark_answered(
+    question_id: str, req: AnsweredRequest, engine: EngineDep, esc: EscalationsDep, _: Agent
+) -> QuestionPublic:
+    """Mark a registered question answered; it leaves the escalation list. The first
+    answer's time counts."""
+    now = datetime.now(UTC)
+    if not engine.activity.mark_answered(question_id, req.at or now, req.thread_id):
+        raise HTTPException(404, f"question {question_id!r} is not registered")
+    stored = engine.activity.question(question_id)
+    assert stored is not None
+    return _public(stored, esc, now)
+
+
+@router.get(
+    "/v1/escalations",
+    response_model=EscalationList,
+    responses={**AUTH_ERRORS, 404: ERRORS[404]}
+    | example(
+        {
+            "now": "2026-11-24T10:00:00Z",
+            "count": 1,
+            "escalations": [{**QUESTION_EXAMPLE, "overdue": True, "notified": True}],
+        }
+    ),
+    tags=["agent"],
+)
+def escalations(
+    esc: EscalationsDep,
+    _: Agent,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    after: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_ID,
+            description="A question id from the previous page (its `next`): continue after it "
+            "(404 if there is no such question).",
+        ),
+    ] = None,
+) -> EscalationList:
+    """Questions still unanswered past their category's SLA, oldest first, with the
+    triage each got when it was registered; page on with `after=<next>`."""
+    now = datetime.now(UTC)
+    cursor = None
+    if after is not None:
+        last = esc.activity.question(after)
+        if last is None:
+            raise HTTPException(404, f"after: no question {after!r}")
+        cursor = (last.created_at, last.id)
+    found = esc.overdue(now, limit, cursor)
+    items = [_public(q, esc, now) for q in found]
+    more = len(found) == limit and bool(esc.overdue(now, 1, (found[-1].created_at, found[-1].id)))
+    return EscalationList(
+        now=now, count=len(items), escalations=items, next=found[-1].id if more else None
+    )

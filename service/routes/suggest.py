@@ -1,0 +1,91 @@
+"""``POST /v1/suggest``: the public question box (the widget calls it)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Request
+
+from retrieval.language import detect
+from service.deps import EngineDep, MetricsDep, Public
+from service.schemas import (
+    AUTH_ERRORS,
+    Suggestion,
+    SuggestRequest,
+    SuggestResponse,
+    example,
+    excerpt,
+)
+
+router = APIRouter()
+SUGGEST_EXAMPLE = {
+    "request_id": "0b8f6c1e2d3a4b5c9e7f112233445566",
+    "decision": "suggest",
+    "queue": None,
+    "reasons": [],
+    "suggestions": [
+        {
+            "thread_id": "hub-reset-1",
+            "title": "How do I factory reset the Lumio hub?",
+            "answer_excerpt": "Hold the reset button for 15 seconds until the light blinks.",
+            "url": "https://community.example.com/t/hub-reset-1",
+            "score": 0.712,
+            "similarity": 0.803,
+            "accepted": True,
+            "answer_votes": 12,
+        }
+    ],
+    "best_similarity": 0.803,
+    "threshold": 0.45,
+}
+
+
+@router.post(
+    "/v1/suggest",
+    response_model=SuggestResponse,
+    responses={**AUTH_ERRORS, **example(SUGGEST_EXAMPLE)},
+    tags=["public"],
+)
+def suggest(
+    req: SuggestRequest, engine: EngineDep, metrics: MetricsDep, _: Public, request: Request
+) -> SuggestResponse:
+    """Triage first: a confidential question gets `staff` with its queue and reasons and
+    no peer suggestions. Otherwise the best existing answers, or `no_match`. Quote the
+    `request_id` in /v1/feedback."""
+    outcome = engine.suggest(req.title, req.body, req.k, req.tags, req.language)
+    triage, result = outcome.triage, outcome.result
+    hits = result.hits if result else []
+    rid: str = request.state.request_id
+    engine.activity.log_suggest(
+        rid,
+        datetime.now(UTC),
+        outcome.decision,
+        triage.queue,
+        [h.thread.thread.id for h in hits],
+    )
+    metrics.decisions.labels(outcome.decision).inc()
+    return SuggestResponse(
+        request_id=rid,
+        decision=outcome.decision,
+        queue=triage.queue,
+        reasons=triage.reasons,
+        suggestions=[
+            Suggestion(
+                thread_id=h.thread.thread.id,
+                title=h.thread.thread.title,
+                answer_excerpt=excerpt(h.thread.thread.answer),
+                url=h.thread.thread.url,
+                score=round(h.score, 6),
+                similarity=round(h.similarity, 6),
+                language=h.thread.thread.language,
+                accepted=h.thread.thread.accepted,
+                answer_votes=h.thread.thread.answer_votes,
+            )
+            for h in hits
+        ],
+        best_similarity=None
+        if result is None or result.best_similarity is None
+        else round(result.best_similarity, 6),
+        threshold=engine.settings.min_similarity if result is None else result.threshold,
+        language=detect(f"{req.title}\n{req.body}") if result is None else result.language,
+    )
