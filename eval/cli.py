@@ -19,8 +19,7 @@ from eval import harness
 from eval import triage as triage_eval
 from eval.datasets import RetrievalSet, load
 from index.errors import UnsourceError, ValidationFailed
-from service.clitools import console, fail, problems, progress
-from service.config import Settings
+from service.clitools import console, fail, load_settings, or_exit, problems, progress
 from service.runtime import Engine, build_engine, load_triage
 from triage.datasets import read_forum, read_labelled, read_routes
 
@@ -51,7 +50,7 @@ def _prepare(
     if work is None:
         tmp = tempfile.TemporaryDirectory(prefix="unsource-eval-")
         work = Path(tmp.name)
-    settings = Settings(data_dir=work)
+    settings = load_settings(data_dir=work)
     engine = build_engine(settings, with_triage=False)
     with console.status(f"indexing {len(threads)} threads of {data.name}"):
         engine.ingest(threads)
@@ -160,9 +159,9 @@ def triage_cmd(
     if not rows:
         raise fail("--data: no rows")
     try:
-        router = load_triage(Settings())
+        router = load_triage(load_settings())
     except UnsourceError as exc:
-        raise fail(f"{exc}", 1) from exc
+        raise or_exit(exc) from exc
     with console.status(f"routing {len(rows)} questions"):
         name = " + ".join(f"{f.parent.name}/{f.name}" for f in [*(data or []), *(forum or [])])
         result = triage_eval.evaluate(router, rows, name, target_recall)

@@ -9,14 +9,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError as PydanticValidationError
 from rich.table import Table
 
 from index import snapshot
 from index.errors import UnsourceError, ValidationFailed
 from index.ingest import read_threads
-from service.clitools import console, err, fail, progress
-from service.config import Settings
+from service.clitools import console, err, fail, load_settings, or_exit, progress
 from service.keys_cli import keys_app
 from service.runtime import Engine, build_engine
 from service.triage_cli import triage_app
@@ -71,9 +69,9 @@ DEMO_FILE = Path(__file__).parent / "demo" / "threads.jsonl"
 def _engine(with_triage: bool = False) -> Engine:
     """The engine; only commands that route questions load the triage model."""
     try:
-        return build_engine(Settings(), with_triage=with_triage)
+        return build_engine(load_settings(), with_triage=with_triage)
     except UnsourceError as exc:
-        raise fail(str(exc), 1) from exc
+        raise or_exit(exc) from exc
 
 
 def _load(engine: Engine, path: Path, fmt: str | None) -> None:
@@ -281,11 +279,12 @@ def serve(
     from service.observability import configure_logging
 
     overrides: dict[str, Any] = {"host": host, "port": port, "dev_mode": True if dev else None}
-    try:
-        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
-        app_ = create_app(settings)
-    except (UnsourceError, PydanticValidationError) as exc:
-        raise fail(str(exc)) from exc
+    settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    try:  # settings fit to serve, then the engine: bad values end here in one line, exit 2
+        settings.check_serving()
+        app_ = create_app(settings, build_engine(settings))
+    except UnsourceError as exc:
+        raise or_exit(exc) from exc
     if settings.dev_mode:
         err.print(
             f"[yellow]dev mode:[/yellow] no API key needed; every request acts as admin. "

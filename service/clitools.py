@@ -9,12 +9,15 @@ wrong: a bad option, file, row or setting, always named in one line (``fail``,
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from index.errors import ValidationFailed
+from index.errors import UnsourceError, ValidationFailed
+from service.config import Settings
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -37,6 +40,33 @@ def problems(exc: ValidationFailed, limit: int = 30, prefix: str = "") -> typer.
     if len(exc.problems) > limit:
         err.print(f"... and {len(exc.problems) - limit} more")
     return typer.Exit(BAD_INPUT)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """The settings (environment, .env, ``overrides``), or one line per bad setting, naming
+    it and its environment variable, and exit 2 (no traceback)."""
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        for e in exc.errors():
+            name = str(e["loc"][0]) if e["loc"] else "-"
+            where = ".".join(str(p) for p in e["loc"])
+            err.print(
+                f"[red]error:[/red] setting {where} (UNSOURCE_{name.upper()}): {e['msg']}",
+                highlight=False,
+            )
+        raise typer.Exit(BAD_INPUT) from exc
+    return settings
+
+
+def or_exit(exc: UnsourceError) -> typer.Exit:
+    """A refused input (a bad policy or data file, a setting not fit to serve) exits 2
+    naming its fields; anything else unsource raised on purpose exits 1, in one line."""
+    from service.config import ConfigError
+
+    if isinstance(exc, ValidationFailed):
+        return problems(exc)
+    return fail(str(exc), BAD_INPUT if isinstance(exc, ConfigError) else FAILED)
 
 
 def progress() -> Progress:

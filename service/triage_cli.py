@@ -11,8 +11,7 @@ from typer.core import TyperGroup
 
 from index.errors import UnsourceError, ValidationFailed
 from retrieval.factory import load_encoder
-from service.clitools import console, fail, problems
-from service.config import Settings
+from service.clitools import console, fail, load_settings, or_exit, problems
 from service.runtime import load_triage
 from triage.classifier import train
 from triage.datasets import (
@@ -52,11 +51,11 @@ def route_cmd(
     if not text.strip():
         raise fail("TEXT: empty question")
     try:
-        decision = load_triage(Settings()).route(text)
+        decision = load_triage(load_settings()).route(text)
     except ValidationFailed as exc:
         raise problems(exc) from exc
     except UnsourceError as exc:
-        raise fail(f"{exc}", 1) from exc
+        raise or_exit(exc) from exc
     if as_json:
         console.print_json(decision.model_dump_json())
     else:
@@ -115,7 +114,7 @@ def train_cmd(
     ] = FORUM_LABELS,
 ) -> None:
     """Train the classifier and write a new model version (made current)."""
-    settings = Settings()
+    settings = load_settings()
     try:
         sources = expand_sources(data, routes or [])
         if seed:
@@ -135,7 +134,7 @@ def train_cmd(
             model = train(examples, encoder, c=c, weights={"seed": SEED_WEIGHT}, vectors=vectors)
         path = model.save(out or settings.triage_dir)
     except UnsourceError as exc:
-        raise fail(f"{exc}", 1) from exc
+        raise or_exit(exc) from exc
     staff = int((model.routes == "staff").sum())
     console.print(
         f"trained {model.version}: {len(examples)} examples, {len(model.classes)} labels "

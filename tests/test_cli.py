@@ -150,3 +150,27 @@ def test_verify_reports_the_index_against_the_store(env: Path) -> None:
         "ok": True, "threads": 2, "indexed": 2, "missing": [], "extra": [], "duplicated": 0,
         "sampled": 2, "misranked": [],
     }  # fmt: skip
+
+
+def test_a_bad_setting_is_one_line_naming_it_and_exit_2(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UNSOURCE_FUSION", "bogus")
+    for command in (["demo", "load"], ["serve", "--dev"], ["triage", "hello"]):
+        r = runner.invoke(app, command)
+        assert r.exit_code == 2, (command, r.output)
+        lines = [line for line in r.output.splitlines() if line.strip()]
+        assert len(lines) == 1 and "UNSOURCE_FUSION" in lines[0], r.output
+        assert "Traceback" not in r.output
+
+
+def test_serve_with_a_bad_policy_value_exits_2_naming_the_field(
+    env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before any port is opened or model served: not a traceback in the JSON log."""
+    bad = env / "policy.toml"
+    bad.write_text(TEST_POLICY.read_text().replace("threshold = ", "threshold = 3", 1))
+    monkeypatch.setenv("UNSOURCE_TRIAGE_POLICY", str(bad))
+    r = runner.invoke(app, ["serve", "--dev", "--port", "1"])
+    assert r.exit_code == 2, r.output
+    assert "classifier.threshold" in r.output and "Traceback" not in r.output
