@@ -113,10 +113,26 @@ def encoder() -> CountingEncoder:
     return CountingEncoder(64)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[ThreadStore]:
-    """The SQLite thread store (tests/test_store_pg.py runs the same tests on PostgreSQL)."""
-    s = SQLiteStore(tmp_path / "s.db")
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """One throwaway PostgreSQL server for the session (started on first use)."""
+    from tests.pg import postgres_server
+
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ThreadStore]:
+    """The thread store, once per backend: every test that takes it is the store contract
+    run on SQLite and on a real PostgreSQL (a fresh database each; ``slow``)."""
+    if request.param == "sqlite":
+        s: ThreadStore = SQLiteStore(tmp_path / "s.db")
+    else:
+        from index.pg_store import PostgresStore
+        from tests.pg import fresh_database
+
+        s = PostgresStore(fresh_database(request.getfixturevalue("pg_server")))
     yield s
     s.close()
 

@@ -93,5 +93,5 @@ def fresh_database(server_url: str) -> str:
     """Create an empty database on the server; returns its URL."""
     name = f"unsource_test_{os.getpid()}_{next(_names)}"
     with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')  # type: ignore[arg-type]
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
     return server_url.rsplit("/", 1)[0] + f"/{name}"

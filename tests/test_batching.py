@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pytest
@@ -30,8 +31,8 @@ class CountingEncoder(HashingEncoder):
         return super().encode(texts)
 
 
-def _concurrently(n: int, fn) -> list:  # type: ignore[no-untyped-def,type-arg]
-    out: list = [None] * n  # type: ignore[type-arg]
+def _concurrently(n: int, fn: Callable[[int], Any]) -> list[Any]:
+    out: list[Any] = [None] * n
     barrier = threading.Barrier(n)
 
     def run(i: int) -> None:

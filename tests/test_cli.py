@@ -22,7 +22,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, triage_dir: Path) -> Pa
     return tmp_path
 
 
-def _write_jsonl(path: Path, rows: list[dict]) -> Path:  # type: ignore[type-arg]
+def _write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 

@@ -1,5 +1,6 @@
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -49,7 +50,7 @@ def _semeval_dir(root: Path) -> Path:
             "split": "dev",
         },
     ]
-    rows = {
+    rows: dict[str, list[dict[str, Any]]] = {
         "corpus.jsonl": corpus,
         "queries.jsonl": [
             {"id": "Q1", "title": "car rental cheap", "body": "", "split": "dev"},

@@ -9,14 +9,14 @@ from service.runtime import Engine
 from tests.conftest import auth, make_thread
 
 
-def _suggest(client: TestClient, title: str) -> dict:  # type: ignore[type-arg]
+def _suggest(client: TestClient, title: str) -> dict:
     r = client.post("/v1/suggest", json={"title": title, "k": 3}, headers=auth("public"))
     assert r.status_code == 200
     assert r.headers["x-request-id"] == r.json()["request_id"]
-    return r.json()  # type: ignore[no-any-return]
+    return r.json()
 
 
-def _feedback(client: TestClient, rid: str, tid: str, helpful: bool) -> tuple[int, dict]:  # type: ignore[type-arg]
+def _feedback(client: TestClient, rid: str, tid: str, helpful: bool) -> tuple[int, dict]:
     r = client.post(
         "/v1/feedback",
         json={"request_id": rid, "thread_id": tid, "helpful": helpful},

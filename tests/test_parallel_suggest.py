@@ -57,7 +57,7 @@ def test_search_failure_fails_community_questions_only(tmp_path: Path, settings:
     def broken(*_: object) -> None:
         raise RuntimeError("index gone")
 
-    engine.searcher.search = broken  # type: ignore[method-assign]
+    engine.searcher.search = broken  # type: ignore[method-assign,assignment]
     try:
         assert engine.suggest("Why was I charged twice on my bill?").decision == "staff"
         with pytest.raises(RuntimeError, match="index gone"):

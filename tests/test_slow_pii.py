@@ -117,13 +117,13 @@ def test_no_raw_pii_anywhere(settings: Settings, tmp_path: Path) -> None:
         w.writerow(["text", "route", "queue"])
         w.writerows([t, "staff", "billing"] for t in texts)
     out = tmp_path / "eval"
-    r = CliRunner().invoke(
+    result = CliRunner().invoke(
         cli,
         ["eval", "triage", "--data", str(labelled), "--out", str(out)],
         env={"UNSOURCE_TRIAGE_MODEL_DIR": str(conf.triage_dir)},
     )
-    assert r.exit_code == 0, r.output
-    bodies.append(r.output)
+    assert result.exit_code == 0, result.output
+    bodies.append(result.output)
 
     scanned: dict[str, bytes] = {
         str(p): p.read_bytes()

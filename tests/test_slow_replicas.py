@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -15,7 +16,7 @@ import pytest
 
 from tests.conftest import TEST_POLICY, auth
 from tests.pg import fresh_database, postgres_server
-from tests.server import Served, serve_demo
+from tests.server import BIN, Served, serve_demo
 
 pytestmark = pytest.mark.slow
 BOUND_S = 3.0  # refresh every 1 s + the refresh itself, with room for a loaded CI machine
@@ -45,8 +46,8 @@ def test_a_write_on_one_replica_is_suggested_by_the_other(tmp_path: Path, triage
             "UNSOURCE_TRIAGE_POLICY": str(TEST_POLICY),
             "UNSOURCE_INDEX_REFRESH_SECONDS": "1",
         }
-        a = stack.enter_context(serve_demo(tmp_path / "a", triage_dir, **env))
-        b = stack.enter_context(serve_demo(tmp_path / "b", triage_dir, **env))
+        a = stack.enter_context(serve_demo(tmp_path / "a", triage_dir, BIN, None, **env))
+        b = stack.enter_context(serve_demo(tmp_path / "b", triage_dir, BIN, None, **env))
         counts = [httpx.get(f"{s.base}/readyz").json()["threads"] for s in (a, b)]
         assert counts[0] == counts[1] > 0  # the demo, loaded once into the shared store
 
@@ -72,4 +73,4 @@ def test_a_write_on_one_replica_is_suggested_by_the_other(tmp_path: Path, triage
 
         # a deleted thread leaves suggestions at once (hits are read from the store); the
         # other replica's index drops its vector at its next refresh
-        assert max(_until(lambda s=s: converged(s)) for s in (a, b)) < BOUND_S
+        assert max(_until(partial(converged, s)) for s in (a, b)) < BOUND_S

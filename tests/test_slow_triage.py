@@ -69,7 +69,7 @@ def test_service_with_real_model_routes_and_fails_closed(
         def boom(*_: object, **__: object) -> None:
             raise MemoryError("classifier down")
 
-        engine.triage.model.predict = boom  # type: ignore[method-assign]
+        engine.triage.model.predict = boom  # type: ignore[method-assign,assignment]
         r = client.post("/v1/suggest", json={"title": "Come configuro il router?"})
         assert r.json()["decision"] == "staff"
         assert "fail closed" in r.json()["reasons"][-1]["detail"]

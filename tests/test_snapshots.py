@@ -244,11 +244,11 @@ def test_restore_reads_the_bytes_it_verified(tmp_path: Path, loaded: Engine) -> 
         os.replace(evil.path, good.path)  # the attacker swaps the file after the hash
         return real_verify(copy, name)
 
-    snapshot._verify = swap_then_verify  # type: ignore[assignment]
+    snapshot._verify = swap_then_verify
     try:
         snapshot.restore(loaded.catalog, good.path, expected_sha256=good.sha256)
     finally:
-        snapshot._verify = real_verify  # type: ignore[assignment]
+        snapshot._verify = real_verify
     ids = {t.thread.id for b in loaded.store.iter_threads() for t in b}
     assert "evil" not in ids and len(ids) == 4
 

@@ -1,5 +1,5 @@
-"""The thread store's contract. Every test runs on SQLite, and on PostgreSQL as well in
-tests/test_store_pg.py (same tests, a real server)."""
+"""The thread store's contract. Every test runs once per backend (the ``store`` fixture in
+conftest.py is parametrized): SQLite, and a real PostgreSQL server (``slow``)."""
 
 from __future__ import annotations
 

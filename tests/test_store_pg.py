@@ -1,6 +1,6 @@
-"""The thread store's tests (tests/test_store.py) against a real PostgreSQL server that
-the tests start themselves, plus what only PostgreSQL has: concurrent writers in separate
-connections, as replicas are."""
+"""What only PostgreSQL has: concurrent writers in separate connections, as replicas are.
+The store contract itself (tests/test_store.py) runs on both backends through the
+parametrized ``store`` fixture."""
 
 from __future__ import annotations
 
@@ -15,27 +15,21 @@ from index.factory import open_store
 from index.pg_store import PostgresStore
 from index.store import Row, ThreadStore
 from tests.conftest import make_thread
-from tests.pg import fresh_database, postgres_server
-from tests.test_store import *  # noqa: F403  (the same contract, run on this backend)
+from tests.pg import fresh_database
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[str]:
-    with postgres_server() as url:
-        yield url
-
-
 @pytest.fixture
-def store(pg_server: str) -> Iterator[ThreadStore]:  # overrides the SQLite fixture
-    s = open_store(fresh_database(pg_server), default_path=None)  # type: ignore[arg-type]
+def pg_store(pg_server: str) -> Iterator[ThreadStore]:
+    s = open_store(fresh_database(pg_server), default_path=Path("unused"))
     assert isinstance(s, PostgresStore) and s.ping()
     yield s
     s.close()
 
 
-def test_concurrent_writers_get_distinct_ordered_generations(store: ThreadStore) -> None:
+def test_concurrent_writers_get_distinct_ordered_generations(pg_store: ThreadStore) -> None:
+    store = pg_store
     url = store.url  # type: ignore[attr-defined]
     others = [PostgresStore(url) for _ in range(4)]  # e.g. four replicas
     gens: list[int] = []

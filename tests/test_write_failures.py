@@ -7,6 +7,7 @@ import errno
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -113,7 +114,7 @@ def test_failed_commit_is_reported_and_rolled_back(
         def __init__(self, conn: sqlite3.Connection) -> None:
             self.conn = conn
 
-        def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+        def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
             if sql == "COMMIT":
                 raise sqlite3.OperationalError("disk I/O error")
             return self.conn.execute(sql, *args)
