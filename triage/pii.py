@@ -5,7 +5,7 @@ en, pt, es, it). Regex + checksums: offline, fast, and tested against look-alike
 
 Every pattern here sees text from the public: each runs in time linear in the text's size
 (every quantifier is bounded, so a failed match attempt at one position costs a constant),
-and ``tests/test_regex_linear.py`` feeds adversarial inputs up to the body limit to each one.
+and ``tests/triage/test_regex_linear.py`` feeds adversarial inputs up to the body limit to each one.
 Separators inside numbers may be spaces, no-break spaces (U+00A0, U+202F), dots or dashes,
 single or doubled."""
 

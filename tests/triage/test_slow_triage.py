@@ -21,8 +21,8 @@ from triage.decision import Triage
 
 pytestmark = pytest.mark.slow
 DATA = SHARED / "data"
-DEV = Path(__file__).resolve().parents[1] / "eval" / "data" / "triage_dev.csv"
-DOMAINS_DEV = Path(__file__).resolve().parents[1] / "eval" / "devsets" / "triage_domains_dev.csv"
+DEV = Path(__file__).resolve().parents[2] / "eval" / "data" / "triage_dev.csv"
+DOMAINS_DEV = Path(__file__).resolve().parents[2] / "eval" / "devsets" / "triage_domains_dev.csv"
 
 
 @pytest.fixture(scope="module")

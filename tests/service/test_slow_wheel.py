@@ -24,7 +24,7 @@ from tests.conftest import KEYS, SHARED
 from tests.server import serve_demo
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(args: list[str | Path], cwd: Path, env: dict[str, str] | None = None) -> str:

@@ -1,5 +1,5 @@
 """What only PostgreSQL has: concurrent writers in separate connections, as replicas are.
-The store contract itself (tests/test_store.py) runs on both backends through the
+The store contract itself (tests/index/test_store.py) runs on both backends through the
 parametrized ``store`` fixture."""
 
 from __future__ import annotations
