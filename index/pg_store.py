@@ -363,15 +363,18 @@ class PostgresStore:
         return out, gen
 
     def delete(self, thread_id: str) -> tuple[int | None, int]:
+        """A missing id opens no write (the generation stays). One deleted by another
+        replica between the check and the write costs an empty write: a generation with
+        no change in it, which readers pass over."""
+        if self._one("SELECT 1 FROM threads WHERE id = %s", (thread_id,)) is None:
+            return None, self.generation()
         with self._write() as (conn, gen):
             found = conn.execute(
                 "DELETE FROM threads WHERE id = %s RETURNING pk", (thread_id,)
             ).fetchone()
-            if found is None:
-                raise _NothingToDo
-            _tombstone(conn, [int(found["pk"])], gen)
-            return int(found["pk"]), gen
-        return None, self.generation()  # _NothingToDo: rolled back, generation unchanged
+            if found is not None:
+                _tombstone(conn, [int(found["pk"])], gen)
+        return (None if found is None else int(found["pk"])), gen
 
     def replace_embeddings(self, items: Sequence[tuple[int, str, str, np.ndarray]]) -> int:
         with self._write() as (conn, gen):
@@ -416,10 +419,6 @@ class PostgresStore:
         return gen
 
 
-class _NothingToDo(Exception):
-    """Raised inside a write to roll it back without an error (e.g. delete of a missing id)."""
-
-
 class _Write:
     """One write transaction: bumps the generation first (its row lock orders writers
     across replicas); yields (connection, generation); any error rolls everything back."""
@@ -442,7 +441,7 @@ class _Write:
             self.__exit__(type(exc), exc, None)
             raise StoreError(f"write not committed: {exc}") from exc
 
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         failed: BaseException | None = exc
         try:
             if hasattr(self, "_tx"):
@@ -452,11 +451,8 @@ class _Write:
             failed = commit_error
         finally:
             self._cm.__exit__(None, None, None)
-        if isinstance(failed, _NothingToDo):
-            return True  # rolled back on purpose
         if isinstance(failed, psycopg.Error):
             raise StoreError(f"write not committed: {failed}") from failed
-        return False
 
 
 def _tombstone(conn: psycopg.Connection[Any], pks: Sequence[int], gen: int) -> None:
