@@ -1,9 +1,11 @@
 """Micro-batching and a query-embedding cache in front of an encoder.
 
 Suggest requests each encode one short question. Run one by one, every call pays the
-model's fixed cost; ``BatchingEncoder`` instead queues single-text calls and a worker
-thread encodes whatever has queued (up to ``max_batch`` texts, waiting at most
-``max_wait_ms`` for more to join) in one model call, then hands each caller its row.
+model's fixed cost; ``BatchingEncoder`` instead queues single-text calls that arrive
+while another is under way, and a worker thread encodes whatever has queued (up to
+``max_batch`` texts, waiting at most ``max_wait_ms`` for more to join) in one model call,
+then hands each caller its row; a call that finds nothing else under way runs on its own
+thread (no hand-off on a quiet server).
 Calls with several texts (ingest, re-embedding) are batches already and go straight
 through. Repeated questions are served from a bounded LRU cache of query vectors, and a
 question already being encoded is not encoded twice: a second caller waits for the first
@@ -77,7 +79,7 @@ class BatchingEncoder:
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000.0
         self.cache = QueryCache(cache_size)
-        self.batches = 0  # model calls made by the worker
+        self.batches = 0  # model calls for single texts (the worker's, and inline ones)
         self.batched_texts = 0
         self._queue: queue.SimpleQueue[tuple[str, Future[np.ndarray]] | None] = queue.SimpleQueue()
         self._worker: threading.Thread | None = None
@@ -85,6 +87,8 @@ class BatchingEncoder:
         self._closed = False
         self._inflight: dict[str, Future[np.ndarray]] = {}
         self._inflight_lock = threading.Lock()
+        self._active = 0  # single-text encodes under way (inline or queued)
+        self._active_lock = threading.Lock()
 
     @property
     def name(self) -> str:
@@ -121,12 +125,27 @@ class BatchingEncoder:
         return np.array(vec, dtype=np.float32)
 
     def _encode_one(self, text: str) -> np.ndarray:
+        """Alone (no other single-text encode under way), on the calling thread: a hand-off
+        to the worker and back costs more than a short question's encode on a quiet
+        server. With others under way, through the worker, which batches them."""
         if self.max_batch <= 1 or self._closed:
             return self.inner.encode([text])
-        future: Future[np.ndarray] = Future()
-        self._ensure_worker()
-        self._queue.put((text, future))
-        return future.result().reshape(1, -1)
+        with self._active_lock:
+            alone = self._active == 0
+            self._active += 1
+        try:
+            if alone:
+                vec = self.inner.encode([text])
+                self.batches += 1
+                self.batched_texts += 1
+                return vec
+            future: Future[np.ndarray] = Future()
+            self._ensure_worker()
+            self._queue.put((text, future))
+            return future.result().reshape(1, -1)
+        finally:
+            with self._active_lock:
+                self._active -= 1
 
     def _ensure_worker(self) -> None:
         if self._worker is not None:
