@@ -8,7 +8,7 @@ limiter that does network I/O must run off the event loop."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Security
@@ -46,7 +46,7 @@ MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 EscalationsDep = Annotated[Escalations, Depends(get_escalations)]
 
 
-def authorize(role: Role) -> Callable[..., Principal]:
+def authorize(role: Role) -> Callable[..., Awaitable[Principal]]:
     """A dependency: 401 without a valid key, 403 below ``role``, 429 over the key's budget."""
 
     async def dependency(
