@@ -31,6 +31,7 @@ import numpy as np
 from eval import baselines, synth
 from eval.bench_report import markdown
 from eval.datasets import load_semeval
+from eval.entry import run
 from eval.harness import corpus_threads
 from eval.retrieval import evaluate
 from index import vectors
@@ -352,7 +353,7 @@ def main() -> None:
         print(json.dumps(encode_one(args.encoder_only, args.data, args.work)))
         return
     if not (args.triage_dir / "CURRENT").exists():
-        sys.exit(f"--triage-dir: no triage model in {args.triage_dir} (make triage-model)")
+        parser.error(f"--triage-dir: no triage model in {args.triage_dir} (make triage-model)")
     sizes = [int(s) for s in args.sizes.split(",") if s]
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(dir=args.work) as tmp:
@@ -388,4 +389,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -44,6 +44,7 @@ from pathlib import Path
 
 import httpx
 
+from eval.entry import run
 from triage.datasets import SEED_EXAMPLES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -501,4 +502,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run(main)

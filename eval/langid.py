@@ -15,6 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from eval.entry import run
 from retrieval.language import SERVED, detect
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,4 +56,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

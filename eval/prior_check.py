@@ -18,6 +18,7 @@ import numpy as np
 
 from eval import harness
 from eval.datasets import load
+from eval.entry import run
 from eval.retrieval import evaluate
 from retrieval.prior import Signals
 from retrieval.search import Searcher
@@ -93,4 +94,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from eval.datasets import load_semeval
+from eval.entry import run
 from index.catalog import content_hash
 from index.factory import open_store
 from index.models import Thread
@@ -142,4 +143,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

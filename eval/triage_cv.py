@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
+from eval.entry import run
 from retrieval.factory import load_encoder
 from triage import pii
 from triage.classifier import train
@@ -81,4 +82,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)
