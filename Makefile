@@ -24,14 +24,16 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # Debian packages the slow tests need: headless Chromium + its driver (the widget's browser
-# test) and PostgreSQL (the store suite and the replica test start their own server)
+# test), PostgreSQL (the store suite and the replica test start their own server) and Redis
+# (the shared rate-limit test starts its own)
 system-deps:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+	  && command -v redis-server >/dev/null \
 	  && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q \
-	    chromium chromium-driver postgresql; }
+	    chromium chromium-driver postgresql redis-server; }
 
 # the default triage classifier: multilingual USE + logistic regression, trained on
 # BANKING77 + CLINC150 (mapped through their routes.csv), the bundled seed and multilingual

@@ -123,7 +123,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     )
     app.state.settings = settings
     app.state.keyring = Keyring(settings.api_keys)
-    app.state.limiter = RateLimiter({str(r): b for r, b in settings.rate_limits.items()})
+    app.state.limiter = RateLimiter(
+        {str(r): b for r, b in settings.rate_limits.items()}, settings.rate_limit_storage
+    )
     app.state.metrics = metrics
     app.add_middleware(
         BodyLimit,

@@ -23,6 +23,7 @@ class ConfigError(UnsourceError):
 
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
+RATE_LIMIT_SCHEMES = ("memory", "redis", "rediss", "redis+unix")
 
 
 class Settings(BaseSettings):
@@ -183,6 +184,15 @@ class Settings(BaseSettings):
         description="Per-key request budgets (`limits` syntax); public keys are counted per "
         "client address, since every reader of a forum page shares one.",
     )
+    rate_limit_storage: str = Field(
+        "memory://",
+        max_length=2048,
+        description="Where the rate-limit counters live (`limits` storage URI): `memory://` "
+        "counts per process (one replica); `redis://host:6379/0` shares every budget between "
+        "replicas, so a key over budget is refused whichever replica it reaches. If Redis "
+        "cannot be reached, requests are let through and a warning is logged (fail open: the "
+        "service stays up).",
+    )
     api_docs: bool = Field(
         True,
         description="Serve the interactive API docs at /docs and /redoc. Their pages load "
@@ -257,6 +267,14 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(entry, strict=False)
             except ValueError as exc:
                 raise ValueError(f"{entry!r} is not an IP address or CIDR range") from exc
+        return value
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _storage(cls, value: str) -> str:
+        scheme = value.split("://", 1)[0]
+        if "://" not in value or scheme not in RATE_LIMIT_SCHEMES:
+            raise ValueError(f"use memory:// or redis://host:port/db, not {value!r}")
         return value
 
     @field_validator("rate_limits")

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Security
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from service.auth import Principal, Role
@@ -73,7 +74,12 @@ def authorize(role: Role) -> Callable[..., Awaitable[Principal]]:
             raise HTTPException(403, f"this key has role {principal.role!r}; needs {role!r}")
         request.state.principal = principal.name
         client = request.client.host if request.client else "-"
-        retry = state.limiter.retry_after(principal, client)
+        limiter = state.limiter  # a shared (Redis) limiter counts over the network: off-loop
+        retry = (
+            await run_in_threadpool(limiter.retry_after, principal, client)
+            if limiter.shared
+            else limiter.retry_after(principal, client)
+        )
         if retry is not None:
             state.metrics.rate_limited.labels(principal.role).inc()
             raise HTTPException(

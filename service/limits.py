@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from collections.abc import Callable
 from typing import Any
 
 from limits import RateLimitItem, parse
-from limits.storage import MemoryStorage
+from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from service.auth import Principal
+
+log = logging.getLogger(__name__)
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -111,11 +114,17 @@ async def _refuse(send: Send, status: int, payload: dict[str, Any], bearer: bool
 
 
 class RateLimiter:
-    """A moving-window budget per key (per key and client address for public keys)."""
+    """A moving-window budget per key (per key and client address for public keys), counted
+    in ``storage``: in this process (``memory://``), or in Redis (``redis://...``), shared
+    by every replica. A Redis that cannot be reached lets requests through (fail open,
+    logged once a minute at most): rate limits must not take the service down with them."""
 
-    def __init__(self, budgets: dict[str, str]) -> None:
+    def __init__(self, budgets: dict[str, str], storage: str = "memory://") -> None:
         self._items: dict[str, RateLimitItem] = {r: parse(b) for r, b in budgets.items()}
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.shared = not storage.startswith("memory://")  # counting is network I/O
+        self._storage = MemoryStorage() if not self.shared else storage_from_string(storage)
+        self._limiter = MovingWindowRateLimiter(self._storage)
+        self._warned = 0.0
 
     def retry_after(self, principal: Principal, client: str) -> int | None:
         """Count one request; None if allowed, else whole seconds until the next one is."""
@@ -123,9 +132,15 @@ class RateLimiter:
         if item is None:
             return None
         who = f"{principal.name}@{client}" if principal.role == "public" else principal.name
-        if self._limiter.hit(item, who):
+        try:
+            if self._limiter.hit(item, who):
+                return None
+            reset = self._limiter.get_window_stats(item, who).reset_time
+        except Exception as exc:  # the shared storage is down: fail open
+            if time.monotonic() - self._warned > 60:
+                self._warned = time.monotonic()
+                log.warning("rate-limit storage unavailable (%s); not limiting", exc)
             return None
-        reset = self._limiter.get_window_stats(item, who).reset_time
         return max(1, math.ceil(reset - time.time()))
 
 
