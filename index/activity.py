@@ -173,6 +173,20 @@ class ActivityStore(SQLiteDatabase):
             )
             return "created" if old is None else "changed"
 
+    def purge(self, before: datetime) -> tuple[int, int]:
+        """Retention: delete suggest-log rows and reader votes older than ``before`` (a vote
+        goes with its request). The per-thread vote totals that feed the ranking prior
+        stay: they name no reader. Returns (suggest rows, votes) deleted."""
+        cutoff = iso(before)
+        with self._write_lock, self._transaction() as conn:
+            votes = conn.execute(
+                "DELETE FROM feedback WHERE at < ? OR request_id IN "
+                "(SELECT request_id FROM suggest_log WHERE at < ?)",
+                (cutoff, cutoff),
+            ).rowcount
+            logged = conn.execute("DELETE FROM suggest_log WHERE at < ?", (cutoff,)).rowcount
+        return int(logged), int(votes)
+
     def feedback_counts(self, thread_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
         """thread id -> (helpful, unhelpful), for threads with any feedback."""
         out: dict[str, tuple[int, int]] = {}

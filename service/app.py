@@ -8,8 +8,11 @@ read threads, register questions and see escalations, stats and metrics; admin k
 write threads.
 """
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,6 +22,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from threadpoolctl import threadpool_limits
 
+from index.activity import ActivityStore
 from index.errors import UnsourceError, ValidationFailed
 from service.auth import Keyring
 from service.background import Periodic
@@ -28,6 +32,18 @@ from service.limits import BodyLimit, DevGuard, RateLimiter
 from service.observability import Metrics, RequestContext
 from service.routes import ROUTERS
 from service.runtime import Engine, build_engine
+
+log = logging.getLogger(__name__)
+
+
+RETENTION_EVERY_S = 3600.0
+
+
+def retention(activity: ActivityStore, days: int) -> None:
+    """Purge the suggest log and votes older than ``days`` (UNSOURCE_RETENTION_DAYS)."""
+    logged, votes = activity.purge(datetime.now(UTC) - timedelta(days=days))
+    if logged or votes:
+        log.info("retention: purged %d suggest-log rows and %d votes", logged, votes)
 
 
 def _error(code: int, error: str, items: list[tuple[str, str]], **kw: Any) -> JSONResponse:
@@ -102,10 +118,16 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             "index-refresh", settings.index_refresh_seconds, app.state.engine.refresh_index
         )
         refresher.start()
+        jobs = [refresher]
+        if settings.retention_days:
+            purge = partial(retention, app.state.engine.activity, settings.retention_days)
+            jobs.append(Periodic("retention", RETENTION_EVERY_S, purge))
+            jobs[-1].start()
         try:
             yield
         finally:
-            refresher.stop()
+            for job in jobs:
+                job.stop()
             app.state.escalations.stop()
             app.state.engine.close()
             blas.restore_original_limits()

@@ -184,6 +184,13 @@ class Settings(BaseSettings):
         description="Per-key request budgets (`limits` syntax); public keys are counted per "
         "client address, since every reader of a forum page shares one.",
     )
+    retention_days: int = Field(
+        90,
+        ge=0,
+        le=36500,
+        description="Days the suggest log and readers' votes are kept (a purge runs hourly; "
+        "the per-thread vote totals behind the ranking prior stay). 0 keeps them forever.",
+    )
     rate_limit_storage: str = Field(
         "memory://",
         max_length=2048,

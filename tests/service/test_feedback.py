@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
 from fastapi.testclient import TestClient
 
+from index.activity import ActivityStore
 from retrieval.prior import Signals, apply_prior, prior
+from service.app import retention
 from service.runtime import Engine
 from tests.conftest import auth, make_thread
 
@@ -142,3 +147,24 @@ def test_one_vote_per_reader_and_thread_whatever_the_request(
     r = other.post("/v1/feedback", headers=auth("public"), json=vote)
     assert r.json()["result"] == "created"
     assert loaded.activity.feedback_counts([top])[top] == (1, 1)
+
+
+def test_retention_purges_old_log_rows_and_votes_but_keeps_thread_totals(
+    tmp_path: Path,
+) -> None:
+    activity = ActivityStore(tmp_path / "activity.db")
+    now = datetime.now(UTC)
+    old, recent = now - timedelta(days=100), now - timedelta(days=1)
+    activity.log_suggest("r-old", old, "suggest", None, ["t1"])
+    activity.log_suggest("r-new", recent, "suggest", None, ["t1"])
+    activity.record_feedback("r-old", "t1", True, old, "forum@10.0.0.1")
+    activity.record_feedback("r-new", "t1", True, recent, "forum@10.0.0.2")
+    assert activity.purge(now - timedelta(days=90)) == (1, 1)
+    assert activity.suggested("r-old") is None and activity.suggested("r-new") == ["t1"]
+    assert activity.feedback_counts(["t1"]) == {"t1": (2, 0)}  # totals name no reader
+    stats = activity.stats(None)
+    assert stats.suggest_count == 1 and stats.helpful == 1
+    assert activity.purge(now - timedelta(days=90)) == (0, 0)
+    retention(activity, days=1)  # the app's hourly job: everything older than a day
+    assert activity.suggested("r-new") is None
+    activity.close()
