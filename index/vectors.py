@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -122,7 +123,8 @@ class _FaissIndex(VectorIndex):
         vecs = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(ids), self.dimension)
         self._index.add_with_ids(vecs, _ids(ids))
 
-    def _params(self, selector: Any) -> Any:
+    def _params(self, selector: Any, allowed: int | None = None) -> Any:
+        """Search parameters; ``allowed``: how many ids the selector lets through."""
         return faiss.SearchParameters(sel=selector)
 
     def search(
@@ -132,8 +134,9 @@ class _FaissIndex(VectorIndex):
             return []
         q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, self.dimension)
         selector = None if within is None else faiss.IDSelectorBatch(_ids(within))
+        params = self._params(selector, None if within is None else len(within))
         with _one_thread():
-            scores, ids = self._index.search(q, min(k, self.count), params=self._params(selector))
+            scores, ids = self._index.search(q, min(k, self.count), params=params)
         return _hits(scores[0], ids[0])
 
     def vectors_for(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
@@ -204,8 +207,15 @@ class IVFIndex(_FaissIndex):
         raw.own_fields = True
         return cls(dimension, raw, nprobe)
 
-    def _params(self, selector: Any) -> Any:
-        nprobe = self.nprobe if selector is None else min(self._index.nlist, self.nprobe * 4)
+    def _params(self, selector: Any, allowed: int | None = None) -> Any:
+        """A filter that lets 1 id in ``s`` through probes ``s`` times as many lists (at least
+        4 times), so about as many allowed vectors are compared as an unfiltered search
+        compares: the same recall, whatever the filter's size. The selector is checked
+        before any distance is computed, so the extra lists cost an id lookup each entry."""
+        if selector is None:
+            return faiss.SearchParametersIVF(nprobe=self.nprobe)
+        spread = math.ceil(self.count / allowed) if allowed else 1
+        nprobe = min(self._index.nlist, self.nprobe * max(4, spread))
         return faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
 
     def search(
@@ -237,7 +247,9 @@ class IVFIndex(_FaissIndex):
         return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
 
 
-EXACT_WITHIN = 50_000  # filtered IVF searches over at most this many ids are exact
+# filtered IVF searches over at most this many ids are scored exactly (their vectors read
+# back: 2,000 x 1,408 floats is 11 MB; 50,000 was 280 MB a query and 1.9 s at 1M threads)
+EXACT_WITHIN = 2_000
 
 
 class LayeredIndex(VectorIndex):

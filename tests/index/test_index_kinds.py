@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pytest
 
@@ -159,3 +160,29 @@ def test_catalog_folds_a_grown_delta_into_a_new_file(tmp_path: Path, store) -> N
     assert isinstance(catalog.index, vectors.LayeredIndex)
     assert catalog.index.delta.count == 0 and catalog.index.base.count == 151
     assert catalog.verify().ok
+
+
+def test_a_filtered_ivf_search_probes_more_lists_the_more_selective_the_filter() -> None:
+    """Above EXACT_WITHIN ids a filtered IVF search goes through the index: 1 id in s
+    allowed probes s times the lists, so recall holds without reading vectors back (which
+    cost 1.9 s a query for 50,000 ids at 1M threads)."""
+    x = clustered(60_000, centres=200)
+    ids = np.arange(1, len(x) + 1, dtype=np.int64)
+    ivf = vectors.IVFIndex.train(DIM, x[::4], nlist=400, nprobe=8)
+    ivf.add(ids, x)
+    flat = vectors.FlatIndex(DIM)
+    flat.add(ids, x)
+    rng = np.random.default_rng(3)
+    within = np.sort(rng.choice(ids, 6_000, replace=False))  # 1 in 10, > EXACT_WITHIN
+    assert len(within) > vectors.EXACT_WITHIN
+    selector = faiss.IDSelectorBatch(within)
+    assert ivf._params(selector, len(within)).nprobe == 8 * 10
+    assert ivf._params(selector, len(ids)).nprobe == 8 * 4  # at least 4x, as before
+    assert ivf._params(selector, 1).nprobe == 400  # capped at every list
+    found = 0
+    for q in clustered(30, seed=9, centres=200):
+        truth = {i for i, _ in flat.search(q, 10, within)}
+        got = ivf.search(q, 10, within)
+        assert all(i in set(within.tolist()) for i, _ in got)
+        found += len(truth & {i for i, _ in got})
+    assert found / 300 >= 0.95
