@@ -30,6 +30,12 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="UNSOURCE_", env_file=".env", extra="ignore")
 
     data_dir: Path = Field(Path("data"), description="Where the store and the index live.")
+    encoder_cache: Path | None = Field(
+        None,
+        description="Where the OpenVINO exports (and their int8 copies) are kept; unset: "
+        "`<data_dir>/encoders`. Several data dirs (replicas on one machine, the test suite) "
+        "can share one: an export is written once, atomically, and only read after.",
+    )
     database_url: str | None = Field(
         None,
         description="The thread store: `postgresql://user:pass@host/db` (shared by replicas) or "
@@ -335,7 +341,7 @@ class Settings(BaseSettings):
 
     @property
     def encoder_cache_dir(self) -> Path:
-        return self.data_dir / "encoders"
+        return self.encoder_cache or self.data_dir / "encoders"
 
     @property
     def index_dir(self) -> Path:

@@ -57,6 +57,17 @@ SAMPLE = [
 TRIAGE_ENCODER = "hash:128"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shared_encoder_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """One OpenVINO export of the real model (and its int8 copy) for the whole suite, in
+    this process and the servers it starts: each fresh data dir would otherwise export and
+    quantize again (~40 s each)."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("UNSOURCE_ENCODER_CACHE", str(tmp_path_factory.mktemp("encoders")))
+    yield
+    patch.undo()
+
+
 @pytest.fixture(scope="session")
 def triage_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small triage model: the hashing encoder + a head fit on the bundled seed examples
