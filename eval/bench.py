@@ -335,6 +335,12 @@ def machine() -> str:
     )
 
 
+def merge_rows(earlier: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Scale rows by corpus size: a re-run size replaces its earlier row, the rest stay."""
+    by_size = {row["threads"]: row for row in earlier} | {row["threads"]: row for row in new}
+    return [by_size[size] for size in sorted(by_size)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, allow_abbrev=False)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -376,9 +382,8 @@ def main() -> None:
                 args.data, work, seeds, args.side_by_side, questions[1940:2140]
             )
         if "scale" in sections:
-            result["scale"] = scale(
-                work, seeds, sizes, args.triage_dir.resolve(), questions, encoder
-            )
+            rows = scale(work, seeds, sizes, args.triage_dir.resolve(), questions, encoder)
+            result["scale"] = merge_rows(result.get("scale", []), rows)
     result["minutes"] = round((time.perf_counter() - started) / 60, 1)
     if args.merge:
         result["merged"] = f"{args.sections} re-run, other sections from the earlier run"

@@ -1,6 +1,11 @@
 """What happens around the index: suggest requests, feedback on them, and forum questions
-waiting for an answer (the escalation queue). Its own SQLite file beside the thread store,
-so that logging a suggest never waits behind a bulk thread write.
+waiting for an answer (the escalation queue).
+
+One code path over both backends (index/sql.py, SQLAlchemy Core): with
+``UNSOURCE_DATABASE_URL=postgresql://…`` the tables live in PostgreSQL beside the threads,
+shared by every replica; otherwise in their own SQLite file beside the thread store, so
+that logging a suggest never waits behind a bulk thread write. The schema is versioned by
+Alembic (index/migrate.py) and brought to head when the store opens.
 
 Times are stored as UTC ISO-8601 strings with microseconds, so they sort as text.
 """
@@ -8,55 +13,18 @@ Times are stored as UTC ISO-8601 strings with microseconds, so they sort as text
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from index.sqlite import SQLiteDatabase, chunks
+import sqlalchemy as sa
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS suggest_log (
-    request_id  TEXT PRIMARY KEY,
-    at          TEXT NOT NULL,
-    decision    TEXT NOT NULL,
-    queue       TEXT,
-    thread_ids  TEXT NOT NULL DEFAULT '[]'
-);
-CREATE INDEX IF NOT EXISTS suggest_log_at ON suggest_log(at);
-CREATE TABLE IF NOT EXISTS feedback (
-    request_id  TEXT NOT NULL REFERENCES suggest_log(request_id),
-    thread_id   TEXT NOT NULL,
-    helpful     INTEGER NOT NULL,
-    at          TEXT NOT NULL,
-    reader      TEXT,
-    PRIMARY KEY (request_id, thread_id)
-);
-CREATE TABLE IF NOT EXISTS thread_feedback (
-    thread_id   TEXT PRIMARY KEY,
-    helpful     INTEGER NOT NULL DEFAULT 0,
-    unhelpful   INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS questions (
-    id              TEXT PRIMARY KEY,
-    title           TEXT NOT NULL,
-    body            TEXT NOT NULL DEFAULT '',
-    category        TEXT NOT NULL,
-    url             TEXT,
-    request_id      TEXT,
-    created_at      TEXT NOT NULL,
-    registered_at   TEXT NOT NULL,
-    triage          TEXT NOT NULL,
-    answered_at     TEXT,
-    answer_thread   TEXT,
-    notified_at     TEXT,
-    notify_attempts INTEGER NOT NULL DEFAULT 0,
-    notify_after    TEXT,
-    notify_error    TEXT
-);
-CREATE INDEX IF NOT EXISTS questions_open ON questions(answered_at, created_at);
-"""
+from index.activity_tables import feedback, leases, questions, suggest_log, thread_feedback
+from index.migrate import upgrade
+from index.sql import SQLDatabase
+from index.sqlite import chunks
 
 
 def iso(moment: datetime) -> str:
@@ -98,42 +66,47 @@ class Stats:
     questions_answered: int
 
 
-class ActivityStore(SQLiteDatabase):
-    """The suggest log, feedback, forum questions and webhook state. WAL with
-    ``synchronous=NORMAL``: a commit survives the process being killed but is not
-    fsynced one by one (a power cut may lose the last moments of the log), which keeps
-    an fsync off every /v1/suggest. The thread store stays ``FULL``."""
+class ActivityStore:
+    """The suggest log, feedback, forum questions and webhook state. On SQLite: WAL with
+    ``synchronous=NORMAL``: a commit survives the process being killed but is not fsynced
+    one by one (a power cut may lose the last moments of the log), which keeps an fsync off
+    every /v1/suggest. The thread store stays ``FULL``."""
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(path, SCHEMA, synchronous="NORMAL")
-        with self._write_lock:  # activity files from before votes were per reader
-            conn = self._conn()
-            columns = {r[1] for r in conn.execute("PRAGMA table_info(feedback)")}
-            if "reader" not in columns:
-                conn.execute("ALTER TABLE feedback ADD COLUMN reader TEXT")
-            conn.execute(
-                "CREATE INDEX IF NOT EXISTS feedback_reader ON feedback(reader, thread_id)"
-            )
+    def __init__(self, db: SQLDatabase) -> None:
+        self.db = db
+        upgrade(db.writer)
+
+    @classmethod
+    def open(cls, url: str | None, sqlite_path: Path) -> ActivityStore:
+        """PostgreSQL for a ``postgresql://`` URL, else the SQLite file ``sqlite_path``."""
+        return cls(SQLDatabase.open(url, sqlite_path, synchronous="NORMAL"))
+
+    def ping(self) -> bool:
+        return self.db.ping()
+
+    def close(self) -> None:
+        self.db.close()
 
     # -- suggest log and feedback -------------------------------------------------------
     def log_suggest(
         self, request_id: str, at: datetime, decision: str, queue: str | None, ids: Sequence[str]
     ) -> None:
-        with self._write_lock, self._transaction() as conn:
-            conn.execute(
-                "INSERT INTO suggest_log (request_id, at, decision, queue, thread_ids) "
-                "VALUES (?,?,?,?,?)",
-                (request_id, iso(at), decision, queue, json.dumps(list(ids))),
-            )
+        row = {
+            "request_id": request_id,
+            "at": iso(at),
+            "decision": decision,
+            "queue": queue,
+            "thread_ids": json.dumps(list(ids)),
+        }
+        with self.db.write() as conn:
+            conn.execute(suggest_log.insert().values(row))
 
     def suggested(self, request_id: str) -> list[str] | None:
         """Thread ids a suggest request returned; None for an unknown request id."""
-        row = (
-            self._conn()
-            .execute("SELECT thread_ids FROM suggest_log WHERE request_id = ?", (request_id,))
-            .fetchone()
-        )
-        return None if row is None else list(json.loads(row[0]))
+        query = sa.select(suggest_log.c.thread_ids).where(suggest_log.c.request_id == request_id)
+        with self.db.read() as conn:
+            text = conn.execute(query).scalar()
+        return None if text is None else list(json.loads(text))
 
     def record_feedback(
         self, request_id: str, thread_id: str, helpful: bool, at: datetime, reader: str
@@ -142,34 +115,44 @@ class ActivityStore(SQLiteDatabase):
         request and thread): a second vote replaces the first, so a reader who asks again
         and again cannot vote again and again. Returns ``created``, ``changed`` or
         ``unchanged``."""
-        with self._write_lock, self._transaction() as conn:
+        f = feedback.c
+        with self.db.write() as conn:
+            self.db.lock(conn, f"vote\x00{reader}\x00{thread_id}")
             old = conn.execute(
-                "SELECT request_id, helpful FROM feedback WHERE thread_id = ? "
-                "AND (reader = ? OR request_id = ?) ORDER BY reader = ? DESC LIMIT 1",
-                (thread_id, reader, request_id, reader),
-            ).fetchone()
-            if old is not None and bool(old[1]) == helpful:
+                sa.select(f.request_id, f.helpful)
+                .where(f.thread_id == thread_id)
+                .where(sa.or_(f.reader == reader, f.request_id == request_id))
+                .order_by(sa.case((f.reader == reader, 0), else_=1))
+                .limit(1)
+                .with_for_update()
+            ).first()
+            if old is not None and bool(old.helpful) == helpful:
                 return "unchanged"
+            vote = {"helpful": int(helpful), "at": iso(at), "reader": reader}
             if old is not None:
                 conn.execute(
-                    "UPDATE feedback SET helpful = ?, at = ?, reader = ? "
-                    "WHERE request_id = ? AND thread_id = ?",
-                    (int(helpful), iso(at), reader, old[0], thread_id),
+                    feedback.update()
+                    .where(f.request_id == old.request_id, f.thread_id == thread_id)
+                    .values(vote)
                 )
             else:
                 conn.execute(
-                    "INSERT INTO feedback (request_id, thread_id, helpful, at, reader) "
-                    "VALUES (?,?,?,?,?)",
-                    (request_id, thread_id, int(helpful), iso(at), reader),
+                    feedback.insert().values(request_id=request_id, thread_id=thread_id, **vote)
                 )
             up, down = (1, 0) if helpful else (0, 1)
             if old is not None:  # the vote flipped: take back the old one
                 up, down = up - down, down - up
+            insert = self.db.insert(thread_feedback).values(
+                thread_id=thread_id, helpful=up, unhelpful=down
+            )
             conn.execute(
-                "INSERT INTO thread_feedback (thread_id, helpful, unhelpful) VALUES (?,?,?) "
-                "ON CONFLICT(thread_id) DO UPDATE SET helpful = helpful + excluded.helpful, "
-                "unhelpful = unhelpful + excluded.unhelpful",
-                (thread_id, up, down),
+                insert.on_conflict_do_update(
+                    index_elements=["thread_id"],
+                    set_={
+                        "helpful": thread_feedback.c.helpful + insert.excluded.helpful,
+                        "unhelpful": thread_feedback.c.unhelpful + insert.excluded.unhelpful,
+                    },
+                )
             )
             return "created" if old is None else "changed"
 
@@ -178,52 +161,59 @@ class ActivityStore(SQLiteDatabase):
         goes with its request). The per-thread vote totals that feed the ranking prior
         stay: they name no reader. Returns (suggest rows, votes) deleted."""
         cutoff = iso(before)
-        with self._write_lock, self._transaction() as conn:
+        old_requests = sa.select(suggest_log.c.request_id).where(suggest_log.c.at < cutoff)
+        with self.db.write() as conn:
             votes = conn.execute(
-                "DELETE FROM feedback WHERE at < ? OR request_id IN "
-                "(SELECT request_id FROM suggest_log WHERE at < ?)",
-                (cutoff, cutoff),
+                feedback.delete().where(
+                    sa.or_(feedback.c.at < cutoff, feedback.c.request_id.in_(old_requests))
+                )
             ).rowcount
-            logged = conn.execute("DELETE FROM suggest_log WHERE at < ?", (cutoff,)).rowcount
+            logged = conn.execute(suggest_log.delete().where(suggest_log.c.at < cutoff)).rowcount
         return int(logged), int(votes)
 
     def feedback_counts(self, thread_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
         """thread id -> (helpful, unhelpful), for threads with any feedback."""
         out: dict[str, tuple[int, int]] = {}
-        conn = self._conn()
-        for chunk in chunks(thread_ids):
-            marks = ",".join("?" * len(chunk))
-            sql = f"SELECT * FROM thread_feedback WHERE thread_id IN ({marks})"
-            for r in conn.execute(sql, chunk):
-                out[r["thread_id"]] = (int(r["helpful"]), int(r["unhelpful"]))
+        t = thread_feedback.c
+        with self.db.read() as conn:
+            for chunk in chunks(thread_ids):
+                query = sa.select(t.thread_id, t.helpful, t.unhelpful).where(t.thread_id.in_(chunk))
+                for r in conn.execute(query):
+                    out[r.thread_id] = (int(r.helpful), int(r.unhelpful))
         return out
 
     def stats(self, since: datetime | None) -> Stats:
         start = iso(since) if since else ""
-        conn = self._conn()
-        decisions = {
-            r[0]: int(r[1])
-            for r in conn.execute(
-                "SELECT decision, count(*) FROM suggest_log WHERE at >= ? GROUP BY decision",
-                (start,),
-            )
-        }
-        votes = conn.execute(
-            "SELECT coalesce(sum(helpful), 0), coalesce(sum(1 - helpful), 0) FROM feedback "
-            "JOIN suggest_log USING (request_id) WHERE suggest_log.at >= ?",
-            (start,),
-        ).fetchone()
-        deflected = conn.execute(
-            "SELECT count(*) FROM suggest_log s WHERE s.at >= ? AND s.decision = 'suggest' "
-            "AND EXISTS (SELECT 1 FROM feedback f WHERE f.request_id = s.request_id "
-            "AND f.helpful = 1) "
-            "AND NOT EXISTS (SELECT 1 FROM questions q WHERE q.request_id = s.request_id)",
-            (start,),
-        ).fetchone()[0]
-        posted, answered = conn.execute(
-            "SELECT count(*), count(answered_at) FROM questions WHERE registered_at >= ?",
-            (start,),
-        ).fetchone()
+        s, f, q = suggest_log.c, feedback.c, questions.c
+        with self.db.read() as conn:
+            decisions = {
+                r.decision: int(r.n)
+                for r in conn.execute(
+                    sa.select(s.decision, sa.func.count().label("n"))
+                    .where(s.at >= start)
+                    .group_by(s.decision)
+                )
+            }
+            votes = conn.execute(
+                sa.select(
+                    sa.func.coalesce(sa.func.sum(f.helpful), 0),
+                    sa.func.coalesce(sa.func.sum(1 - f.helpful), 0),
+                )
+                .select_from(feedback.join(suggest_log, f.request_id == s.request_id))
+                .where(s.at >= start)
+            ).one()
+            helped = sa.exists().where(f.request_id == s.request_id, f.helpful == 1)
+            registered = sa.exists().where(q.request_id == s.request_id)
+            deflected = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(suggest_log)
+                .where(s.at >= start, s.decision == "suggest", helped, ~registered)
+            ).scalar_one()
+            posted, answered = conn.execute(
+                sa.select(sa.func.count(), sa.func.count(q.answered_at)).where(
+                    q.registered_at >= start
+                )
+            ).one()
         return Stats(
             suggest_count=sum(decisions.values()),
             decisions=decisions,
@@ -248,91 +238,152 @@ class ActivityStore(SQLiteDatabase):
         triage: dict[str, Any],
     ) -> bool:
         """Register a question; False (and no change) if the id is already registered."""
-        with self._write_lock, self._transaction() as conn:
-            cur = conn.execute(
-                "INSERT INTO questions (id, title, body, category, url, request_id, created_at, "
-                "registered_at, triage) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING",
-                (
-                    question_id, title, body, category, url, request_id, iso(created_at),
-                    iso(registered_at), json.dumps(triage),
-                ),
-            )  # fmt: skip
-            return cur.rowcount == 1
+        insert = self.db.insert(questions).values(
+            id=question_id, title=title, body=body, category=category, url=url,
+            request_id=request_id, created_at=iso(created_at),
+            registered_at=iso(registered_at), triage=json.dumps(triage), notify_attempts=0,
+        )  # fmt: skip
+        with self.db.write() as conn:
+            added = insert.on_conflict_do_nothing().returning(questions.c.id)
+            return conn.execute(added).first() is not None
 
     def question(self, question_id: str) -> Question | None:
-        row = (
-            self._conn().execute("SELECT * FROM questions WHERE id = ?", (question_id,)).fetchone()
-        )
-        return _question(row) if row else None
+        with self.db.read() as conn:
+            row = conn.execute(sa.select(questions).where(questions.c.id == question_id)).first()
+        return _question(row._mapping) if row else None
 
     def mark_answered(self, question_id: str, at: datetime, thread_id: str | None) -> bool:
         """Mark answered (the first answer counts); False for an unknown id."""
-        with self._write_lock, self._transaction() as conn:
-            cur = conn.execute(
-                "UPDATE questions SET answered_at = coalesce(answered_at, ?), "
-                "answer_thread = coalesce(answer_thread, ?) WHERE id = ?",
-                (iso(at), thread_id, question_id),
+        q = questions.c
+        with self.db.write() as conn:
+            done = conn.execute(
+                questions.update()
+                .where(q.id == question_id)
+                .values(
+                    answered_at=sa.func.coalesce(q.answered_at, iso(at)),
+                    answer_thread=sa.func.coalesce(q.answer_thread, thread_id),
+                )
             )
-            return cur.rowcount == 1
+            return done.rowcount == 1
 
     def unanswered_before(
         self,
         cutoff: datetime,
         limit: int | None = None,
         after: tuple[datetime, str] | None = None,
-        owed_at: datetime | None = None,
     ) -> list[Question]:
         """Unanswered questions created at or before ``cutoff``, oldest first; ``after``
-        (created_at, id) pages on from a previous page's last row; ``owed_at`` keeps only
-        those whose breach notice is still owed and may be tried then (never delivered,
-        not waiting for a retry)."""
-        sql = "SELECT * FROM questions WHERE answered_at IS NULL AND created_at <= ?"
-        params: list[object] = [iso(cutoff)]
+        (created_at, id) pages on from a previous page's last row."""
+        q = questions.c
+        query = sa.select(questions).where(q.answered_at.is_(None), q.created_at <= iso(cutoff))
         if after is not None:
-            sql += " AND (created_at > ? OR (created_at = ? AND id > ?))"
-            params += [iso(after[0]), iso(after[0]), after[1]]
-        if owed_at is not None:
-            sql += " AND notified_at IS NULL AND (notify_after IS NULL OR notify_after <= ?)"
-            params.append(iso(owed_at))
-        sql += " ORDER BY created_at, id"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
-        return [_question(r) for r in self._conn().execute(sql, params)]
+            query = query.where(sa.tuple_(q.created_at, q.id) > sa.tuple_(iso(after[0]), after[1]))
+        query = query.order_by(q.created_at, q.id).limit(limit)
+        with self.db.read() as conn:
+            return [_question(r._mapping) for r in conn.execute(query)]
 
-    def notify_due(self, question_id: str, now: datetime) -> bool:
-        """True when a breach notice for this question is still owed and may be tried now."""
-        row = (
-            self._conn()
-            .execute(
-                "SELECT notified_at, notify_after, answered_at FROM questions WHERE id = ?",
-                (question_id,),
+    def claim_breached(
+        self,
+        now: datetime,
+        cutoffs: Mapping[str, datetime],
+        default_cutoff: datetime,
+        owner: str,
+        until: datetime,
+    ) -> Question | None:
+        """Claim the oldest question whose breach notice is owed now: unanswered, created
+        before its category's cutoff (``cutoffs``, else ``default_cutoff``), never
+        delivered, not waiting for a retry, and not claimed by a live lease. The claim
+        holds until ``until``; a replica that dies while delivering leaves a lease that
+        runs out, and another replica claims the question then. Row locks with SKIP LOCKED
+        on PostgreSQL, the IMMEDIATE write lock on SQLite: two replicas never claim the
+        same question at once."""
+        q = questions.c
+        now_text = iso(now)
+        due = [
+            sa.and_(q.category == category, q.created_at <= iso(cutoff))
+            for category, cutoff in cutoffs.items()
+        ]
+        due.append(sa.and_(q.category.not_in(list(cutoffs)), q.created_at <= iso(default_cutoff)))
+        query = (
+            sa.select(questions)
+            .where(
+                q.answered_at.is_(None),
+                q.notified_at.is_(None),
+                sa.or_(q.notify_after.is_(None), q.notify_after <= now_text),
+                sa.or_(q.claimed_until.is_(None), q.claimed_until <= now_text),
+                sa.or_(*due),
             )
-            .fetchone()
+            .order_by(q.created_at, q.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
         )
-        if row is None or row[0] is not None or row[2] is not None:
-            return False
-        return row[1] is None or row[1] <= iso(now)
+        with self.db.write() as conn:
+            row = conn.execute(query).first()
+            if row is None:
+                return None
+            conn.execute(
+                questions.update()
+                .where(q.id == row.id)
+                .values(claimed_by=owner, claimed_until=iso(until))
+            )
+        return _question(row._mapping)
 
     def notify_result(
-        self, question_id: str, ok: bool, now: datetime, retry_at: datetime | None, error: str
+        self,
+        question_id: str,
+        ok: bool,
+        now: datetime,
+        retry_at: datetime | None,
+        error: str,
+        owner: str | None = None,
     ) -> None:
         """Record a delivery attempt: sent, or failed and retried at ``retry_at`` (None:
-        give up)."""
-        with self._write_lock, self._transaction() as conn:
-            if ok:
-                conn.execute(
-                    "UPDATE questions SET notified_at = ?, notify_attempts = notify_attempts + 1, "
-                    "notify_error = NULL WHERE id = ?",
-                    (iso(now), question_id),
-                )
-            else:
-                after = iso(retry_at) if retry_at else "9999"  # "9999" sorts after every time
-                conn.execute(
-                    "UPDATE questions SET notify_attempts = notify_attempts + 1, "
-                    "notify_after = ?, notify_error = ? WHERE id = ?",
-                    (after, error[:500], question_id),
-                )
+        give up); the claim of ``owner`` is released."""
+        q = questions.c
+        values: dict[str, Any] = {"notify_attempts": q.notify_attempts + 1}
+        if ok:
+            values |= {"notified_at": iso(now), "notify_error": None}
+        else:
+            after = iso(retry_at) if retry_at else "9999"  # "9999" sorts after every time
+            values |= {"notify_after": after, "notify_error": error[:500]}
+        with self.db.write() as conn:
+            conn.execute(questions.update().where(q.id == question_id).values(values))
+            if owner is not None:
+                self._release(conn, question_id, owner)
+
+    def release(self, question_id: str, owner: str) -> None:
+        """Give up ``owner``'s claim on a question without recording an attempt."""
+        with self.db.write() as conn:
+            self._release(conn, question_id, owner)
+
+    @staticmethod
+    def _release(conn: sa.Connection, question_id: str, owner: str) -> None:
+        q = questions.c
+        conn.execute(
+            questions.update()
+            .where(q.id == question_id, q.claimed_by == owner)
+            .values(claimed_by=None, claimed_until=None)
+        )
+
+    # -- jobs that one replica at a time runs -------------------------------------------
+    def try_lease(self, name: str, owner: str, now: datetime, until: datetime) -> bool:
+        """Take (or renew) the lease ``name`` until ``until`` if nobody else holds a live
+        one; True when ``owner`` holds it now."""
+        lease = leases.c
+        with self.db.write() as conn:
+            held = conn.execute(
+                sa.select(lease.owner, lease.until).where(lease.name == name).with_for_update()
+            ).first()
+            if held is None:
+                insert = self.db.insert(leases).values(name=name, owner=owner, until=iso(until))
+                taken = insert.on_conflict_do_nothing().returning(leases.c.name)
+                return conn.execute(taken).first() is not None
+            if held.owner != owner and held.until > iso(now):
+                return False
+            conn.execute(
+                leases.update().where(lease.name == name).values(owner=owner, until=iso(until))
+            )
+            return True
 
 
 def _optional(text: str | None) -> datetime | None:

@@ -21,7 +21,7 @@ from typing import Protocol
 
 import numpy as np
 
-from index import vectors
+from index import seed, vectors
 from index.errors import IndexMismatch, ValidationFailed
 from index.models import Thread
 from index.store import Row, StoredThread, ThreadStore
@@ -126,8 +126,10 @@ class Catalog:
         text_of: Callable[[Thread], str],
         space: str | None = None,
         layout: IndexLayout | None = None,
+        seed_dir: Path | None = None,
     ) -> None:
         self.store = store
+        self.seed_dir = seed_dir  # a published index to start from (index/seed.py)
         self.embedder = embedder
         self.index_dir = Path(index_dir)
         self.text_of = text_of
@@ -144,8 +146,11 @@ class Catalog:
     # -- lifecycle ---------------------------------------------------------------------
     def open(self) -> None:
         """Load the saved index and catch it up with the store's later writes; rebuild
-        from the store's vectors when there is no usable saved index."""
+        from the store's vectors when there is no usable saved index. With no saved index
+        of its own, a replica starts from the published seed if there is one."""
         with self.lock:
+            if self.seed_dir is not None and seed.adopt(self.seed_dir, self.index_dir):
+                log.info("vector index seeded from %s", self.seed_dir)
             try:
                 manifest, index = vectors.load(
                     self.index_dir,

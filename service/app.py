@@ -39,9 +39,14 @@ log = logging.getLogger(__name__)
 RETENTION_EVERY_S = 3600.0
 
 
-def retention(activity: ActivityStore, days: int) -> None:
-    """Purge the suggest log and votes older than ``days`` (UNSOURCE_RETENTION_DAYS)."""
-    logged, votes = activity.purge(datetime.now(UTC) - timedelta(days=days))
+def retention(activity: ActivityStore, days: int, owner: str) -> None:
+    """Purge the suggest log and votes older than ``days`` (UNSOURCE_RETENTION_DAYS), on one
+    replica at a time: the one that holds the ``retention`` lease for this round."""
+    now = datetime.now(UTC)
+    lease = timedelta(seconds=RETENTION_EVERY_S * 0.9)
+    if not activity.try_lease("retention", owner, now, now + lease):
+        return
+    logged, votes = activity.purge(now - timedelta(days=days))
     if logged or votes:
         log.info("retention: purged %d suggest-log rows and %d votes", logged, votes)
 
@@ -120,7 +125,12 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         refresher.start()
         jobs = [refresher]
         if settings.retention_days:
-            purge = partial(retention, app.state.engine.activity, settings.retention_days)
+            purge = partial(
+                retention,
+                app.state.engine.activity,
+                settings.retention_days,
+                app.state.escalations.owner,
+            )
             jobs.append(Periodic("retention", RETENTION_EVERY_S, purge))
             jobs[-1].start()
         try:

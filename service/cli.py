@@ -11,10 +11,11 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from index import snapshot
+from index import seed, snapshot
 from index.errors import UnsourceError, ValidationFailed
 from index.ingest import read_threads
 from service.clitools import console, err, fail, load_settings, or_exit, progress
+from service.db_cli import db_app
 from service.keys_cli import keys_app
 from service.runtime import Engine, build_engine
 from service.triage_cli import triage_app
@@ -47,8 +48,11 @@ demo_app = typer.Typer(help="The bundled demo community.")
 app.add_typer(demo_app, name="demo")
 app.add_typer(triage_app, name="triage")
 app.add_typer(keys_app, name="keys")
+app.add_typer(db_app, name="db")
 snapshot_app = typer.Typer(help="Checksummed snapshots of the store and the vector index.")
 app.add_typer(snapshot_app, name="snapshot")
+index_app = typer.Typer(help="The saved vector index.")
+app.add_typer(index_app, name="index")
 
 
 def _add_plugins() -> None:
@@ -204,6 +208,20 @@ def verify(
             raise typer.Exit(1)
     finally:
         engine.close(save=False)
+
+
+@index_app.command("publish")
+def index_publish(
+    target: Annotated[Path, typer.Argument(metavar="DIR", help="Where replicas seed from.")],
+) -> None:
+    """Copy this data dir's saved vector index to DIR (UNSOURCE_INDEX_SEED_DIR of new
+    replicas). The service saves its index when it compacts and when it stops."""
+    settings = load_settings()
+    try:
+        name = seed.publish(settings.index_dir, target)
+    except UnsourceError as exc:
+        raise or_exit(exc) from exc
+    console.print(f"published {name} to {target}")
 
 
 @snapshot_app.command("create")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from index.errors import UnsourceError
@@ -124,6 +124,12 @@ class Settings(BaseSettings):
         ge=1,
         description="Threads from which `auto` uses IVF (flat costs ~12 ms a query at 100k).",
     )
+    index_seed_dir: Path | None = Field(
+        None,
+        description="A published vector index (`unsource index publish DIR` on any replica, "
+        "e.g. to shared storage): a replica whose data dir has no saved index copies it in, "
+        "then catches up through the change feed instead of building its index.",
+    )
     index_mmap: bool = Field(
         True,
         description="Serve the saved vector index memory-mapped; later writes go to an "
@@ -231,6 +237,13 @@ class Settings(BaseSettings):
         None, description="Signs webhook bodies (X-Unsource-Signature: sha256=HMAC)."
     )
     escalation_check_seconds: float = Field(30.0, gt=0)
+    escalation_lease_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="How long a replica holds a breached question while it delivers the "
+        "webhook; if it dies meanwhile, another replica delivers once the lease runs out. "
+        "Must exceed webhook_timeout_seconds.",
+    )
     webhook_max_attempts: int = Field(6, ge=1, le=100)
     webhook_backoff_seconds: float = Field(5.0, gt=0)
     webhook_timeout_seconds: float = Field(5.0, gt=0)
@@ -301,6 +314,16 @@ class Settings(BaseSettings):
             except ValueError as exc:
                 raise ValueError(f"rate_limits.{role}: {text!r} is not like '120/minute'") from exc
         return value
+
+    @model_validator(mode="after")
+    def _lease(self) -> Settings:
+        if self.escalation_lease_seconds <= self.webhook_timeout_seconds:
+            raise ValueError(
+                "escalation_lease_seconds: must exceed webhook_timeout_seconds "
+                f"({self.webhook_timeout_seconds:g}), or a slow delivery's question could be "
+                "claimed again while it is still being delivered"
+            )
+        return self
 
     def thresholds_by_language(self) -> dict[str, float]:
         """The abstention thresholds per question language in force (see the field)."""

@@ -1,6 +1,14 @@
 """Questions left unanswered past their category's SLA: the escalation list, and a webhook
 POSTed once per question when it crosses the SLA (retried with backoff, from a background
-thread so that no request ever waits on it)."""
+thread so that no request ever waits on it).
+
+Every replica runs the delivery loop. Before it POSTs, a replica claims the question for a
+lease (``escalation_lease_seconds``, longer than a delivery can take): no other replica
+delivers it meanwhile. The claim ends with the recorded result; a replica that dies while
+delivering leaves the lease to run out, and another replica claims the question then. A
+receiver therefore gets each breach acknowledged once; the one case of a second POST (a
+replica killed after the receiver answered 2xx but before the result was recorded) carries
+the same ``X-Unsource-Delivery`` id, so receivers can drop it."""
 
 from __future__ import annotations
 
@@ -8,7 +16,10 @@ import hashlib
 import hmac
 import json
 import logging
-from collections.abc import Callable, Iterator
+import os
+import socket
+import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -68,6 +79,7 @@ class Escalations:
         self.clock = clock
         self.on_attempt = on_attempt  # called with "sent" / "failed" / "gave_up"
         self._loop = Periodic("escalations", settings.escalation_check_seconds, self.notify_once)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     def due_at(self, q: Question) -> datetime:
         return q.created_at + timedelta(hours=self.settings.sla_for(q.category))
@@ -77,35 +89,29 @@ class Escalations:
         now: datetime | None = None,
         limit: int = 100,
         after: tuple[datetime, str] | None = None,
-        owed: bool = False,
         page: int = 500,
     ) -> list[Question]:
         """Unanswered questions past their SLA, oldest first, at most ``limit``; ``after``
-        (created_at, id) continues from an earlier call's last question; ``owed`` keeps
-        only those whose breach notice is still to be delivered. Reads the store a page
-        at a time, so however many questions are overdue, every one can be reached."""
+        (created_at, id) continues from an earlier call's last question. Reads the store a
+        page at a time, so however many questions are overdue, every one can be reached."""
         now = now or self.clock()
         cutoff = now - timedelta(hours=min(self.settings.sla_hours.values()))
         out: list[Question] = []
         while len(out) < limit:
-            rows = self.activity.unanswered_before(
-                cutoff, page, after, owed_at=now if owed else None
-            )
+            rows = self.activity.unanswered_before(cutoff, page, after)
             out += [q for q in rows if self.due_at(q) <= now][: limit - len(out)]
             if len(rows) < page:
                 break
             after = (rows[-1].created_at, rows[-1].id)
         return out
 
-    def owed(self, now: datetime, page: int = 500) -> Iterator[Question]:
-        """Every overdue question whose notice is owed now, oldest first, a page at a time."""
-        after: tuple[datetime, str] | None = None
-        while True:
-            batch = self.overdue(now, page, after, owed=True, page=page)
-            yield from batch
-            if len(batch) < page:
-                return
-            after = (batch[-1].created_at, batch[-1].id)
+    def claim(self, now: datetime) -> Question | None:
+        """Claim the oldest question whose breach notice this replica may deliver now."""
+        sla = self.settings.sla_hours
+        cutoffs = {c: now - timedelta(hours=h) for c, h in sla.items() if c != "default"}
+        default = now - timedelta(hours=sla["default"])
+        lease = timedelta(seconds=self.settings.escalation_lease_seconds)
+        return self.activity.claim_breached(now, cutoffs, default, self.owner, now + lease)
 
     # -- webhook ------------------------------------------------------------------------
     def payload(self, q: Question, now: datetime) -> dict[str, Any]:
@@ -126,22 +132,26 @@ class Escalations:
         }
 
     def notify_once(self) -> int:
-        """Try every owed notice once; returns how many were delivered."""
+        """Claim and deliver owed notices until none is left; returns how many were
+        delivered. Each question is tried once per call."""
         url = self.settings.escalation_webhook_url
         if not url:
             return 0
         sent = 0
-        for q in self.owed(self.clock()):
+        tried: set[str] = set()
+        while (q := self.claim(self.clock())) is not None:
+            if q.id in tried:  # its retry is due already: the next round tries it
+                self.activity.release(q.id, self.owner)
+                break
+            tried.add(q.id)
             now = self.clock()
-            if not self.activity.notify_due(q.id, now):
-                continue
-            ok, error = self._post(url, self.payload(q, now))
+            ok, error = self._post(url, self.payload(q, now), delivery=f"{q.id}:sla_breached")
             retry_at = None
             attempts = q.notify_attempts + 1
             if not ok and attempts < self.settings.webhook_max_attempts:
                 backoff = self.settings.webhook_backoff_seconds * 2 ** (attempts - 1)
                 retry_at = now + timedelta(seconds=backoff)
-            self.activity.notify_result(q.id, ok, now, retry_at, error)
+            self.activity.notify_result(q.id, ok, self.clock(), retry_at, error, self.owner)
             outcome = "sent" if ok else ("failed" if retry_at else "gave_up")
             if self.on_attempt:
                 self.on_attempt(outcome)
@@ -151,9 +161,9 @@ class Escalations:
                 log.warning("escalation webhook for %s %s: %s", q.id, outcome, error)
         return sent
 
-    def _post(self, url: str, payload: dict[str, Any]) -> tuple[bool, str]:
+    def _post(self, url: str, payload: dict[str, Any], delivery: str) -> tuple[bool, str]:
         body = json.dumps(payload, sort_keys=True).encode()
-        headers = {"content-type": "application/json"}
+        headers = {"content-type": "application/json", "x-unsource-delivery": delivery}
         secret = self.settings.escalation_webhook_secret
         if secret:
             headers.update(sign(secret, body, int(self.clock().timestamp())))

@@ -267,11 +267,12 @@ def build_engine(
             nprobe=settings.ivf_nprobe,
             mmap=settings.index_mmap,
         ),
+        seed_dir=settings.index_seed_dir,
     )
     catalog.open()
     if catalog.rebuilt_because:
         log.info("vector index rebuilt (%s)", catalog.rebuilt_because)
-    activity = ActivityStore(settings.activity_path)
+    activity = ActivityStore.open(settings.database_url, settings.activity_path)
     searcher = Searcher(
         catalog,
         encoder,

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from index.activity import ActivityStore
 from index.models import Thread
 from index.sqlite_store import SQLiteStore
 from index.store import ThreadStore
@@ -146,6 +147,25 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ThreadStor
         s = PostgresStore(fresh_database(request.getfixturevalue("pg_server")))
     yield s
     s.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def activity_url(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
+    """Where the activity store lives, once per backend: None (SQLite under tmp_path) and a
+    fresh database on the session's PostgreSQL server (``slow``)."""
+    if request.param == "sqlite":
+        return None
+    from tests.pg import fresh_database
+
+    return fresh_database(request.getfixturevalue("pg_server"))
+
+
+@pytest.fixture
+def activity(activity_url: str | None, tmp_path: Path) -> Iterator[ActivityStore]:
+    """The activity store contract runs on both backends through this fixture."""
+    a = ActivityStore.open(activity_url, tmp_path / "activity.db")
+    yield a
+    a.close()
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ BIN = Path(sys.executable).parent / "unsource"
 class Served:
     base: str
     log: Path  # the server's stdout + stderr
+    proc: subprocess.Popen[bytes]
 
 
 def free_port() -> int:
@@ -73,7 +74,7 @@ def serve_demo(
             assert proc.poll() is None, log.read_text()
             assert time.monotonic() < deadline, "server did not start"
             time.sleep(0.5)
-        yield Served(base, log)
+        yield Served(base, log, proc)
     finally:
         proc.terminate()
         proc.wait(timeout=30)

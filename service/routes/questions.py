@@ -104,6 +104,22 @@ def register_question(
     return _public(stored, esc, now)
 
 
+@router.get(
+    "/v1/questions/{question_id}",
+    response_model=QuestionPublic,
+    responses={**AUTH_ERRORS, 404: ERRORS[404], **example(QUESTION_EXAMPLE)},
+    tags=["agent"],
+)
+def get_question(
+    question_id: str, engine: EngineDep, esc: EscalationsDep, _: Agent
+) -> QuestionPublic:
+    """A registered question: its SLA, whether it is answered, overdue or escalated."""
+    stored = engine.activity.question(question_id)
+    if stored is None:
+        raise HTTPException(404, f"question {question_id!r} is not registered")
+    return _public(stored, esc, datetime.now(UTC))
+
+
 @router.post(
     "/v1/questions/{question_id}/answered",
     response_model=QuestionPublic,

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from index import vectors
+from index import seed, vectors
 from index.errors import ValidationFailed
 from service.config import Settings
 from service.runtime import Engine, build_engine
@@ -176,3 +176,46 @@ def test_verify_route(client: TestClient) -> None:
     r = client.get("/v1/admin/verify", params={"sample": 5})
     assert r.status_code == 200 and r.json()["ok"] is True
     assert client.get("/v1/admin/verify", params={"sample": -1}).status_code == 422
+
+
+def test_a_new_replica_starts_from_a_published_seed_and_catches_up(
+    settings: Settings, loaded: Engine, tmp_path: Path
+) -> None:
+    loaded.close()  # saves its index
+    seed_dir = tmp_path / "shared" / "seed"
+    assert seed.publish(settings.index_dir, seed_dir).endswith(".faiss")
+    writer = _reopen(settings, CountingEncoder(64))  # writes after the publish
+    writer.catalog.upsert([make_thread("t5", "Door sensor shows open")])
+    writer.catalog.delete("t3")
+    writer.close(save=False)
+    new = settings.model_copy(
+        update={
+            "data_dir": tmp_path / "replica-b",
+            "database_url": f"sqlite:///{settings.database_path}",
+            "index_seed_dir": seed_dir,
+        }
+    )
+    enc = CountingEncoder(64)
+    replica = _reopen(new, enc)
+    assert replica.catalog.rebuilt_because is None  # loaded the seed, did not build
+    assert enc.encoded == [] and replica.catalog.index.count == 4
+    assert replica.catalog.verify().ok
+    replica.close()
+    assert seed.adopt(seed_dir, new.index_dir) is False  # has its own index now
+
+
+def test_a_seed_of_another_store_is_rebuilt_over(
+    settings: Settings, loaded: Engine, tmp_path: Path
+) -> None:
+    loaded.close()
+    seed_dir = tmp_path / "seed"
+    seed.publish(settings.index_dir, seed_dir)
+    other = settings.model_copy(
+        update={"data_dir": tmp_path / "elsewhere", "index_seed_dir": seed_dir}
+    )
+    fresh = _reopen(other, CountingEncoder(64))
+    assert "another store" in (fresh.catalog.rebuilt_because or "")
+    assert fresh.catalog.index.count == 0
+    fresh.close()
+    with pytest.raises(seed.SeedError, match="no saved index"):
+        seed.publish(tmp_path / "nothing-here", seed_dir)

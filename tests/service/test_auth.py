@@ -27,6 +27,7 @@ ROUTES: dict[tuple[str, str], str | None] = {
     ("GET", "/v1/threads/{thread_id}"): "agent",
     ("POST", "/v1/questions"): "agent",
     ("POST", "/v1/questions/{question_id}/answered"): "agent",
+    ("GET", "/v1/questions/{question_id}"): "agent",
     ("GET", "/v1/escalations"): "agent",
     ("GET", "/v1/stats"): "agent",
     ("GET", "/metrics"): "agent",

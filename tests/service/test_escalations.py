@@ -61,6 +61,11 @@ def test_questions_past_their_sla_are_escalated_oldest_first(agent: TestClient) 
     assert r.status_code == 200 and r.json()["answered_at"] and r.json()["overdue"] is False
     ids = [q["id"] for q in agent.get("/v1/escalations").json()["escalations"]]
     assert ids == ["older", "bill-late"]
+    one = agent.get("/v1/questions/bill-late").json()
+    assert one["overdue"] is True and one["sla_hours"] == 2 and one["notified"] is False
+    assert agent.get("/v1/questions/old").json()["answered_at"] is not None
+    missing = agent.get("/v1/questions/nope")
+    assert missing.status_code == 404 and "nope" in missing.text
     assert agent.get("/v1/escalations", params={"limit": 1}).json()["count"] == 1
 
 
@@ -216,7 +221,7 @@ def test_1500_overdue_every_breach_is_delivered_and_listed(
         _seed(engine, f"old-{i:04d}", 48)
     delivered: list[str] = []
 
-    def post(_: str, payload: dict[str, Any]) -> tuple[bool, str]:
+    def post(_: str, payload: dict[str, Any], delivery: str) -> tuple[bool, str]:
         delivered.append(payload["question"]["id"])
         return True, ""
 

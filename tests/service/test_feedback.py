@@ -152,7 +152,7 @@ def test_one_vote_per_reader_and_thread_whatever_the_request(
 def test_retention_purges_old_log_rows_and_votes_but_keeps_thread_totals(
     tmp_path: Path,
 ) -> None:
-    activity = ActivityStore(tmp_path / "activity.db")
+    activity = ActivityStore.open(None, tmp_path / "activity.db")
     now = datetime.now(UTC)
     old, recent = now - timedelta(days=100), now - timedelta(days=1)
     activity.log_suggest("r-old", old, "suggest", None, ["t1"])
@@ -165,6 +165,12 @@ def test_retention_purges_old_log_rows_and_votes_but_keeps_thread_totals(
     stats = activity.stats(None)
     assert stats.suggest_count == 1 and stats.helpful == 1
     assert activity.purge(now - timedelta(days=90)) == (0, 0)
-    retention(activity, days=1)  # the app's hourly job: everything older than a day
+    activity.log_suggest("r-newer", now, "suggest", None, ["t1"])
+    retention(activity, days=1, owner="replica-a")  # the hourly job: older than a day goes
     assert activity.suggested("r-new") is None
+    activity.log_suggest("r-old-2", old, "suggest", None, ["t1"])
+    retention(activity, days=1, owner="replica-b")  # A holds this round's lease: B skips
+    assert activity.suggested("r-old-2") == ["t1"]
+    retention(activity, days=1, owner="replica-a")
+    assert activity.suggested("r-old-2") is None and activity.suggested("r-newer") == ["t1"]
     activity.close()

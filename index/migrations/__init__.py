@@ -1,0 +1,1 @@
+"""Alembic migrations of the activity tables (run by index/migrate.py)."""
