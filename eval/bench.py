@@ -34,7 +34,7 @@ from eval.datasets import load_semeval
 from eval.entry import run
 from eval.harness import corpus_threads
 from eval.retrieval import evaluate
-from index import vectors
+from index import seed, vectors
 from index.factory import open_store
 from retrieval.encoder import DEFAULT_MODEL, Encoder, Precision, resolve_model_path
 from retrieval.factory import load_encoder
@@ -263,6 +263,30 @@ def _recall(data: Settings, queries: np.ndarray) -> float | None:
     return round(found / (10 * len(queries)), 4)
 
 
+def _seeded_start(work: Path, data: Settings, triage: Path, log: Path) -> float:
+    """A new replica (empty data dir) on the same store, seeded from the index the first
+    one published (`unsource index publish`): seconds until /readyz answers 200. Its
+    model exports come with it (the first replica's encoder cache, as in a replica image)."""
+    seed_dir = work / "seed"
+    seed.publish(data.index_dir, seed_dir)
+    replica = work / "replica"
+    server = Server(
+        replica,
+        triage,
+        log,
+        UNSOURCE_DATABASE_URL=f"sqlite:///{data.database_path}",
+        UNSOURCE_INDEX_SEED_DIR=str(seed_dir),
+        UNSOURCE_ENCODER_CACHE=str(data.encoder_cache_dir),
+    )
+    started = server.start_s
+    server.stop()
+    if "seeded from" not in log.read_text(errors="replace"):
+        raise RuntimeError(f"the new replica did not start from the seed; see {log}")
+    shutil.rmtree(replica)
+    shutil.rmtree(seed_dir)
+    return started
+
+
 def scale(
     work: Path,
     seeds: synth.Seeds,
@@ -315,6 +339,7 @@ def scale(
             / row["sixteen_clients_unbatched"]["throughput_rps"],
             2,
         )
+        row["new_replica_from_seed_s"] = _seeded_start(work, data, triage, log)
         row["recall_at_10_vs_flat"] = _recall(data, qvecs)
         print(json.dumps(row), flush=True)
         rows.append(row)

