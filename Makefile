@@ -60,7 +60,7 @@ serve: $(STAMP) $(TRIAGE)
 	$(BIN)/unsource serve --host $(HOST) --port $(PORT) $(if $(filter dev,$(AUTH)),--dev)
 
 test: $(STAMP) system-deps
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=30
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -m "not slow" -q

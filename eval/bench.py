@@ -151,7 +151,7 @@ def side_by_side(
     engine = build_engine(settings, with_triage=False)
     t0 = time.perf_counter()
     engine.ingest(threads)
-    engine.catalog.save()
+    engine.corpus.save()
     build_s = time.perf_counter() - t0
     for q in questions[:5]:
         engine.searcher.search(q, k=10)

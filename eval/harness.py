@@ -53,7 +53,7 @@ def run_retrieval(
         runs.append(given_order(data))
     for name, params in rankers(engine.searcher.params).items():
         searcher = Searcher(
-            engine.catalog,
+            engine.corpus,
             engine.encoder,
             params,
             engine.signals,

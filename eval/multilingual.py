@@ -54,7 +54,7 @@ def best_similarities(
 ) -> list[tuple[str, bool, float, bool]]:
     """Per question: (language, off topic?, best similarity, top-1 relevant?)."""
     out = []
-    store = searcher.catalog.store
+    store = searcher.corpus.store
     for q in data.queries:
         ranked = searcher.rank(q.title, q.body, limit=20)
         language = q.language or detect(f"{q.title}\n{q.body}")

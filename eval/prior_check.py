@@ -51,7 +51,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         engine = build_engine(Settings(data_dir=Path(tmp)), with_triage=False)
         engine.ingest(harness.corpus_threads(data))
-        pks = [int(p) for p in engine.catalog.index.ids()]
+        pks = [int(p) for p in engine.corpus.index.ids()]
         base = engine.searcher.params
         print(
             f"| weight | MAP, real signals (none) | MAP, random signals: mean (min) over "
@@ -63,7 +63,7 @@ def main() -> None:
             real = evaluate(
                 "real",
                 Searcher(
-                    engine.catalog,
+                    engine.corpus,
                     engine.encoder,
                     params,
                     engine.signals,
@@ -79,7 +79,7 @@ def main() -> None:
                 run = evaluate(
                     "noise",
                     Searcher(
-                        engine.catalog,
+                        engine.corpus,
                         engine.encoder,
                         params,
                         source,

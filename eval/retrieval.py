@@ -40,7 +40,7 @@ def rank_queries(
         missing = [pk for pk, *_ in ranked if pk not in pk_to_id]
         if missing:
             pk_to_id.update(
-                {pk: s.thread.id for pk, s in searcher.catalog.store.get_many(missing).items()}
+                {pk: s.thread.id for pk, s in searcher.corpus.store.get_many(missing).items()}
             )
         rankings[q.id] = [pk_to_id[pk] for pk, *_ in ranked if pk in pk_to_id]
         if ranked:

@@ -25,7 +25,7 @@ import numpy as np
 
 from eval.datasets import load_semeval
 from eval.entry import run
-from index.catalog import content_hash
+from index.corpus import content_hash
 from index.factory import open_store
 from index.models import Thread
 from index.store import Row, ThreadStore

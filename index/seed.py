@@ -4,7 +4,7 @@ loading an index and catching up through the change feed instead of building one
     publish(index_dir, seed_dir)   copy a saved index (manifest + the file it names) to
                                    seed_dir, e.g. shared storage; run it on any replica
     adopt(seed_dir, index_dir)     a replica with no saved index of its own copies the seed
-                                   in before it opens (Catalog.open)
+                                   in before it opens (Corpus.open)
 
 Both copy the index file first and rename the manifest over last, so a reader of the
 target sees the old pair or the new pair, never a manifest naming a missing or partial

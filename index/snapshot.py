@@ -1,7 +1,7 @@
 """Snapshots: the store's threads and the vector index in one checksummed tar file.
 
-    create(catalog, PATH)    → PATH (tar) and PATH.sha256 (``sha256sum`` format)
-    restore(catalog, PATH)   → the store holds exactly the snapshot's threads (same keys),
+    create(corpus, PATH)    → PATH (tar) and PATH.sha256 (``sha256sum`` format)
+    restore(corpus, PATH)   → the store holds exactly the snapshot's threads (same keys),
                                the index is the snapshot's, and other processes' indexes
                                catch up through the change feed
 
@@ -35,7 +35,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from index import vectors
-from index.catalog import Catalog
+from index.corpus import Corpus
 from index.errors import UnsourceError
 from index.files import fsync_path, sha256_file, sha256_stream
 from index.models import Thread
@@ -81,27 +81,27 @@ def _row_json(e: Exported) -> bytes:
     ).encode()
 
 
-def _export(catalog: Catalog, out: IO[bytes]) -> tuple[int, int, bytes]:
+def _export(corpus: Corpus, out: IO[bytes]) -> tuple[int, int, bytes]:
     """Write the threads and return (count, generation, index bytes), all of one
     generation: retried if another process writes meanwhile."""
     for _ in range(5):
-        with catalog.lock:
-            catalog.refresh()
-            generation = catalog.generation
-            index_bytes = catalog.index.to_bytes()
+        with corpus.lock:
+            corpus.refresh()
+            generation = corpus.generation
+            index_bytes = corpus.index.to_bytes()
             out.seek(0)
             out.truncate()
             count = 0
-            for batch in catalog.store.iter_export():
+            for batch in corpus.store.iter_export():
                 for e in batch:
                     out.write(_row_json(e) + b"\n")
                     count += 1
-            if catalog.store.generation() == generation:
+            if corpus.store.generation() == generation:
                 return count, generation, index_bytes
     raise SnapshotError("the store kept changing while it was exported; try again")
 
 
-def create(catalog: Catalog, path: Path) -> SnapshotInfo:
+def create(corpus: Corpus, path: Path) -> SnapshotInfo:
     """Write a snapshot to ``path`` (and ``path``.sha256), atomically: a crash leaves no
     file or a complete one."""
     path = Path(path)
@@ -113,17 +113,17 @@ def create(catalog: Catalog, path: Path) -> SnapshotInfo:
     made: list[Path] = []  # temp files this call created (never one planted beside it)
     try:
         with _exclusive(rows_tmp, made, "w+b") as rows:
-            count, generation, index_bytes = _export(catalog, rows)
+            count, generation, index_bytes = _export(corpus, rows)
             rows.flush()
             rows.seek(0)
             manifest = {
                 "format": FORMAT,
                 "created_at": datetime.now(UTC).isoformat(),
-                "space": catalog.space,
-                "dimension": catalog.index.dimension,
+                "space": corpus.space,
+                "dimension": corpus.index.dimension,
                 "threads": count,
                 "generation": generation,
-                "store_id": catalog.store.store_id(),
+                "store_id": corpus.store.store_id(),
                 "files": {THREADS: sha256_file(rows_tmp), INDEX: _sha(index_bytes)},
             }
             with _exclusive(tmp, made, "wb") as fh:
@@ -151,7 +151,7 @@ def create(catalog: Catalog, path: Path) -> SnapshotInfo:
     finally:
         for leftover in made:
             leftover.unlink(missing_ok=True)
-    return SnapshotInfo(path, digest, count, generation, catalog.space)
+    return SnapshotInfo(path, digest, count, generation, corpus.space)
 
 
 def _exclusive(path: Path, made: list[Path], mode: str) -> IO[bytes]:
@@ -300,33 +300,33 @@ def _checked_rows(fh: IO[bytes], manifest: Manifest, index_ids: set[int]) -> Ite
         raise SnapshotError(f"{THREADS}: {len(seen)} rows, manifest says {manifest.threads}")
 
 
-def restore(catalog: Catalog, path: Path, expected_sha256: str | None = None) -> SnapshotInfo:
+def restore(corpus: Corpus, path: Path, expected_sha256: str | None = None) -> SnapshotInfo:
     """Replace the store and the index with the snapshot's, after every check passed. The
     file is copied privately while its SHA-256 is checked, and only the copy is read."""
     path = Path(path)
-    copy = _private_copy(path, expected_sha256, catalog.index_dir)
+    copy = _private_copy(path, expected_sha256, corpus.index_dir)
     try:
         manifest = _verify(copy, path.name)
-        if manifest.space != catalog.space:
+        if manifest.space != corpus.space:
             raise SnapshotError(
                 f"snapshot was embedded as {manifest.space!r}, the service uses "
-                f"{catalog.space!r}: restore it with that model, or ingest the threads again"
+                f"{corpus.space!r}: restore it with that model, or ingest the threads again"
             )
         with tarfile.open(copy, mode="r:") as tar:
             try:
-                index = vectors.from_bytes(_member(tar, INDEX).read(), catalog.layout.nprobe)
+                index = vectors.from_bytes(_member(tar, INDEX).read(), corpus.layout.nprobe)
             except RuntimeError as exc:
                 raise SnapshotError(f"{INDEX}: unreadable ({exc})") from exc
             if index.dimension != manifest.dimension or index.count != manifest.threads:
                 raise SnapshotError(f"{INDEX} does not hold exactly the snapshot's threads")
             ids = set(index.ids().tolist())
-            with catalog.lock:
-                generation = catalog.store.replace_all(
+            with corpus.lock:
+                generation = corpus.store.replace_all(
                     _checked_rows(_member(tar, THREADS), manifest, ids)
                 )
-                catalog.index, catalog.generation = index, generation
-                catalog.save()
+                corpus.index, corpus.generation = index, generation
+                corpus.save()
         digest = sha256_file(copy)
     finally:
         copy.unlink(missing_ok=True)
-    return SnapshotInfo(path, digest, manifest.threads, generation, catalog.space)
+    return SnapshotInfo(path, digest, manifest.threads, generation, corpus.space)

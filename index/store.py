@@ -105,7 +105,7 @@ def _iso(value: datetime | None) -> str | None:
 
 
 class ThreadStore(Protocol):
-    """What the catalog, search and snapshots need from a store backend."""
+    """What the corpus, search and snapshots need from a store backend."""
 
     def generation(self) -> int: ...
     def store_id(self) -> str: ...

@@ -1,4 +1,4 @@
-"""Hybrid search over the catalog: dense + BM25, fused, with an abstention threshold."""
+"""Hybrid search over the corpus: dense + BM25, fused, with an abstention threshold."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Literal
 
 import numpy as np
 
-from index.catalog import Catalog
+from index.corpus import Corpus
 from index.store import StoredThread
 from index.vectors import Keys
 from retrieval.encoder import Encoder
@@ -63,14 +63,14 @@ class SearchResult:
 class Searcher:
     def __init__(
         self,
-        catalog: Catalog,
+        corpus: Corpus,
         encoder: Encoder,
         params: SearchParams | None = None,
         signals: SignalSource | None = None,
         executor: Executor | None = None,
         query_form: Callable[[np.ndarray], np.ndarray] | None = None,
     ):
-        self.catalog = catalog
+        self.corpus = corpus
         # the query vector from the question's document vector (pairwise encoders)
         self.query_form = query_form
         self._pools: OrderedDict[tuple[tuple[str, ...], str | None], tuple[int, np.ndarray]] = (
@@ -97,7 +97,7 @@ class Searcher:
         ``KEYWORD_OVERFETCH`` times as many and keeps the allowed ones."""
         fetch = limit if allowed is None else min(limit * KEYWORD_OVERFETCH, KEYWORD_MAX)
         search = partial(
-            self.catalog.store.keyword_search,
+            self.corpus.store.keyword_search,
             query,
             fetch,
             within=within,
@@ -124,13 +124,13 @@ class Searcher:
     ) -> tuple[dict[int, float], dict[int, float], dict[int, float]]:
         """Scores for the candidates: (fused, cosine, bm25), keyed by thread pk."""
         p = self.params
-        index = self.catalog.index
-        with self.catalog.lock:
+        index = self.corpus.index
+        with self.corpus.lock:
             dense = dict(index.search(qvec, limit, within=pool))
         lexical = dict(keyword())
         missing = [pk for pk in lexical if pk not in dense]
         if missing:
-            with self.catalog.lock:
+            with self.corpus.lock:
                 vecs = index.vectors_for(missing)
             dense.update({pk: float(np.dot(v, qvec)) for pk, v in vecs.items()})
         lexical = {pk: s for pk, s in lexical.items() if pk in dense}  # drop rows deleted mid-way
@@ -184,13 +184,13 @@ class Searcher:
         generation moves (a popular filter is read from the store once per write, not once
         per request)."""
         key = (tuple(sorted(t.lower() for t in tags or ())), language)
-        generation = self.catalog.store.generation()
+        generation = self.corpus.store.generation()
         with self._pool_lock:
             cached = self._pools.get(key)
             if cached is not None and cached[0] == generation:
                 self._pools.move_to_end(key)
                 return cached[1]
-        keys = np.asarray(self.catalog.store.filter_pks(tags, language), dtype=np.int64)
+        keys = np.asarray(self.corpus.store.filter_pks(tags, language), dtype=np.int64)
         with self._pool_lock:
             self._pools[key] = (generation, keys)
             while len(self._pools) > POOL_CACHE:
@@ -213,14 +213,14 @@ class Searcher:
         best = max((r[2] for r in ranked), default=None)
         threshold = self.params.threshold_for(asked_in)
         passing = [r for r in ranked if r[2] >= threshold][:k]
-        stored = self.catalog.store.get_many([r[0] for r in passing])
+        stored = self.corpus.store.get_many([r[0] for r in passing])
         hits = [Hit(stored[pk], s, sim, b) for pk, s, sim, b in passing if pk in stored]
         decision: Literal["suggest", "no_match"] = "suggest" if hits else "no_match"
         return SearchResult(decision, hits, best, asked_in, threshold)
 
     def rerank(self, title: str, body: str, thread_ids: Sequence[str]) -> list[tuple[str, float]]:
         """Score given threads for a question (the SemEval candidates protocol), best first."""
-        pks = self.catalog.store.pks_for_ids(thread_ids)
+        pks = self.corpus.store.pks_for_ids(thread_ids)
         ranked = self.rank(title, body, limit=len(pks), within=list(pks.values()))
         fused = {pk: score for pk, score, _, _ in ranked}
         by_pk = {pk: tid for tid, pk in pks.items()}

@@ -112,7 +112,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         # 35 vs 831 triage predictions/s from 16 threads on 2 cores). After the engine, so
         # that every BLAS its models loaded is covered.
         blas = threadpool_limits(settings.blas_threads, user_api="blas")
-        metrics.track_index(app.state.engine.catalog.indexed)  # in memory: no table count
+        metrics.track_index(app.state.engine.corpus.indexed)  # in memory: no table count
         app.state.escalations = Escalations(
             app.state.engine.activity,
             settings,

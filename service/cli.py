@@ -93,11 +93,11 @@ def _load(engine: Engine, path: Path, fmt: str | None) -> None:
     with progress() as bar:
         task = bar.add_task(f"ingest {path.name}", total=len(threads))
         report = engine.ingest(threads, progress=lambda n: bar.advance(task, n))
-    engine.catalog.save()
+    engine.corpus.save()
     console.print(
         f"{len(threads)} threads: {len(report.created)} created, {len(report.updated)} updated, "
         f"{len(report.unchanged_text)} with unchanged text (not re-embedded); "
-        f"store holds {engine.catalog.count()}"
+        f"store holds {engine.corpus.count()}"
     )
 
 
@@ -173,7 +173,7 @@ def delete(thread_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
     """Delete thread ID from the store, keyword index and vectors."""
     engine = _engine()
     try:
-        if not engine.catalog.delete(thread_id):
+        if not engine.corpus.delete(thread_id):
             raise fail(f"ID: no thread {thread_id!r}", 1)
         console.print(f"deleted {thread_id}")
     finally:
@@ -188,9 +188,9 @@ def reindex(
     engine = _engine()
     try:
         with progress() as bar:
-            task = bar.add_task("reindex", total=engine.catalog.count())
-            n = engine.catalog.rebuild(reembed=reembed, progress=lambda m: bar.advance(task, m))
-        console.print(f"index rebuilt: {engine.catalog.index.count} vectors, {n} re-encoded")
+            task = bar.add_task("reindex", total=engine.corpus.count())
+            n = engine.corpus.rebuild(reembed=reembed, progress=lambda m: bar.advance(task, m))
+        console.print(f"index rebuilt: {engine.corpus.index.count} vectors, {n} re-encoded")
     finally:
         engine.close()
 
@@ -202,7 +202,7 @@ def verify(
     """Check the vector index against the store (exit 1 on any difference)."""
     engine = _engine()
     try:
-        v = engine.catalog.verify(sample)
+        v = engine.corpus.verify(sample)
         console.print_json(data={"ok": v.ok, **asdict(v)})
         if not v.ok:
             raise typer.Exit(1)
@@ -231,7 +231,7 @@ def snapshot_create(
     """Write the threads and the vector index to PATH, and its SHA-256 to PATH.sha256."""
     engine = _engine()
     try:
-        info = snapshot.create(engine.catalog, path)
+        info = snapshot.create(engine.corpus, path)
     except UnsourceError as exc:
         raise fail(f"PATH: {exc}") from exc
     finally:
@@ -255,7 +255,7 @@ def snapshot_restore(
     the change up within UNSOURCE_INDEX_REFRESH_SECONDS)."""
     engine = _engine()
     try:
-        info = snapshot.restore(engine.catalog, path, sha256)
+        info = snapshot.restore(engine.corpus, path, sha256)
     except UnsourceError as exc:
         raise fail(f"PATH: {exc}") from exc
     finally:
@@ -274,8 +274,8 @@ def demo_load(
     """Load the bundled demo community (fictional smart-home product)."""
     engine = _engine()
     try:
-        if if_empty and engine.catalog.count() > 0:
-            console.print(f"store already holds {engine.catalog.count()} threads; demo not loaded")
+        if if_empty and engine.corpus.count() > 0:
+            console.print(f"store already holds {engine.corpus.count()} threads; demo not loaded")
             return
         _load(engine, DEMO_FILE, "jsonl")
     finally:

@@ -28,7 +28,7 @@ from functools import partial
 import numpy as np
 
 from index.activity import ActivityStore
-from index.catalog import Catalog, IndexLayout, UpsertReport
+from index.corpus import Corpus, IndexLayout, UpsertReport
 from index.factory import open_store
 from index.models import Thread
 from index.store import ThreadStore
@@ -84,7 +84,7 @@ class Engine:
     settings: Settings
     encoder: Encoder
     store: ThreadStore
-    catalog: Catalog
+    corpus: Corpus
     searcher: Searcher
     triage: Triage | None
     activity: ActivityStore
@@ -104,7 +104,7 @@ class Engine:
 
     def upsert(self, threads: Sequence[Thread]) -> UpsertReport:
         """Store and index threads, redacted: raw PII never reaches the store or index."""
-        return self.catalog.upsert(admit(threads))
+        return self.corpus.upsert(admit(threads))
 
     def warm_up(self) -> None:
         """See ``warm``; ``build_engine`` already did it, so this is quick."""
@@ -136,8 +136,8 @@ class Engine:
 
     def refresh_index(self) -> None:
         """Apply other processes' writes, then fold a grown delta into a new index file."""
-        self.catalog.refresh()
-        self.catalog.compact()
+        self.corpus.refresh()
+        self.corpus.compact()
 
     @property
     def signals(self) -> SignalSource:
@@ -158,7 +158,7 @@ class Engine:
             if isinstance(encoder, BatchingEncoder):
                 encoder.close()
         if save:
-            self.catalog.save()
+            self.corpus.save()
         self.store.close()
         self.activity.close()
 
@@ -276,7 +276,7 @@ def _open_engine(
     warming: cf.Future[None] | None,
 ) -> Engine:
     store = open_store(settings.database_url, settings.database_path)
-    catalog = Catalog(
+    corpus = Corpus(
         store,
         encoder,
         settings.index_dir,
@@ -290,12 +290,12 @@ def _open_engine(
         ),
         seed_dir=settings.index_seed_dir,
     )
-    catalog.open()
-    if catalog.rebuilt_because:
-        log.info("vector index rebuilt (%s)", catalog.rebuilt_because)
+    corpus.open()
+    if corpus.rebuilt_because:
+        log.info("vector index rebuilt (%s)", corpus.rebuilt_because)
     activity = ActivityStore.open(settings.database_url, settings.activity_path)
     searcher = Searcher(
-        catalog,
+        corpus,
         encoder,
         search_params(settings),
         signals=CommunitySignals(store, activity),
@@ -304,4 +304,4 @@ def _open_engine(
     )
     if warming is not None:
         warming.result()
-    return Engine(settings, encoder, store, catalog, searcher, triage, activity, pools)
+    return Engine(settings, encoder, store, corpus, searcher, triage, activity, pools)

@@ -19,7 +19,7 @@ router = APIRouter()
 @router.get("/healthz", response_model=Health, tags=["ops"])
 def healthz(engine: EngineDep) -> Health:
     """Liveness: the process answers (no database query: cheap at any size)."""
-    return Health(status="ok", threads=engine.catalog.indexed(), model=engine.encoder.name)
+    return Health(status="ok", threads=engine.corpus.indexed(), model=engine.encoder.name)
 
 
 @router.get(
@@ -32,14 +32,14 @@ def readyz(engine: EngineDep) -> JSONResponse:
     """Readiness: encoder and triage loaded, both databases answer, and the vector index
     has applied every committed write and holds every stored thread. The store's count
     is re-read only when its generation moved (one key read otherwise: cheap at 1M)."""
-    generation, threads = engine.catalog.count_at_generation()
-    indexed = engine.catalog.indexed()
+    generation, threads = engine.corpus.count_at_generation()
+    indexed = engine.corpus.indexed()
     checks = {
         "encoder": engine.encoder is not None,
         "triage": engine.triage is not None,
         "store": engine.store.ping(),
         "activity": engine.activity.ping(),
-        "index": engine.catalog.generation == generation and indexed == threads,
+        "index": engine.corpus.generation == generation and indexed == threads,
     }
     ok = all(checks.values())
     body = Ready(
@@ -69,8 +69,8 @@ def metrics(registry: MetricsDep, _: Agent) -> Response:
 def reindex(engine: EngineDep, _: Admin) -> dict[str, int]:
     """Rebuild the vector index from the store's vectors, re-embedding only threads whose
     stored vector came from another model (searches wait while it runs)."""
-    done = engine.catalog.rebuild()
-    return {"threads": engine.catalog.count(), "re_embedded": done}
+    done = engine.corpus.rebuild()
+    return {"threads": engine.corpus.count(), "re_embedded": done}
 
 
 VERIFY_EXAMPLE = {
@@ -94,5 +94,5 @@ def verify(
 ) -> VerifyResult:
     """Compare the vector index with the store: the same keys, each once, and each sampled
     thread's own stored vector ranks it first. `ok` is false on any difference."""
-    v = engine.catalog.verify(sample)
+    v = engine.corpus.verify(sample)
     return VerifyResult(ok=v.ok, **asdict(v))

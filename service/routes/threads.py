@@ -52,7 +52,7 @@ def bulk(req: BulkRequest, engine: EngineDep, _: Admin) -> BulkResult:
         created=len(report.created),
         updated=len(report.updated),
         unchanged_text=len(report.unchanged_text),
-        count=engine.catalog.count(),
+        count=engine.corpus.count(),
     )
 
 
@@ -61,7 +61,7 @@ def bulk(req: BulkRequest, engine: EngineDep, _: Admin) -> BulkResult:
 )
 def get_thread(thread_id: ThreadIdPath, engine: EngineDep, _: Agent) -> ThreadPublic:
     """A stored thread, as stored (redacted)."""
-    stored = engine.catalog.get(thread_id)
+    stored = engine.corpus.get(thread_id)
     if stored is None:
         raise HTTPException(404, f"thread {thread_id!r} not found")
     return ThreadPublic.model_validate(stored.thread.model_dump())
@@ -76,6 +76,6 @@ def get_thread(thread_id: ThreadIdPath, engine: EngineDep, _: Agent) -> ThreadPu
 )
 def delete_thread(thread_id: ThreadIdPath, engine: EngineDep, _: Admin) -> Response:
     """Remove a thread from the store, keyword index and vectors."""
-    if not engine.catalog.delete(thread_id):
+    if not engine.corpus.delete(thread_id):
         raise HTTPException(404, f"thread {thread_id!r} not found")
     return Response(status_code=204)

@@ -61,7 +61,7 @@ def test_real_question_gets_sensible_suggestion(semeval_engine: Engine) -> None:
 
 
 def test_reopen_uses_saved_index(semeval_engine: Engine, tmp_path: Path) -> None:
-    semeval_engine.catalog.save()
+    semeval_engine.corpus.save()
     again = build_engine(semeval_engine.settings, semeval_engine.encoder, with_triage=False)
-    assert again.catalog.rebuilt_because is None and again.catalog.index.count == 1170
+    assert again.corpus.rebuilt_because is None and again.corpus.index.count == 1170
     again.store.close()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from index import vectors
-from index.catalog import Catalog, IndexLayout
+from index.corpus import Corpus, IndexLayout
 from retrieval.encoder import HashingEncoder
 from tests.conftest import make_thread
 
@@ -118,48 +118,48 @@ def test_mapped_index_with_delta_matches_an_in_memory_index(tmp_path: Path, kind
             assert [i for i, _ in merged.search(q, 10)] == [i for i, _ in mapped.search(q, 10)]
 
 
-def _catalog(tmp_path: Path, store, layout: IndexLayout) -> Catalog:  # type: ignore[no-untyped-def]
-    return Catalog(store, HashingEncoder(DIM), tmp_path / "index", lambda t: t.title, layout=layout)
+def _corpus(tmp_path: Path, store, layout: IndexLayout) -> Corpus:  # type: ignore[no-untyped-def]
+    return Corpus(store, HashingEncoder(DIM), tmp_path / "index", lambda t: t.title, layout=layout)
 
 
-def test_catalog_picks_ivf_above_the_threshold_and_back(tmp_path: Path, store) -> None:  # type: ignore[no-untyped-def]
+def test_corpus_picks_ivf_above_the_threshold_and_back(tmp_path: Path, store) -> None:  # type: ignore[no-untyped-def]
     layout = IndexLayout(ivf_threshold=600, nprobe=32)
-    catalog = _catalog(tmp_path, store, layout)
-    catalog.open()
-    catalog.upsert(
+    corpus = _corpus(tmp_path, store, layout)
+    corpus.open()
+    corpus.upsert(
         [make_thread(f"t{i}", f"question number {i} about topic {i % 17}") for i in range(700)]
     )
-    assert catalog.index.kind == "flat"  # grows as flat while it runs
-    catalog.save()
-    again = _catalog(tmp_path, store, layout)
+    assert corpus.index.kind == "flat"  # grows as flat while it runs
+    corpus.save()
+    again = _corpus(tmp_path, store, layout)
     again.open()
     assert again.rebuilt_because and "700 threads" in again.rebuilt_because
     assert again.index.kind == "ivf" and again.verify(sample=100).ok
-    third = _catalog(tmp_path, store, layout)
+    third = _corpus(tmp_path, store, layout)
     third.open()
     assert third.rebuilt_because is None and third.index.kind == "ivf"
     for i in range(450):
         third.delete(f"t{i}")
     third.save()
-    fourth = _catalog(tmp_path, store, layout)
+    fourth = _corpus(tmp_path, store, layout)
     fourth.open()
     assert fourth.index.kind == "flat" and fourth.verify().ok and fourth.index.count == 250
 
 
-def test_catalog_folds_a_grown_delta_into_a_new_file(tmp_path: Path, store) -> None:  # type: ignore[no-untyped-def]
+def test_corpus_folds_a_grown_delta_into_a_new_file(tmp_path: Path, store) -> None:  # type: ignore[no-untyped-def]
     layout = IndexLayout(compact_after=0.01)
-    catalog = _catalog(tmp_path, store, layout)
-    catalog.open()
-    catalog.upsert([make_thread("a", "first thread")])
-    catalog.save()
-    assert isinstance(catalog.index, vectors.LayeredIndex) and catalog.index.delta.count == 0
-    assert not catalog.compact()
-    catalog.upsert([make_thread(f"n{i}", f"new thread {i}") for i in range(150)])
-    assert catalog.index.delta.count == 150
-    assert catalog.compact()
-    assert isinstance(catalog.index, vectors.LayeredIndex)
-    assert catalog.index.delta.count == 0 and catalog.index.base.count == 151
-    assert catalog.verify().ok
+    corpus = _corpus(tmp_path, store, layout)
+    corpus.open()
+    corpus.upsert([make_thread("a", "first thread")])
+    corpus.save()
+    assert isinstance(corpus.index, vectors.LayeredIndex) and corpus.index.delta.count == 0
+    assert not corpus.compact()
+    corpus.upsert([make_thread(f"n{i}", f"new thread {i}") for i in range(150)])
+    assert corpus.index.delta.count == 150
+    assert corpus.compact()
+    assert isinstance(corpus.index, vectors.LayeredIndex)
+    assert corpus.index.delta.count == 0 and corpus.index.base.count == 151
+    assert corpus.verify().ok
 
 
 def test_a_filtered_ivf_search_probes_more_lists_the_more_selective_the_filter() -> None:

@@ -105,16 +105,16 @@ def test_service_rebuilds_a_truncated_index_before_it_is_ready(
 
 # -- snapshots -------------------------------------------------------------------------
 def test_snapshot_round_trip(tmp_path: Path, loaded: Engine) -> None:
-    info = snapshot.create(loaded.catalog, tmp_path / "s.tar")
+    info = snapshot.create(loaded.corpus, tmp_path / "s.tar")
     assert info.threads == 4 and len(info.sha256) == 64
     assert snapshot.sidecar(info.path).read_text() == f"{info.sha256}  s.tar\n"
     before = {t.thread.id: t for b in loaded.store.iter_threads() for t in b}
-    loaded.catalog.upsert([make_thread("t1", "changed"), make_thread("new", "extra thread")])
-    loaded.catalog.delete("t2")
-    restored = snapshot.restore(loaded.catalog, info.path)
+    loaded.corpus.upsert([make_thread("t1", "changed"), make_thread("new", "extra thread")])
+    loaded.corpus.delete("t2")
+    restored = snapshot.restore(loaded.corpus, info.path)
     assert restored.threads == 4
     assert {t.thread.id: t for b in loaded.store.iter_threads() for t in b} == before
-    assert loaded.catalog.verify().ok and loaded.catalog.generation == loaded.store.generation()
+    assert loaded.corpus.verify().ok and loaded.corpus.generation == loaded.store.generation()
     hit = loaded.searcher.search("Bulb flickers with a wall dimmer", k=1).hits[0]
     assert hit.thread.thread.id == "t2"
     assert loaded.store.keyword_search("extra", 5) == []
@@ -123,13 +123,13 @@ def test_snapshot_round_trip(tmp_path: Path, loaded: Engine) -> None:
 def test_another_process_sees_a_restore_through_the_change_feed(
     tmp_path: Path, settings: Settings, loaded: Engine
 ) -> None:
-    info = snapshot.create(loaded.catalog, tmp_path / "s.tar")
-    loaded.catalog.upsert([make_thread("new", "Thermostat schedule")])
+    info = snapshot.create(loaded.corpus, tmp_path / "s.tar")
+    loaded.corpus.upsert([make_thread("new", "Thermostat schedule")])
     replica = build_engine(settings, encoder=CountingEncoder(64))
-    assert replica.catalog.index.count == 5
-    snapshot.restore(loaded.catalog, info.path)
-    replica.catalog.refresh()
-    assert replica.catalog.index.count == 4 and replica.catalog.verify().ok
+    assert replica.corpus.index.count == 5
+    snapshot.restore(loaded.corpus, info.path)
+    replica.corpus.refresh()
+    assert replica.corpus.index.count == 4 and replica.corpus.verify().ok
     replica.close(save=False)
 
 
@@ -148,33 +148,33 @@ def _tamper(path: Path, member: str) -> None:
 def test_tampered_snapshot_is_refused_and_nothing_changes(
     tmp_path: Path, loaded: Engine, member: str
 ) -> None:
-    info = snapshot.create(loaded.catalog, tmp_path / "s.tar")
-    loaded.catalog.upsert([make_thread("new", "extra thread")])
+    info = snapshot.create(loaded.corpus, tmp_path / "s.tar")
+    loaded.corpus.upsert([make_thread("new", "extra thread")])
     _tamper(info.path, member)
     g = loaded.store.generation()
     with pytest.raises(SnapshotError, match="SHA-256 does not match"):
-        snapshot.restore(loaded.catalog, info.path)
+        snapshot.restore(loaded.corpus, info.path)
     # with the outer digest recomputed too, the member checksums still catch it
     snapshot.sidecar(info.path).write_text(f"{snapshot.sha256_file(info.path)}  s.tar\n")
     with pytest.raises(SnapshotError, match=r"checksum|not a readable|format"):
-        snapshot.restore(loaded.catalog, info.path)
-    assert loaded.store.generation() == g and loaded.catalog.count() == 5
+        snapshot.restore(loaded.corpus, info.path)
+    assert loaded.store.generation() == g and loaded.corpus.count() == 5
 
 
 def test_snapshot_needs_a_checksum_and_the_same_model(
     tmp_path: Path, settings: Settings, loaded: Engine
 ) -> None:
-    info = snapshot.create(loaded.catalog, tmp_path / "s.tar")
+    info = snapshot.create(loaded.corpus, tmp_path / "s.tar")
     snapshot.sidecar(info.path).unlink()
     with pytest.raises(SnapshotError, match="no checksum"):
-        snapshot.restore(loaded.catalog, info.path)
-    snapshot.restore(loaded.catalog, info.path, expected_sha256=info.sha256)
+        snapshot.restore(loaded.corpus, info.path)
+    snapshot.restore(loaded.corpus, info.path, expected_sha256=info.sha256)
     with pytest.raises(SnapshotError, match="never overwritten"):
-        snapshot.create(loaded.catalog, info.path)
+        snapshot.create(loaded.corpus, info.path)
     loaded.close()
     other = build_engine(settings.model_copy(update={"model": "hash:32"}))
     with pytest.raises(SnapshotError, match="embedded as"):
-        snapshot.restore(other.catalog, info.path, expected_sha256=info.sha256)
+        snapshot.restore(other.corpus, info.path, expected_sha256=info.sha256)
     other.close(save=False)
 
 
@@ -186,7 +186,7 @@ def test_failed_snapshot_write_leaves_no_file(
 
     monkeypatch.setattr(snapshot.os, "fsync", full)
     with pytest.raises(SnapshotError, match="No space left"):
-        snapshot.create(loaded.catalog, tmp_path / "snaps" / "s.tar")
+        snapshot.create(loaded.corpus, tmp_path / "snaps" / "s.tar")
     assert list((tmp_path / "snaps").iterdir()) == []
 
 
@@ -235,9 +235,9 @@ def _rewrite(path: Path, member: str, data: bytes) -> None:
 def test_restore_reads_the_bytes_it_verified(tmp_path: Path, loaded: Engine) -> None:
     """Audit finding 8: the file was hashed through one open and read through another, so
     swapping it in between restored unverified content."""
-    good = snapshot.create(loaded.catalog, tmp_path / "s.tar")
-    loaded.catalog.upsert([make_thread("evil", "planted thread")])
-    evil = snapshot.create(loaded.catalog, tmp_path / "evil.tar")
+    good = snapshot.create(loaded.corpus, tmp_path / "s.tar")
+    loaded.corpus.upsert([make_thread("evil", "planted thread")])
+    evil = snapshot.create(loaded.corpus, tmp_path / "evil.tar")
     real_verify = snapshot._verify
 
     def swap_then_verify(copy: Path, name: str) -> snapshot.Manifest:
@@ -246,7 +246,7 @@ def test_restore_reads_the_bytes_it_verified(tmp_path: Path, loaded: Engine) -> 
 
     snapshot._verify = swap_then_verify
     try:
-        snapshot.restore(loaded.catalog, good.path, expected_sha256=good.sha256)
+        snapshot.restore(loaded.corpus, good.path, expected_sha256=good.sha256)
     finally:
         snapshot._verify = real_verify
     ids = {t.thread.id for b in loaded.store.iter_threads() for t in b}
@@ -255,18 +255,18 @@ def test_restore_reads_the_bytes_it_verified(tmp_path: Path, loaded: Engine) -> 
 
 def test_malformed_manifest_is_refused_naming_the_field(tmp_path: Path, loaded: Engine) -> None:
     """Audit finding 11: a manifest without 'space' crashed restore with a KeyError."""
-    info = snapshot.create(loaded.catalog, tmp_path / "s.tar")
+    info = snapshot.create(loaded.corpus, tmp_path / "s.tar")
     _rewrite(info.path, snapshot.MANIFEST, b'{"format": 1, "dimension": 64, "threads": 4}')
     with pytest.raises(SnapshotError, match="field 'space'"):
-        snapshot.restore(loaded.catalog, info.path)
+        snapshot.restore(loaded.corpus, info.path)
     _rewrite(info.path, snapshot.MANIFEST, b'{"format": 1, "space": "x", "dimension": "big"}')
     with pytest.raises(SnapshotError, match="field 'dimension'"):
-        snapshot.restore(loaded.catalog, info.path)
+        snapshot.restore(loaded.corpus, info.path)
 
 
 def test_a_member_larger_than_the_file_is_refused(tmp_path: Path, loaded: Engine) -> None:
     """Audit finding 9: a small sparse tar claimed gigabytes and was read whole."""
-    info = snapshot.create(loaded.catalog, tmp_path / "s.tar")
+    info = snapshot.create(loaded.corpus, tmp_path / "s.tar")
     with tarfile.open(info.path) as tar:
         header_offset = tar.getmember(snapshot.THREADS).offset
     with open(info.path, "r+b") as fh:  # claim a 8 GiB member in the tar header
@@ -281,7 +281,7 @@ def test_a_member_larger_than_the_file_is_refused(tmp_path: Path, loaded: Engine
     snapshot.sidecar(info.path).write_text(f"{snapshot.sha256_file(info.path)}  s.tar\n")
     g = loaded.store.generation()
     with pytest.raises(SnapshotError):
-        snapshot.restore(loaded.catalog, info.path)
+        snapshot.restore(loaded.corpus, info.path)
     assert loaded.store.generation() == g
 
 
@@ -295,7 +295,7 @@ def test_create_never_follows_a_planted_symlink(tmp_path: Path, loaded: Engine) 
         planted.parent.mkdir(exist_ok=True)
         planted.symlink_to(victim)
         with pytest.raises(SnapshotError, match="exists"):
-            snapshot.create(loaded.catalog, tmp_path / "snap" / "s.tar")
+            snapshot.create(loaded.corpus, tmp_path / "snap" / "s.tar")
         planted.unlink()
         assert victim.read_text() == "precious" and not target.exists()
     assert not (tmp_path / "snap" / "s.tar").exists()

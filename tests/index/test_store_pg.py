@@ -99,13 +99,13 @@ def test_engine_on_postgres_searches_snapshots_and_catches_up(
 
     a, b = build_engine(settings("a")), build_engine(settings("b"))  # two replicas
     a.upsert(SAMPLE)
-    assert b.catalog.index.count == 0 and b.catalog.refresh() == 4
+    assert b.corpus.index.count == 0 and b.corpus.refresh() == 4
     hit = b.searcher.search("microSD card", k=1).hits[0]  # keyword search on PostgreSQL
     assert hit.thread.thread.id == "t3"
-    snap = snapshot.create(a.catalog, tmp_path / "s.tar")
-    b.catalog.delete("t1")
-    snapshot.restore(b.catalog, snap.path)
-    a.catalog.refresh()
-    assert a.catalog.verify().ok and b.catalog.verify().ok and a.catalog.count() == 4
+    snap = snapshot.create(a.corpus, tmp_path / "s.tar")
+    b.corpus.delete("t1")
+    snapshot.restore(b.corpus, snap.path)
+    a.corpus.refresh()
+    assert a.corpus.verify().ok and b.corpus.verify().ok and a.corpus.count() == 4
     a.close()
     b.close()

@@ -46,7 +46,7 @@ def _state(engine: Engine) -> tuple[object, ...]:
     return (
         threads,
         engine.store.generation(),
-        sorted(engine.catalog.index.ids().tolist()),
+        sorted(engine.corpus.index.ids().tolist()),
         [pk for pk, _ in engine.store.keyword_search("bulbs hubs cameras", 10)],
     )
 
@@ -84,7 +84,7 @@ def test_disk_full_answers_503_and_changes_nothing(
 def test_fsync_error_on_index_save_answers_503_and_keeps_the_saved_index(
     client: TestClient, loaded: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    saved = loaded.catalog.save()
+    saved = loaded.corpus.save()
     on_disk = {p.name: p.read_bytes() for p in settings.index_dir.iterdir()}
 
     def eio(fd: int) -> None:
@@ -130,6 +130,6 @@ def test_failed_commit_is_reported_and_rolled_back(
     before = _state(loaded)
     monkeypatch.setattr(sqlite_mod._Tx, "__init__", init)
     with pytest.raises(StoreError, match="disk I/O error"):
-        loaded.catalog.upsert([make_thread("z", "Zigbee range extender")])
+        loaded.corpus.upsert([make_thread("z", "Zigbee range extender")])
     monkeypatch.undo()
     assert _state(loaded) == before

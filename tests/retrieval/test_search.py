@@ -16,14 +16,14 @@ def test_exact_question_finds_its_thread(loaded: Engine) -> None:
 
 
 def test_nothing_close_abstains(loaded: Engine) -> None:
-    strict = Searcher(loaded.catalog, loaded.encoder, SearchParams(min_similarity=0.99))
+    strict = Searcher(loaded.corpus, loaded.encoder, SearchParams(min_similarity=0.99))
     result = strict.search("quarterly tax filing deadline", k=3)
     assert result.decision == "no_match" and result.hits == []
     assert result.best_similarity is not None and result.best_similarity < 0.99
 
 
 def test_filters_restrict_results(loaded: Engine) -> None:
-    open_ = Searcher(loaded.catalog, loaded.encoder, SearchParams(min_similarity=-1))
+    open_ = Searcher(loaded.corpus, loaded.encoder, SearchParams(min_similarity=-1))
     pt = open_.search("reset hub factory", k=5, language="pt")
     assert [h.thread.thread.id for h in pt.hits] == ["t4"]
     cams = open_.search("reset hub factory", k=5, tags=["camera"])
@@ -33,7 +33,7 @@ def test_filters_restrict_results(loaded: Engine) -> None:
 
 
 def test_deleted_thread_is_never_suggested(loaded: Engine) -> None:
-    assert loaded.catalog.delete("t1")
+    assert loaded.corpus.delete("t1")
     result = loaded.searcher.search("Reset the hub to factory settings", k=10)
     assert "t1" not in {h.thread.thread.id for h in result.hits}
     assert "t1" not in [t for t, _ in loaded.searcher.rerank("Reset the hub", "", ["t1", "t4"])][:1]
@@ -48,7 +48,7 @@ def test_rerank_orders_given_candidates_only(loaded: Engine) -> None:
 
 def test_each_fusion_mode_ranks_the_match_first(loaded: Engine) -> None:
     for mode in ("linear", "rrf", "dense", "bm25"):
-        s = Searcher(loaded.catalog, loaded.encoder, SearchParams(fusion=mode, min_similarity=0))
+        s = Searcher(loaded.corpus, loaded.encoder, SearchParams(fusion=mode, min_similarity=0))
         assert s.search("Camera records to microSD card", k=1).hits[0].thread.thread.id == "t3", (
             mode
         )
@@ -56,7 +56,7 @@ def test_each_fusion_mode_ranks_the_match_first(loaded: Engine) -> None:
 
 def test_new_thread_is_searchable_immediately(loaded: Engine) -> None:
     thread: Thread = make_thread("t9", "Water leak sensor placement", "Where to put it")
-    loaded.catalog.upsert([thread])
+    loaded.corpus.upsert([thread])
     assert (
         loaded.searcher.search("Water leak sensor placement", k=1).hits[0].thread.thread.id == "t9"
     )

@@ -34,8 +34,8 @@ def test_readyz_reports_each_check(client: TestClient, loaded: Engine) -> None:
     r = client.get("/readyz", headers={"X-API-Key": ""})
     assert r.status_code == 200 and r.json()["status"] == "ready"
     assert set(r.json()["checks"]) == {"encoder", "triage", "store", "activity", "index"}
-    with loaded.catalog.lock:  # the index lost a vector the store still has
-        loaded.catalog.index.remove([int(loaded.catalog.index.ids()[0])])
+    with loaded.corpus.lock:  # the index lost a vector the store still has
+        loaded.corpus.index.remove([int(loaded.corpus.index.ids()[0])])
     r = client.get("/readyz")
     assert r.status_code == 503 and r.json()["checks"]["index"] is False
     assert r.json()["indexed"] == r.json()["threads"] - 1
@@ -110,13 +110,13 @@ def test_openapi_documents_security_and_examples(client: TestClient) -> None:
 
 
 def test_vectors_untouched_by_feedback(client: TestClient, loaded: Engine) -> None:
-    before = loaded.catalog.index.vectors_for([1])[1].copy()
+    before = loaded.corpus.index.vectors_for([1])[1].copy()
     r = client.post("/v1/suggest", json={"title": "Camera records to microSD card"})
     tid = r.json()["suggestions"][0]["thread_id"]
     vote = {"request_id": r.json()["request_id"], "thread_id": tid, "helpful": True}
     assert client.post("/v1/feedback", json=vote).status_code == 200
     assert client.post("/v1/feedback", json={**vote, "helpful": 1}).status_code == 422
-    assert np.array_equal(before, loaded.catalog.index.vectors_for([1])[1])
+    assert np.array_equal(before, loaded.corpus.index.vectors_for([1])[1])
 
 
 def test_made_up_methods_do_not_grow_the_metrics(client: TestClient) -> None:

@@ -1,4 +1,5 @@
-"""The catalog keeps the store (truth) and the vector index (derived) in step.
+"""The corpus: the community's threads as unsource searches them: the store (truth), the
+vector index (derived) and the encoder that fills it, kept in step.
 
 Writes go to the store first, in one transaction; only once it has committed is the
 in-memory vector index updated, under the same lock that searches take, so a write
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 
 class Embedder(Protocol):
-    """What the catalog needs from an encoder."""
+    """What the corpus needs from an encoder."""
 
     @property
     def name(self) -> str: ...
@@ -115,7 +116,7 @@ class Verification:
         )
 
 
-class Catalog:
+class Corpus:
     """Store + vector index + the encoder that fills it."""
 
     def __init__(
