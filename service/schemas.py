@@ -12,7 +12,9 @@ from index.models import (
     MAX_ID,
     MAX_TAGS,
     MAX_TITLE,
+    NO_NUL,
     NON_BLANK,
+    NON_BLANK_NO_NUL,
     AwareTimestamp,
     JsonBool,
     JsonInt,
@@ -162,13 +164,14 @@ class QuestionCreate(BaseModel):
     )
 
     id: str = Field(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN)
-    title: str = Field(min_length=1, max_length=MAX_TITLE, pattern=NON_BLANK)
-    body: str = Field(default="", max_length=MAX_BODY)
+    # stored (PostgreSQL text holds no NUL): refused here with the field named, not a 500
+    title: str = Field(min_length=1, max_length=MAX_TITLE, pattern=NON_BLANK_NO_NUL)
+    body: str = Field(default="", max_length=MAX_BODY, pattern=NO_NUL)
     category: str = Field(default="default", min_length=1, max_length=64, pattern=CATEGORY_PATTERN)
     created_at: AwareTimestamp | None = Field(
         default=None, description="When it was posted (timezone required); default: now."
     )
-    url: str | None = Field(default=None, max_length=2048)
+    url: str | None = Field(default=None, max_length=2048, pattern=NO_NUL)
     request_id: str | None = Field(
         default=None,
         max_length=64,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Response
 
 from index.activity import Question
 from index.models import MAX_ID
@@ -17,6 +17,7 @@ from service.escalation import Escalations
 from service.schemas import (
     AUTH_ERRORS,
     ERRORS,
+    ID_PATTERN,
     AnsweredRequest,
     EscalationList,
     QuestionCreate,
@@ -26,6 +27,9 @@ from service.schemas import (
 )
 
 router = APIRouter()
+QuestionIdPath = Annotated[
+    str, Path(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN, examples=["forum-48213"])
+]
 QUESTION_EXAMPLE = {
     "id": "forum-48213",
     "title": "Hub keeps dropping off Wi-Fi every night",
@@ -111,7 +115,7 @@ def register_question(
     tags=["agent"],
 )
 def get_question(
-    question_id: str, engine: EngineDep, esc: EscalationsDep, _: Agent
+    question_id: QuestionIdPath, engine: EngineDep, esc: EscalationsDep, _: Agent
 ) -> QuestionPublic:
     """A registered question: its SLA, whether it is answered, overdue or escalated."""
     stored = engine.activity.question(question_id)
@@ -127,7 +131,11 @@ def get_question(
     tags=["agent"],
 )
 def mark_answered(
-    question_id: str, req: AnsweredRequest, engine: EngineDep, esc: EscalationsDep, _: Agent
+    question_id: QuestionIdPath,
+    req: AnsweredRequest,
+    engine: EngineDep,
+    esc: EscalationsDep,
+    _: Agent,
 ) -> QuestionPublic:
     """Mark a registered question answered; it leaves the escalation list. The first
     answer's time counts."""
@@ -160,6 +168,7 @@ def escalations(
         str | None,
         Query(
             max_length=MAX_ID,
+            pattern=ID_PATTERN,
             description="A question id from the previous page (its `next`): continue after it "
             "(404 if there is no such question).",
         ),

@@ -174,3 +174,17 @@ def test_serve_with_a_bad_policy_value_exits_2_naming_the_field(
     r = runner.invoke(app, ["serve", "--dev", "--port", "1"])
     assert r.exit_code == 2, r.output
     assert "classifier.threshold" in r.output and "Traceback" not in r.output
+
+
+def test_index_publish_and_db_commands(env: Path) -> None:
+    seed_dir = env / "seed"
+    r = runner.invoke(app, ["index", "publish", str(seed_dir)])
+    assert r.exit_code == 1 and "no saved index" in r.output  # nothing saved yet
+    f = _write_jsonl(env / "t.jsonl", GOOD)
+    assert runner.invoke(app, ["ingest", str(f)]).exit_code == 0  # saves the index on close
+    r = runner.invoke(app, ["index", "publish", str(seed_dir)])
+    assert r.exit_code == 0, r.output
+    assert (seed_dir / "vectors.manifest.json").exists() and list(seed_dir.glob("*.faiss"))
+    r = runner.invoke(app, ["db", "current"])
+    assert r.exit_code == 0 and '"up_to_date": true' in r.output
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0

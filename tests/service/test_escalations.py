@@ -87,6 +87,9 @@ def test_question_errors_name_the_field(agent: TestClient) -> None:
         ({"id": "bad id", "title": "t"}, "id"),
         ({"id": "q", "title": ""}, "title"),
         ({"id": "q", "title": "t", "request_id": "nope"}, "request_id"),
+        ({"id": "q", "title": "t\x00"}, "title"),  # PostgreSQL text holds no NUL
+        ({"id": "q", "title": "t", "body": "a\x00b"}, "body"),
+        ({"id": "q", "title": "t", "url": "https://x/\x00"}, "url"),
     ]
     for payload, field in cases:
         r = agent.post("/v1/questions", json=payload)
@@ -243,3 +246,12 @@ def test_1500_overdue_every_breach_is_delivered_and_listed(
         assert len(seen) == 1501 and len(set(seen)) == 1501 and "new" in seen
         r = c.get("/v1/escalations", params={"after": "nope"})
         assert r.status_code == 404 and "after" in r.text
+
+
+def test_question_ids_in_paths_and_queries_are_checked(agent: TestClient) -> None:
+    """Refused by name before the store sees them (PostgreSQL text holds no NUL)."""
+    for url in ("/v1/questions/a%00b", "/v1/escalations?after=a%00b"):
+        r = agent.get(url)
+        assert r.status_code == 422, url
+    r = agent.post("/v1/questions/a%00b/answered", json={})
+    assert r.status_code == 422 and "question_id" in r.text
