@@ -53,6 +53,7 @@ class Question:
     answer_thread: str | None
     notified_at: datetime | None
     notify_attempts: int
+    experts_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -109,12 +110,20 @@ class ActivityStore:
         return None if text is None else list(json.loads(text))
 
     def record_feedback(
-        self, request_id: str, thread_id: str, helpful: bool, at: datetime, reader: str
+        self,
+        request_id: str,
+        thread_id: str,
+        helpful: bool,
+        at: datetime,
+        reader: str,
+        author: str | None = None,
+        language: str | None = None,
     ) -> str:
         """One vote per reader and thread, whatever request it comes through (and one per
         request and thread): a second vote replaces the first, so a reader who asks again
-        and again cannot vote again and again. Returns ``created``, ``changed`` or
-        ``unchanged``."""
+        and again cannot vote again and again. ``author`` (the answer's, if the forum named
+        one) and the thread's ``language`` are kept with the vote for the leaderboard.
+        Returns ``created``, ``changed`` or ``unchanged``."""
         f = feedback.c
         with self.db.write() as conn:
             self.db.lock(conn, f"vote\x00{reader}\x00{thread_id}")
@@ -128,7 +137,13 @@ class ActivityStore:
             ).first()
             if old is not None and bool(old.helpful) == helpful:
                 return "unchanged"
-            vote = {"helpful": int(helpful), "at": iso(at), "reader": reader}
+            vote = {
+                "helpful": int(helpful),
+                "at": iso(at),
+                "reader": reader,
+                "author": author,
+                "language": language,
+            }
             if old is not None:
                 conn.execute(
                     feedback.update()
@@ -170,6 +185,34 @@ class ActivityStore:
             ).rowcount
             logged = conn.execute(suggest_log.delete().where(suggest_log.c.at < cutoff)).rowcount
         return int(logged), int(votes)
+
+    def leaders(
+        self, since: datetime | None, language: str | None, limit: int
+    ) -> list[tuple[str, int, int]]:
+        """Answer authors by questions their answers deflected: suggest requests since
+        ``since`` where a reader found one of their threads helpful and no forum question
+        was registered after (as ``stats`` counts deflection). Returns (author, deflected,
+        helpful votes), most first; ``language`` keeps votes on threads in that language.
+        Votes older than the retention window are gone, and so is their credit."""
+        f, s, q = feedback.c, suggest_log.c, questions.c
+        deflected = sa.func.count(sa.distinct(f.request_id))
+        query = (
+            sa.select(f.author, deflected.label("deflected"), sa.func.count().label("votes"))
+            .select_from(feedback.join(suggest_log, f.request_id == s.request_id))
+            .where(
+                f.helpful == 1,
+                f.author.is_not(None),
+                s.at >= (iso(since) if since else ""),
+                ~sa.exists().where(q.request_id == f.request_id),
+            )
+            .group_by(f.author)
+            .order_by(deflected.desc(), f.author)
+            .limit(limit)
+        )
+        if language is not None:
+            query = query.where(f.language == language)
+        with self.db.read() as conn:
+            return [(r.author, int(r.deflected), int(r.votes)) for r in conn.execute(query)]
 
     def feedback_counts(self, thread_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
         """thread id -> (helpful, unhelpful), for threads with any feedback."""
@@ -299,6 +342,38 @@ class ActivityStore:
         same question at once."""
         q = questions.c
         now_text = iso(now)
+        owed = sa.and_(
+            q.notified_at.is_(None),
+            sa.or_(q.notify_after.is_(None), q.notify_after <= now_text),
+        )
+        return self._claim(owed, now, cutoffs, default_cutoff, owner, until)
+
+    def claim_experts_due(
+        self,
+        now: datetime,
+        cutoffs: Mapping[str, datetime],
+        default_cutoff: datetime,
+        owner: str,
+        until: datetime,
+    ) -> Question | None:
+        """Claim the oldest question whose notice to community experts is due (created
+        before its cutoff, a fraction of its SLA), not yet sent or given up, and not yet
+        past its SLA notice (staff have it then). Same claims as ``claim_breached``."""
+        q = questions.c
+        owed = sa.and_(q.experts_at.is_(None), q.notified_at.is_(None))
+        return self._claim(owed, now, cutoffs, default_cutoff, owner, until)
+
+    def _claim(
+        self,
+        owed: sa.ColumnElement[bool],
+        now: datetime,
+        cutoffs: Mapping[str, datetime],
+        default_cutoff: datetime,
+        owner: str,
+        until: datetime,
+    ) -> Question | None:
+        q = questions.c
+        now_text = iso(now)
         due = [
             sa.and_(q.category == category, q.created_at <= iso(cutoff))
             for category, cutoff in cutoffs.items()
@@ -308,8 +383,7 @@ class ActivityStore:
             sa.select(questions)
             .where(
                 q.answered_at.is_(None),
-                q.notified_at.is_(None),
-                sa.or_(q.notify_after.is_(None), q.notify_after <= now_text),
+                owed,
                 sa.or_(q.claimed_until.is_(None), q.claimed_until <= now_text),
                 sa.or_(*due),
             )
@@ -327,6 +401,18 @@ class ActivityStore:
                 .values(claimed_by=owner, claimed_until=iso(until))
             )
         return _question(row._mapping)
+
+    def experts_result(self, question_id: str, now: datetime, error: str, owner: str) -> None:
+        """The experts notice went out (``error`` empty) or was given up (one attempt: it
+        is a head start, the SLA notice to staff follows regardless); releases the claim."""
+        q = questions.c
+        with self.db.write() as conn:
+            conn.execute(
+                questions.update()
+                .where(q.id == question_id)
+                .values(experts_at=iso(now), experts_error=error[:500] or None)
+            )
+            self._release(conn, question_id, owner)
 
     def notify_result(
         self,
@@ -405,4 +491,5 @@ def _question(r: Any) -> Question:
         answer_thread=r["answer_thread"],
         notified_at=_optional(r["notified_at"]),
         notify_attempts=int(r["notify_attempts"]),
+        experts_at=_optional(r["experts_at"]),
     )

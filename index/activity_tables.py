@@ -30,6 +30,8 @@ feedback = sa.Table(
     sa.Column("helpful", sa.Integer, nullable=False),
     sa.Column("at", sa.Text, nullable=False),
     sa.Column("reader", sa.Text),
+    sa.Column("author", sa.Text),  # whom a helpful vote credits (the answer's author)
+    sa.Column("language", sa.Text),  # the voted thread's language
 )
 
 thread_feedback = sa.Table(
@@ -60,6 +62,8 @@ questions = sa.Table(
     sa.Column("notify_error", sa.Text),
     sa.Column("claimed_by", sa.Text),
     sa.Column("claimed_until", sa.Text),
+    sa.Column("experts_at", sa.Text),  # the experts notice went out (or was given up)
+    sa.Column("experts_error", sa.Text),
 )
 
 leases = sa.Table(

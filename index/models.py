@@ -115,6 +115,13 @@ class ThreadFields(BaseModel):
     answer: str = Field(default="", max_length=MAX_ANSWER, pattern=NO_NUL)
     answer_votes: JsonInt = Field(default=0, ge=-1_000_000, le=1_000_000)
     accepted: JsonBool = False
+    answer_author: str | None = Field(
+        default=None,
+        max_length=128,
+        pattern=NON_BLANK_NO_NUL,
+        description="Who wrote the answer, as the forum identifies them (an id or a handle): "
+        "a helpful vote on this thread credits them (GET /v1/community/leaders).",
+    )
     tags: list[Tag] = Field(default_factory=list, max_length=MAX_TAGS)
     language: Language | None = None
     url: str | None = Field(

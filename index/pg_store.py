@@ -66,6 +66,7 @@ CREATE INDEX IF NOT EXISTS threads_language ON threads (language);
 CREATE TABLE IF NOT EXISTS tombstones (pk BIGINT PRIMARY KEY, gen BIGINT NOT NULL);
 CREATE INDEX IF NOT EXISTS tombstones_gen ON tombstones (gen);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+ALTER TABLE threads ADD COLUMN IF NOT EXISTS answer_author TEXT;
 INSERT INTO meta (key, value) VALUES ('generation', '0') ON CONFLICT DO NOTHING;
 INSERT INTO meta (key, value) VALUES ('store_id', md5(random()::text || clock_timestamp()::text))
     ON CONFLICT DO NOTHING;
@@ -76,10 +77,11 @@ FTS = (
 )
 _UPSERT = f"""
 INSERT INTO threads (id, title, body, answer, answer_votes, accepted, tags, language, url,
-    created_at, updated_at, content_hash, embed_model, embedding, gen, fts)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, {FTS})
+    created_at, updated_at, answer_author, content_hash, embed_model, embedding, gen, fts)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, {FTS})
 ON CONFLICT (id) DO UPDATE SET
     title = excluded.title, body = excluded.body, answer = excluded.answer,
+    answer_author = excluded.answer_author,
     answer_votes = excluded.answer_votes, accepted = excluded.accepted, tags = excluded.tags,
     language = excluded.language, url = excluded.url, created_at = excluded.created_at,
     updated_at = excluded.updated_at, content_hash = excluded.content_hash,
@@ -90,15 +92,15 @@ RETURNING pk
 """
 _INSERT_WITH_PK = f"""
 INSERT INTO threads (pk, id, title, body, answer, answer_votes, accepted, tags, language, url,
-    created_at, updated_at, content_hash, embed_model, embedding, gen, fts)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, {FTS})
+    created_at, updated_at, answer_author, content_hash, embed_model, embedding, gen, fts)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, {FTS})
 """
 
 
 def _fields(t: Any) -> list[Any]:
     return [
         t.id, t.title, t.body, t.answer, t.answer_votes, bool(t.accepted), json.dumps(t.tags),
-        t.language, t.url, _iso(t.created_at), _iso(t.updated_at),
+        t.language, t.url, _iso(t.created_at), _iso(t.updated_at), t.answer_author,
     ]  # fmt: skip
 
 

@@ -58,6 +58,7 @@ CREATE INDEX IF NOT EXISTS tombstones_gen ON tombstones(gen);
 # added after the first release: the generation that last wrote each row
 MIGRATIONS = {
     "gen": "ALTER TABLE threads ADD COLUMN gen INTEGER NOT NULL DEFAULT 0",
+    "answer_author": "ALTER TABLE threads ADD COLUMN answer_author TEXT",
 }
 GEN_INDEX = "CREATE INDEX IF NOT EXISTS threads_gen ON threads(gen)"
 
@@ -387,10 +388,11 @@ class SQLiteStore(SQLiteDatabase):
                     """
                     INSERT INTO threads (id, title, body, answer, answer_votes, accepted, tags,
                         language, url, created_at, updated_at, content_hash, embed_model, embedding,
-                        gen)
-                    VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                        gen, answer_author)
+                    VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
                     ON CONFLICT(id) DO UPDATE SET
                         title=excluded.title, body=excluded.body, answer=excluded.answer,
+                        answer_author=excluded.answer_author,
                         answer_votes=excluded.answer_votes, accepted=excluded.accepted,
                         tags=excluded.tags, language=excluded.language, url=excluded.url,
                         created_at=excluded.created_at, updated_at=excluded.updated_at,
@@ -404,7 +406,7 @@ class SQLiteStore(SQLiteDatabase):
                         t.id, t.title, t.body, t.answer, t.answer_votes, int(t.accepted),
                         json.dumps(t.tags), t.language, t.url, _iso(t.created_at),
                         _iso(t.updated_at), row.content_hash, row.embed_model,
-                        _blob(row.embedding), gen,
+                        _blob(row.embedding), gen, t.answer_author,
                     ),
                 )  # fmt: skip
                 out[t.id] = int(cur.fetchone()[0])
@@ -453,14 +455,14 @@ class SQLiteStore(SQLiteDatabase):
                     """
                     INSERT INTO threads (pk, id, title, body, answer, answer_votes,
                         accepted, tags, language, url, created_at, updated_at, content_hash,
-                        embed_model, embedding, gen)
-                    VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                        embed_model, embedding, gen, answer_author)
+                    VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
                     """,
                     (
                         e.stored.pk, t.id, t.title, t.body, t.answer, t.answer_votes,
                         int(t.accepted), json.dumps(t.tags), t.language, t.url,
                         _iso(t.created_at), _iso(t.updated_at), e.content_hash, e.embed_model,
-                        _blob(e.embedding), gen,
+                        _blob(e.embedding), gen, t.answer_author,
                     ),
                 )  # fmt: skip
             gone = [int(r[0]) for r in conn.execute("SELECT pk FROM threads") if r[0] not in keep]

@@ -25,7 +25,7 @@ from index.models import Thread
 
 _COLUMNS = (
     "pk, id, title, body, answer, answer_votes, accepted, tags, language, url, "
-    "created_at, updated_at"
+    "created_at, updated_at, answer_author"
 )
 
 
@@ -154,5 +154,6 @@ def to_stored(r: Any) -> StoredThread:
         "url": r["url"],
         "created_at": r["created_at"],
         "updated_at": r["updated_at"],
+        "answer_author": r["answer_author"],
     }
     return StoredThread(pk=int(r["pk"]), thread=Thread.model_validate(fields))

@@ -24,6 +24,7 @@ from threadpoolctl import threadpool_limits
 
 from index.activity import ActivityStore
 from index.errors import UnsourceError, ValidationFailed
+from service import experts
 from service.auth import Keyring
 from service.background import Periodic
 from service.config import Settings
@@ -117,6 +118,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             app.state.engine.activity,
             settings,
             on_attempt=lambda outcome: metrics.webhooks.labels(outcome).inc(),
+            find_experts=partial(experts.as_payload, app.state.engine),
         )
         app.state.escalations.start()
         refresher = Periodic(

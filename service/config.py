@@ -237,6 +237,15 @@ class Settings(BaseSettings):
         None, description="Signs webhook bodies (X-Unsource-Signature: sha256=HMAC)."
     )
     escalation_check_seconds: float = Field(30.0, gt=0)
+    experts_at_fraction: float = Field(
+        0.5,
+        ge=0.0,
+        lt=1.0,
+        description="At this fraction of its SLA an unanswered question's likely experts "
+        "(authors of the nearest answered threads in its language) are sent to the webhook as "
+        "`question.experts_suggested`, before staff hear of it at the SLA; never for a "
+        "question triage routed to staff. 0 turns it off.",
+    )
     escalation_lease_seconds: float = Field(
         60.0,
         gt=0,

@@ -73,8 +73,10 @@ class Escalations:
         settings: Settings,
         clock: Clock = utcnow,
         on_attempt: Callable[[str], None] | None = None,
+        find_experts: Callable[[Question], list[dict[str, Any]]] | None = None,
     ) -> None:
         self.activity = activity
+        self.find_experts = find_experts  # service/experts.py; None: no experts notices
         self.settings = settings
         self.clock = clock
         self.on_attempt = on_attempt  # called with "sent" / "failed" / "gave_up"
@@ -105,13 +107,42 @@ class Escalations:
             after = (rows[-1].created_at, rows[-1].id)
         return out
 
-    def claim(self, now: datetime) -> Question | None:
-        """Claim the oldest question whose breach notice this replica may deliver now."""
+    def claim(self, now: datetime, fraction: float = 1.0) -> Question | None:
+        """Claim the oldest question whose breach notice this replica may deliver now; with
+        ``fraction`` < 1, whose experts notice is due (at that fraction of the SLA)."""
         sla = self.settings.sla_hours
-        cutoffs = {c: now - timedelta(hours=h) for c, h in sla.items() if c != "default"}
-        default = now - timedelta(hours=sla["default"])
-        lease = timedelta(seconds=self.settings.escalation_lease_seconds)
-        return self.activity.claim_breached(now, cutoffs, default, self.owner, now + lease)
+        cutoffs = {c: now - timedelta(hours=h * fraction) for c, h in sla.items() if c != "default"}
+        default = now - timedelta(hours=sla["default"] * fraction)
+        until = now + timedelta(seconds=self.settings.escalation_lease_seconds)
+        if fraction < 1.0:
+            return self.activity.claim_experts_due(now, cutoffs, default, self.owner, until)
+        return self.activity.claim_breached(now, cutoffs, default, self.owner, until)
+
+    def notify_experts(self, url: str) -> int:
+        """Send each due experts notice once (one attempt: a head start before the SLA
+        notice, which staff get regardless); returns how many went out. A confidential
+        question, or one nobody in the community has answered near, gets none."""
+        fraction = self.settings.experts_at_fraction
+        if not fraction or self.find_experts is None:
+            return 0
+        sent = 0
+        while (q := self.claim(self.clock(), fraction)) is not None:
+            if q.triage.get("route") == "staff":
+                self.activity.experts_result(q.id, self.clock(), "confidential", self.owner)
+                continue
+            found = self.find_experts(q)
+            if not found:
+                self.activity.experts_result(q.id, self.clock(), "no experts", self.owner)
+                continue
+            payload = self.payload(q, self.clock())
+            del payload["overdue_seconds"]  # not overdue: this comes before the SLA
+            payload |= {"event": "question.experts_suggested", "experts": found}
+            ok, error = self._post(url, payload, delivery=f"{q.id}:experts_suggested")
+            self.activity.experts_result(q.id, self.clock(), "" if ok else error, self.owner)
+            sent += ok
+            if self.on_attempt:
+                self.on_attempt("experts_sent" if ok else "experts_failed")
+        return sent
 
     # -- webhook ------------------------------------------------------------------------
     def payload(self, q: Question, now: datetime) -> dict[str, Any]:
@@ -137,6 +168,7 @@ class Escalations:
         url = self.settings.escalation_webhook_url
         if not url:
             return 0
+        self.notify_experts(url)
         sent = 0
         tried: set[str] = set()
         while (q := self.claim(self.clock())) is not None:

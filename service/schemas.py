@@ -59,6 +59,9 @@ class Suggestion(BaseModel):
     )
     accepted: bool
     answer_votes: int
+    answer_author: str | None = Field(
+        default=None, description="Who answered, as the forum named them on the thread."
+    )
 
 
 class SuggestResponse(BaseModel):
@@ -317,3 +320,37 @@ class VerifyResult(BaseModel):
     duplicated: int = Field(description="Index entries beyond one per key.")
     sampled: int
     misranked: list[int] = Field(description="Sampled keys whose own vector did not rank first.")
+
+
+class Leader(BaseModel):
+    author: str = Field(description="As the forum named the answer's author on its threads.")
+    deflected: int = Field(
+        description="Suggest requests where a reader marked one of this author's threads "
+        "helpful and posted no question after."
+    )
+    helpful_votes: int
+
+
+class LeadersResponse(BaseModel):
+    since: datetime | None
+    language: str | None
+    leaders: list[Leader]
+
+
+class ExpertPublic(BaseModel):
+    author: str = Field(description="As the forum named the answer's author on its threads.")
+    score: float = Field(
+        description="Sum over their nearest threads of similarity × (1 + accepted + helpful)."
+    )
+    threads: list[str] = Field(description="Their threads near the question, nearest first.")
+    accepted: int
+    helpful: int
+
+
+class ExpertsResponse(BaseModel):
+    question_id: str
+    language: str = Field(description="The question's language; experts answered in it.")
+    withheld: str | None = Field(
+        description="Why no experts are named (a confidential question goes to staff only)."
+    )
+    experts: list[ExpertPublic]

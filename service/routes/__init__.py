@@ -6,12 +6,22 @@
 - ``questions``: ``/v1/questions``, ``/v1/escalations`` (agent)
 - ``threads``: ``/v1/threads/{id}``, ``/v1/threads:bulk`` (reads agent, writes admin)
 - ``ops``: ``/healthz``, ``/readyz``, ``/metrics``, ``/v1/admin/*``
+- ``community``: ``GET /v1/community/leaders`` (public)
 - ``widget``: ``/widget.js``, ``/demo``
 """
 
 from fastapi import APIRouter
 
-from service.routes import feedback, ops, questions, suggest, threads, triage, widget
+from service.routes import (
+    community,
+    feedback,
+    ops,
+    questions,
+    suggest,
+    threads,
+    triage,
+    widget,
+)
 
 ROUTERS: list[APIRouter] = [
     suggest.router,
@@ -20,5 +30,6 @@ ROUTERS: list[APIRouter] = [
     questions.router,
     threads.router,
     ops.router,
+    community.router,
     widget.router,
 ]

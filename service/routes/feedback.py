@@ -42,8 +42,16 @@ def feedback(
         raise _invalid("thread_id", "this thread was not suggested in that request")
     principal = request.state.principal
     client = request.client.host if request.client else "-"
+    voted = engine.store.get(req.thread_id)  # None if deleted since: no one to credit
+    thread = voted.thread if voted is not None else None
     result = engine.activity.record_feedback(
-        req.request_id, req.thread_id, req.helpful, datetime.now(UTC), f"{principal}@{client}"
+        req.request_id,
+        req.thread_id,
+        req.helpful,
+        datetime.now(UTC),
+        f"{principal}@{client}",
+        author=thread.answer_author if thread else None,
+        language=thread.language if thread else None,
     )
     metrics.feedback.labels(str(req.helpful).lower()).inc()
     return FeedbackResult(result=result)

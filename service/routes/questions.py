@@ -3,6 +3,7 @@ answered, and list those past their category's SLA (``/v1/escalations``)."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -11,6 +12,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response
 from index.activity import Question
 from index.models import MAX_ID
 from retrieval.text import question_text
+from service import experts
 from service.admission import check_ids
 from service.deps import Agent, EngineDep, EscalationsDep
 from service.escalation import Escalations
@@ -20,6 +22,8 @@ from service.schemas import (
     ID_PATTERN,
     AnsweredRequest,
     EscalationList,
+    ExpertPublic,
+    ExpertsResponse,
     QuestionCreate,
     QuestionPublic,
     QuestionTriage,
@@ -122,6 +126,51 @@ def get_question(
     if stored is None:
         raise HTTPException(404, f"question {question_id!r} is not registered")
     return _public(stored, esc, datetime.now(UTC))
+
+
+@router.get(
+    "/v1/questions/{question_id}/experts",
+    response_model=ExpertsResponse,
+    responses={**AUTH_ERRORS, 404: ERRORS[404]}
+    | example(
+        {
+            "question_id": "forum-48213",
+            "language": "en",
+            "withheld": None,
+            "experts": [
+                {
+                    "author": "maria.h",
+                    "score": 2.41,
+                    "threads": ["lumio-014", "lumio-002"],
+                    "accepted": 1,
+                    "helpful": 3,
+                }
+            ],
+        }
+    ),
+    tags=["agent"],
+)
+def question_experts(
+    question_id: QuestionIdPath,
+    engine: EngineDep,
+    _: Agent,
+    limit: Annotated[int, Query(ge=1, le=50)] = 5,
+) -> ExpertsResponse:
+    """Community members likely to answer this question: the authors of the nearest
+    threads in its language, by similarity, accepted answers and helpful votes. A question
+    triage routed to staff is confidential: no experts are named."""
+    stored = engine.activity.question(question_id)
+    if stored is None:
+        raise HTTPException(404, f"question {question_id!r} is not registered")
+    language, found = experts.experts_for(
+        stored, engine.searcher, engine.activity.feedback_counts, limit
+    )
+    return ExpertsResponse(
+        question_id=question_id,
+        language=language,
+        withheld="confidential: routed to staff" if experts.confidential(stored) else None,
+        experts=[ExpertPublic(**asdict(e)) for e in found],
+    )
 
 
 @router.post(

@@ -80,6 +80,7 @@ def suggest(
                 language=h.thread.thread.language,
                 accepted=h.thread.thread.accepted,
                 answer_votes=h.thread.thread.answer_votes,
+                answer_author=h.thread.thread.answer_author,
             )
             for h in hits
         ],

@@ -234,3 +234,18 @@ def test_an_activity_file_from_before_migrations_is_upgraded_in_place(tmp_path: 
     _question(a, "q", 30)
     assert _claim(a, "r") == "q"  # claim columns
     a.close()
+
+
+def test_leaders_count_deflected_requests_per_author(activity: ActivityStore) -> None:
+    for rid in ("r1", "r2", "r3", "r4"):
+        activity.log_suggest(rid, NOW, "suggest", None, ["t1", "t2"])
+    activity.record_feedback("r1", "t1", True, NOW, "alice", author="maria", language="en")
+    activity.record_feedback("r1", "t2", True, NOW, "alice", author="maria", language="en")
+    activity.record_feedback("r2", "t2", True, NOW, "bob", author="maria", language="en")
+    activity.record_feedback("r3", "t1", True, NOW, "carol", author="joao", language="pt")
+    activity.record_feedback("r4", "t1", False, NOW, "dan", author="joao", language="pt")
+    assert activity.leaders(None, None, 10) == [("maria", 2, 3), ("joao", 1, 1)]
+    assert activity.leaders(None, "pt", 10) == [("joao", 1, 1)]
+    _question(activity, "q", 1)
+    assert activity.add_question("q2", "t", "", "general", None, "r3", NOW, NOW, {})
+    assert activity.leaders(None, None, 10) == [("maria", 2, 3)]  # r3 asked anyway

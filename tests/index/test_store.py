@@ -19,12 +19,12 @@ def _rows(threads, dim=4, value=1.0):  # type: ignore[no-untyped-def]
 def test_upsert_get_roundtrip_keeps_fields(store: ThreadStore) -> None:
     t = make_thread("a-1", "Title", "Body", "Answer", tags=["X", "y"], language="en",
                     answer_votes=5, accepted=True, url="https://f.example/t/1",
-                    created_at="2026-01-02T03:04:05Z")  # fmt: skip
+                    created_at="2026-01-02T03:04:05Z", answer_author="maria.h")  # fmt: skip
     pks, _ = store.upsert(_rows([t]))
     got = store.get("a-1")
     assert got is not None and got.pk == pks["a-1"]
     assert got.thread == t
-    assert got.thread.tags == ["x", "y"]
+    assert got.thread.tags == ["x", "y"] and got.thread.answer_author == "maria.h"
     assert store.get_many([pks["a-1"]])[pks["a-1"]] == got
     assert store.signals([pks["a-1"]]) == {pks["a-1"]: ("a-1", True, 5)}
 

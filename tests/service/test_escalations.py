@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any, ClassVar
 
@@ -18,8 +19,9 @@ from fastapi.testclient import TestClient
 from service.app import create_app
 from service.config import Settings
 from service.escalation import Escalations, verify
+from service.experts import as_payload
 from service.runtime import Engine
-from tests.conftest import auth
+from tests.conftest import SAMPLE, auth
 
 NOW = datetime.now(UTC)
 
@@ -255,3 +257,51 @@ def test_question_ids_in_paths_and_queries_are_checked(agent: TestClient) -> Non
         assert r.status_code == 422, url
     r = agent.post("/v1/questions/a%00b/answered", json={})
     assert r.status_code == 422 and "question_id" in r.text
+
+
+def _ask(engine: Engine, qid: str, title: str, hours_ago: float, route: str) -> None:
+    triage: dict[str, Any] = {"route": route, "queue": None, "confidence": 0.9, "reasons": []}
+    created = NOW - timedelta(hours=hours_ago)
+    engine.activity.add_question(qid, title, "", "default", None, None, created, NOW, triage)
+
+
+def test_experts_hear_first_staff_at_the_sla_and_confidential_questions_never_go_out(
+    settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    authors = {"t1": "maria.h", "t2": None, "t3": "maria.h", "t4": "joao_p"}
+    engine.upsert([t.model_copy(update={"answer_author": authors[t.id]}) for t in SAMPLE])
+    conf = settings.model_copy(update={"escalation_webhook_url": "http://hook.invalid/x"})
+    clock = [NOW]
+    esc = Escalations(
+        engine.activity, conf, clock=lambda: clock[0], find_experts=partial(as_payload, engine)
+    )
+    posts: list[tuple[str, dict[str, Any]]] = []
+
+    def post(_: str, payload: dict[str, Any], delivery: str) -> tuple[bool, str]:
+        posts.append((delivery, payload))
+        return True, ""
+
+    monkeypatch.setattr(esc, "_post", post)
+    _ask(engine, "hub", "Reset the hub to factory settings", 13, "community")  # past half
+    _ask(engine, "card", "Reset the hub to factory settings", 13, "staff")  # confidential
+    _ask(engine, "nobody", "zzqx vvwy", 13, "community")  # no answered thread near it
+    _ask(engine, "fresh", "Reset the hub to factory settings", 1, "community")
+    esc.notify_once()
+    assert [d for d, _ in posts] == ["hub:experts_suggested"]
+    event = posts[0][1]
+    assert event["event"] == "question.experts_suggested"
+    assert event["experts"][0]["author"] == "maria.h" and "t1" in event["experts"][0]["threads"]
+    esc.notify_once()
+    assert len(posts) == 1  # once
+    clock[0] = NOW + timedelta(hours=12)  # 25 h: staff hear of all three; "fresh" is at 13 h
+    esc.notify_once()
+    assert sorted(d for d, _ in posts[1:]) == [
+        "card:sla_breached", "fresh:experts_suggested", "hub:sla_breached", "nobody:sla_breached",
+    ]  # fmt: skip
+    with TestClient(create_app(conf, engine=engine), headers=auth("agent")) as c:
+        shown = c.get("/v1/questions/hub/experts").json()
+        assert shown["withheld"] is None and shown["experts"][0]["author"] == "maria.h"
+        assert shown["language"] == "en"
+        secret = c.get("/v1/questions/card/experts").json()
+        assert secret["experts"] == [] and secret["withheld"].startswith("confidential")
+        assert c.get("/v1/questions/none/experts").status_code == 404

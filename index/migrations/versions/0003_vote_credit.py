@@ -1,0 +1,31 @@
+"""Kudos: a vote records whom it credits (the answer's author, as the forum gave it) and the
+thread's language, so the leaderboard (``ActivityStore.leaders``) needs no join with the
+thread store (which on SQLite is another file).
+
+Revision ID: 0003
+Revises: 0002
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("feedback") as batch:
+        batch.add_column(sa.Column("author", sa.Text))
+        batch.add_column(sa.Column("language", sa.Text))
+    op.create_index("feedback_author", "feedback", ["author", "at"])
+
+
+def downgrade() -> None:
+    op.drop_index("feedback_author", "feedback")
+    with op.batch_alter_table("feedback") as batch:
+        batch.drop_column("language")
+        batch.drop_column("author")
