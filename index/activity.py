@@ -57,6 +57,16 @@ class Question:
 
 
 @dataclass(frozen=True)
+class Unresolved:
+    """A question nobody could answer (knowledge gaps are made of these)."""
+
+    at: datetime
+    text: str
+    language: str | None
+    outcome: str  # no_match, staff or escalated
+
+
+@dataclass(frozen=True)
 class Stats:
     suggest_count: int
     decisions: dict[str, int]
@@ -90,14 +100,25 @@ class ActivityStore:
 
     # -- suggest log and feedback -------------------------------------------------------
     def log_suggest(
-        self, request_id: str, at: datetime, decision: str, queue: str | None, ids: Sequence[str]
+        self,
+        request_id: str,
+        at: datetime,
+        decision: str,
+        queue: str | None,
+        ids: Sequence[str],
+        question: str | None = None,
+        language: str | None = None,
     ) -> None:
+        """Log a suggest request; ``question`` (already redacted) only for one nothing
+        answered (``no_match``, ``staff``): the material of knowledge gaps."""
         row = {
             "request_id": request_id,
             "at": iso(at),
             "decision": decision,
             "queue": queue,
             "thread_ids": json.dumps(list(ids)),
+            "question": question,
+            "language": language,
         }
         with self.db.write() as conn:
             conn.execute(suggest_log.insert().values(row))
@@ -213,6 +234,31 @@ class ActivityStore:
             query = query.where(f.language == language)
         with self.db.read() as conn:
             return [(r.author, int(r.deflected), int(r.votes)) for r in conn.execute(query)]
+
+    def unresolved(self, start: datetime, end: datetime) -> list[Unresolved]:
+        """Questions nobody could answer between ``start`` and ``end``: suggest requests
+        that ended in ``no_match`` or ``staff`` (with their redacted question), and forum
+        questions escalated to staff at their SLA (by when they were registered)."""
+        s, q = suggest_log.c, questions.c
+        lo, hi = iso(start), iso(end)
+        asked = sa.select(s.at, s.question, s.language, s.decision).where(
+            s.at >= lo, s.at < hi, s.question.is_not(None)
+        )
+        escalated = sa.select(q.registered_at, q.title, q.body).where(
+            q.registered_at >= lo, q.registered_at < hi, q.notified_at.is_not(None)
+        )
+        with self.db.read() as conn:
+            out = [
+                Unresolved(parse(r.at), r.question, r.language, r.decision)
+                for r in conn.execute(asked)
+            ]
+            out += [
+                Unresolved(
+                    parse(r.registered_at), f"{r.title}\n{r.body}".strip(), None, "escalated"
+                )
+                for r in conn.execute(escalated)
+            ]
+        return sorted(out, key=lambda u: u.at)
 
     def feedback_counts(self, thread_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
         """thread id -> (helpful, unhelpful), for threads with any feedback."""

@@ -20,6 +20,8 @@ suggest_log = sa.Table(
     sa.Column("decision", sa.Text, nullable=False),
     sa.Column("queue", sa.Text),
     sa.Column("thread_ids", sa.Text, nullable=False),
+    sa.Column("question", sa.Text),  # redacted; only when nothing answered it
+    sa.Column("language", sa.Text),
 )
 
 feedback = sa.Table(

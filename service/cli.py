@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,8 +15,10 @@ from rich.table import Table
 from index import seed, snapshot
 from index.errors import UnsourceError, ValidationFailed
 from index.ingest import read_threads
+from service import insights_report
 from service.clitools import console, err, fail, load_settings, or_exit, progress
 from service.db_cli import db_app
+from service.insights import Gap, gaps_for
 from service.keys_cli import keys_app
 from service.runtime import Engine, build_engine
 from service.triage_cli import triage_app
@@ -53,6 +56,8 @@ snapshot_app = typer.Typer(help="Checksummed snapshots of the store and the vect
 app.add_typer(snapshot_app, name="snapshot")
 index_app = typer.Typer(help="The saved vector index.")
 app.add_typer(index_app, name="index")
+insights_app = typer.Typer(help="What the community asks that nothing answers.")
+app.add_typer(insights_app, name="insights")
 
 
 def _add_plugins() -> None:
@@ -208,6 +213,32 @@ def verify(
             raise typer.Exit(1)
     finally:
         engine.close(save=False)
+
+
+@insights_app.command("gaps")
+def insights_gaps(
+    since: Annotated[
+        datetime | None, typer.Option(help="Window start, ISO-8601 (default: 7 days ago).")
+    ] = None,
+    until: Annotated[datetime | None, typer.Option(help="Window end (default: now).")] = None,
+    min_size: Annotated[int, typer.Option(min=2, help="Smallest cluster that is a gap.")] = 3,
+    out: Annotated[Path | None, typer.Option(help="Write gaps.md and gaps.png here.")] = None,
+) -> None:
+    """Clusters of the questions nothing answered (no_match, staff, escalated)."""
+    aware = [t if t is None or t.tzinfo else t.replace(tzinfo=UTC) for t in (since, until)]
+    engine = _engine(with_triage=True)
+    try:
+        start, end, count, gaps = gaps_for(engine, aware[0], aware[1], min_size)
+    finally:
+        engine.close(save=False)
+    if out is not None:
+        console.print(f"wrote {insights_report.write(gaps, start, end, count, out)}")
+        return
+    console.print_json(data={"questions": count, "gaps": [_gap_json(g) for g in gaps]})
+
+
+def _gap_json(g: Gap) -> dict[str, Any]:
+    return {k: v for k, v in asdict(g).items() if k != "members"}
 
 
 @index_app.command("publish")

@@ -354,3 +354,24 @@ class ExpertsResponse(BaseModel):
         description="Why no experts are named (a confidential question goes to staff only)."
     )
     experts: list[ExpertPublic]
+
+
+class GapPublic(BaseModel):
+    size: int = Field(description="Questions in the window in this cluster.")
+    previous: int = Field(description="Questions of the previous window as close to its centre.")
+    trend: int = Field(description="size - previous.")
+    languages: dict[str, int]
+    outcomes: dict[str, int] = Field(description="no_match / staff / escalated counts.")
+    questions: list[str] = Field(description="Nearest its centre first (stored redacted).")
+    nearest_thread: str | None
+    nearest_title: str | None
+    nearest_similarity: float | None = Field(
+        description="Close: the answer exists but was not found; far: it is missing."
+    )
+
+
+class GapsResponse(BaseModel):
+    since: datetime
+    until: datetime
+    questions: int = Field(description="Unanswered questions in the window.")
+    gaps: list[GapPublic]

@@ -7,6 +7,7 @@
 - ``threads``: ``/v1/threads/{id}``, ``/v1/threads:bulk`` (reads agent, writes admin)
 - ``ops``: ``/healthz``, ``/readyz``, ``/metrics``, ``/v1/admin/*``
 - ``community``: ``GET /v1/community/leaders`` (public)
+- ``insights``: ``GET /v1/insights/gaps`` (agent)
 - ``widget``: ``/widget.js``, ``/demo``
 """
 
@@ -15,6 +16,7 @@ from fastapi import APIRouter
 from service.routes import (
     community,
     feedback,
+    insights,
     ops,
     questions,
     suggest,
@@ -31,5 +33,6 @@ ROUTERS: list[APIRouter] = [
     threads.router,
     ops.router,
     community.router,
+    insights.router,
     widget.router,
 ]

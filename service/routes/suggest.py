@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Request
 
 from retrieval.language import detect
+from retrieval.text import question_text
 from service.deps import EngineDep, MetricsDep, Public
 from service.schemas import (
     AUTH_ERRORS,
@@ -56,12 +57,15 @@ def suggest(
     triage, result = outcome.triage, outcome.result
     hits = result.hits if result else []
     rid: str = request.state.request_id
+    unanswered = outcome.decision != "suggest"  # kept (redacted) for knowledge gaps
     engine.activity.log_suggest(
         rid,
         datetime.now(UTC),
         outcome.decision,
         triage.queue,
         [h.thread.thread.id for h in hits],
+        question=engine.redact(question_text(req.title, req.body)) if unanswered else None,
+        language=(result.language if result else detect(req.title)) if unanswered else None,
     )
     metrics.decisions.labels(outcome.decision).inc()
     return SuggestResponse(

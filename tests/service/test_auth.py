@@ -32,6 +32,7 @@ ROUTES: dict[tuple[str, str], str | None] = {
     ("GET", "/v1/escalations"): "agent",
     ("GET", "/v1/stats"): "agent",
     ("GET", "/v1/community/leaders"): "public",
+    ("GET", "/v1/insights/gaps"): "agent",
     ("GET", "/metrics"): "agent",
     ("PUT", "/v1/threads/{thread_id}"): "admin",
     ("POST", "/v1/threads:bulk"): "admin",

