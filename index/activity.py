@@ -110,7 +110,8 @@ class ActivityStore:
         language: str | None = None,
     ) -> None:
         """Log a suggest request; ``question`` (already redacted) only for one nothing
-        answered (``no_match``, ``staff``): the material of knowledge gaps."""
+        answered (``no_match``, ``staff``): the material of knowledge gaps; ``language``
+        (the question's) for every one."""
         row = {
             "request_id": request_id,
             "at": iso(at),
@@ -234,6 +235,48 @@ class ActivityStore:
             query = query.where(f.language == language)
         with self.db.read() as conn:
             return [(r.author, int(r.deflected), int(r.votes)) for r in conn.execute(query)]
+
+    def daily(self, start: datetime) -> list[dict[str, Any]]:
+        """Per UTC day since ``start``: suggest requests, how many ended in ``staff`` and
+        ``no_match``, and how many were deflected (as ``stats`` counts it)."""
+        return self._grouped(sa.func.substr(suggest_log.c.at, 1, 10), start)
+
+    def by_language(self, start: datetime | None) -> list[dict[str, Any]]:
+        """The same figures per question language (``und`` where none was detected)."""
+        return self._grouped(sa.func.coalesce(suggest_log.c.language, "und"), start)
+
+    def _grouped(self, key: Any, start: datetime | None) -> list[dict[str, Any]]:
+        s, f, q = suggest_log.c, feedback.c, questions.c
+        helped = sa.exists().where(f.request_id == s.request_id, f.helpful == 1)
+        registered = sa.exists().where(q.request_id == s.request_id)
+        deflected = sa.and_(s.decision == "suggest", helped, ~registered)
+
+        def count_of(condition: Any) -> Any:
+            return sa.func.sum(sa.case((condition, 1), else_=0))
+
+        query = (
+            sa.select(
+                key.label("key"),
+                sa.func.count().label("suggest_count"),
+                count_of(s.decision == "staff").label("staff"),
+                count_of(s.decision == "no_match").label("no_match"),
+                count_of(deflected).label("deflected"),
+            )
+            .where(s.at >= (iso(start) if start else ""))
+            .group_by(key)
+            .order_by(key)
+        )
+        with self.db.read() as conn:
+            return [
+                {
+                    "key": r.key,
+                    "suggest_count": int(r.suggest_count),
+                    "staff": int(r.staff or 0),
+                    "no_match": int(r.no_match or 0),
+                    "deflected": int(r.deflected or 0),
+                }
+                for r in conn.execute(query)
+            ]
 
     def unresolved(self, start: datetime, end: datetime) -> list[Unresolved]:
         """Questions nobody could answer between ``start`` and ``end``: suggest requests

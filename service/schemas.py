@@ -375,3 +375,18 @@ class GapsResponse(BaseModel):
     until: datetime
     questions: int = Field(description="Unanswered questions in the window.")
     gaps: list[GapPublic]
+
+
+class Breakdown(BaseModel):
+    key: str = Field(description="A UTC day (YYYY-MM-DD) or a question language.")
+    suggest_count: int
+    staff: int
+    no_match: int
+    deflected: int
+    staff_rate: float | None
+    deflection_rate: float | None = Field(description="deflected / requests not sent to staff.")
+
+
+class BreakdownResponse(BaseModel):
+    since: datetime | None
+    rows: list[Breakdown]

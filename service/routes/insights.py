@@ -1,16 +1,26 @@
 """What community managers read (agent): knowledge gaps, the clusters of questions that
-nothing answered (``GET /v1/insights/gaps``; service/insights.py)."""
+nothing answered (``GET /v1/insights/gaps``; service/insights.py), and the suggest
+figures per day and per language (``/v1/insights/daily``, ``/v1/insights/languages``)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
 from index.models import AwareTimestamp
 from service.deps import Agent, EngineDep
 from service.insights import MIN_SIZE, gaps_for
-from service.schemas import AUTH_ERRORS, GapPublic, GapsResponse, example
+from service.schemas import (
+    AUTH_ERRORS,
+    Breakdown,
+    BreakdownResponse,
+    GapPublic,
+    GapsResponse,
+    example,
+    rate,
+)
 
 router = APIRouter()
 GAPS_EXAMPLE = {
@@ -59,3 +69,78 @@ def gaps(
         questions=count,
         gaps=[GapPublic.model_validate(g, from_attributes=True) for g in found],
     )
+
+
+def _rows(rows: list[dict[str, Any]]) -> list[Breakdown]:
+    return [
+        Breakdown(
+            **r,
+            staff_rate=rate(r["staff"], r["suggest_count"]),
+            deflection_rate=rate(r["deflected"], r["suggest_count"] - r["staff"]),
+        )
+        for r in rows
+    ]
+
+
+BREAKDOWN_EXAMPLE = {
+    "since": "2026-11-01T00:00:00Z",
+    "rows": [
+        {
+            "key": "2026-11-30",
+            "suggest_count": 120,
+            "staff": 9,
+            "no_match": 30,
+            "deflected": 41,
+            "staff_rate": 0.075,
+            "deflection_rate": 0.369369,
+        }
+    ],
+}
+
+
+LANGUAGES_EXAMPLE = {
+    "since": None,
+    "rows": [
+        {
+            "key": "pt",
+            "suggest_count": 80,
+            "staff": 6,
+            "no_match": 21,
+            "deflected": 25,
+            "staff_rate": 0.075,
+            "deflection_rate": 0.337838,
+        }
+    ],
+}
+
+
+@router.get(
+    "/v1/insights/daily",
+    response_model=BreakdownResponse,
+    responses=AUTH_ERRORS | example(BREAKDOWN_EXAMPLE),
+    tags=["agent"],
+)
+def daily(
+    engine: EngineDep, _: Agent, days: Annotated[int, Query(ge=1, le=366)] = 30
+) -> BreakdownResponse:
+    """Suggest requests per UTC day over the last ``days``: staff and no_match counts,
+    deflections, the staff rate and the deflection rate (over requests not sent to staff)."""
+    since = datetime.now(UTC) - timedelta(days=days)
+    return BreakdownResponse(since=since, rows=_rows(engine.activity.daily(since)))
+
+
+@router.get(
+    "/v1/insights/languages",
+    response_model=BreakdownResponse,
+    responses=AUTH_ERRORS | example(LANGUAGES_EXAMPLE),
+    tags=["agent"],
+)
+def languages(
+    engine: EngineDep,
+    _: Agent,
+    since: Annotated[
+        AwareTimestamp | None, Query(description="ISO-8601 time with offset; default: all time")
+    ] = None,
+) -> BreakdownResponse:
+    """The same figures per question language (``und``: none detected)."""
+    return BreakdownResponse(since=since, rows=_rows(engine.activity.by_language(since)))

@@ -222,9 +222,14 @@ def escalations(
             "(404 if there is no such question).",
         ),
     ] = None,
+    include_open: Annotated[
+        bool,
+        Query(description="Also the unanswered questions still within their SLA (`due_at`)."),
+    ] = False,
 ) -> EscalationList:
     """Questions still unanswered past their category's SLA, oldest first, with the
-    triage each got when it was registered; page on with `after=<next>`."""
+    triage each got when it was registered; page on with `after=<next>`. With
+    `include_open=true`, every unanswered question: the whole queue, SLA left included."""
     now = datetime.now(UTC)
     cursor = None
     if after is not None:
@@ -232,9 +237,10 @@ def escalations(
         if last is None:
             raise HTTPException(404, f"after: no question {after!r}")
         cursor = (last.created_at, last.id)
-    found = esc.overdue(now, limit, cursor)
+    pending = esc.activity.unanswered_before if include_open else esc.overdue
+    found = pending(now, limit, cursor)
     items = [_public(q, esc, now) for q in found]
-    more = len(found) == limit and bool(esc.overdue(now, 1, (found[-1].created_at, found[-1].id)))
+    more = len(found) == limit and bool(pending(now, 1, (found[-1].created_at, found[-1].id)))
     return EscalationList(
         now=now, count=len(items), escalations=items, next=found[-1].id if more else None
     )

@@ -64,8 +64,8 @@ def suggest(
         outcome.decision,
         triage.queue,
         [h.thread.thread.id for h in hits],
-        question=engine.redact(question_text(req.title, req.body)) if unanswered else None,
-        language=(result.language if result else detect(req.title)) if unanswered else None,
+        question=triage.redacted_text if unanswered else None,  # triage redacted it already
+        language=result.language if result else detect(question_text(req.title, req.body)),
     )
     metrics.decisions.labels(outcome.decision).inc()
     return SuggestResponse(

@@ -1,4 +1,6 @@
-"""The embeddable suggest widget (/widget.js) and a demo forum page (/demo)."""
+"""The embeddable suggest widget (/widget.js), a demo forum page (/demo) and the staff
+console (/console: one static page; its data comes from the agent API with the key the
+user types, kept in the tab's sessionStorage)."""
 
 from __future__ import annotations
 
@@ -44,3 +46,11 @@ def demo(request: Request) -> HTMLResponse:
         notice = "Set UNSOURCE_DEMO_KEY to a public key to use this page with keys enabled."
     page = _static("demo.html").replace("{key_attr}", key_attr).replace("{notice}", notice)
     return HTMLResponse(page)
+
+
+@router.get("/console", response_class=HTMLResponse)
+def console() -> HTMLResponse:
+    """The staff console: escalation queue, knowledge gaps, deflection and staff rate per
+    day, per-language figures and the kudos leaderboard. The page holds no data; it asks
+    for an agent key and reads the agent API with it."""
+    return HTMLResponse(_static("console.html"), headers={"Cache-Control": "no-store"})

@@ -63,6 +63,11 @@ def test_questions_past_their_sla_are_escalated_oldest_first(agent: TestClient) 
     assert r.status_code == 200 and r.json()["answered_at"] and r.json()["overdue"] is False
     ids = [q["id"] for q in agent.get("/v1/escalations").json()["escalations"]]
     assert ids == ["older", "bill-late"]
+    queue = agent.get("/v1/escalations", params={"include_open": "true"}).json()["escalations"]
+    assert [q["id"] for q in queue] == ["older", "bill-late", "bill-ok", "fresh"]  # oldest first
+    assert [q["overdue"] for q in queue] == [True, True, False, False]
+    page = agent.get("/v1/escalations", params={"include_open": "true", "limit": 2}).json()
+    assert page["next"] == "bill-late"
     one = agent.get("/v1/questions/bill-late").json()
     assert one["overdue"] is True and one["sla_hours"] == 2 and one["notified"] is False
     assert agent.get("/v1/questions/old").json()["answered_at"] is not None

@@ -105,3 +105,38 @@ def test_cli_writes_markdown_and_a_chart(
     text = (out / "gaps.md").read_text()
     assert text.count("## #") == 3 and "printer toner cartridge" in text
     assert (out / "gaps.png").stat().st_size > 1000
+
+
+def test_daily_and_language_figures(client: TestClient, loaded: Engine) -> None:
+    r = client.post(
+        "/v1/suggest",
+        json={"title": "Reset the hub to factory settings", "body": "The hub light blinks orange"},
+        headers=auth("public"),
+    ).json()
+    assert r["decision"] == "suggest"
+    vote = {
+        "request_id": r["request_id"],
+        "thread_id": r["suggestions"][0]["thread_id"],
+        "helpful": True,
+    }
+    assert client.post("/v1/feedback", json=vote, headers=auth("public")).status_code == 200
+    _ask(client, "zzqx vvwy")
+    _ask(client, "Como reiniciar o roteador da operadora?")
+    days = client.get("/v1/insights/daily", headers=auth("agent")).json()["rows"]
+    assert len(days) == 1 and days[0]["key"] == datetime.now(UTC).date().isoformat()
+    assert days[0]["suggest_count"] == 3 and days[0]["deflected"] == 1
+    assert days[0]["deflection_rate"] == round(1 / (3 - days[0]["staff"]), 6)
+    langs = {
+        row["key"]: row
+        for row in client.get("/v1/insights/languages", headers=auth("agent")).json()["rows"]
+    }
+    assert langs["pt"]["suggest_count"] == 1 and langs["en"]["deflected"] == 1
+    assert sum(row["suggest_count"] for row in langs.values()) == 3
+    r2 = client.get("/v1/insights/daily", params={"days": "0"}, headers=auth("agent"))
+    assert r2.status_code == 422 and r2.json()["detail"][0]["field"] == "days"
+
+
+def test_console_page_holds_no_data_and_sets_text_not_html(client: TestClient) -> None:
+    page = client.get("/console")
+    assert page.status_code == 200 and "staff console" in page.text
+    assert "innerHTML" not in page.text and page.headers["cache-control"] == "no-store"

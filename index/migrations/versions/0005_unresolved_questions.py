@@ -1,6 +1,7 @@
 """Knowledge gaps: a suggest request that ended in ``no_match`` or ``staff`` keeps its
-question (redacted) and language, so the questions nobody could answer can be clustered
-(service/insights.py). Requests that found an answer keep no text.
+question (redacted), so the questions nobody could answer can be clustered
+(service/insights.py); requests that found an answer keep no text. Every request keeps the
+question's language (per-language figures).
 
 Revision ID: 0005
 Revises: 0004
