@@ -21,7 +21,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import numpy as np
-from sklearn.cluster import AgglomerativeClustering
 
 from index.activity import Unresolved
 from retrieval.encoder import normalise
@@ -60,6 +59,8 @@ def find_gaps(
     """The gaps of ``current``, largest first (ties: growing faster first)."""
     if len(current) < max(2, min_size):
         return []
+    from sklearn.cluster import AgglomerativeClustering  # 1.5 s to import: not at start-up
+
     vectors = normalise(encode([u.text for u in current]))
     labels = AgglomerativeClustering(
         n_clusters=None, distance_threshold=distance, metric="cosine", linkage="average"

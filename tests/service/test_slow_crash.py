@@ -1,5 +1,6 @@
 """The crash harness (eval/crash.py): 10,000 threads through the HTTP API while the server
-is SIGKILLed at random moments, over 20 seeds. UNSOURCE_CRASH_SEEDS=FIRST:COUNT picks
+is SIGKILLed at random moments, over 14 seeds (make test stays within 30 minutes; the
+harness was run over 20 seeds in earlier rounds). UNSOURCE_CRASH_SEEDS=FIRST:COUNT picks
 others (the harness's own CLI takes --seed)."""
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 
 def _seeds() -> list[int]:
-    first, _, count = os.environ.get("UNSOURCE_CRASH_SEEDS", "0:20").partition(":")
+    first, _, count = os.environ.get("UNSOURCE_CRASH_SEEDS", "0:14").partition(":")
     return list(range(int(first), int(first) + int(count or 1)))
 
 
