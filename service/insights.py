@@ -57,17 +57,20 @@ def find_gaps(
     min_size: int = MIN_SIZE,
 ) -> list[Gap]:
     """The gaps of ``current``, largest first (ties: growing faster first)."""
-    if len(current) < max(2, min_size):
-        return []
     from sklearn.cluster import AgglomerativeClustering  # 1.5 s to import: not at start-up
 
-    vectors = normalise(encode([u.text for u in current]))
-    labels = AgglomerativeClustering(
+    vectors = normalise(encode([u.text for u in current])) if current else np.zeros((0, 1))
+    # a text the encoder gives no direction (nothing but punctuation) joins no gap
+    usable = np.flatnonzero(np.linalg.norm(vectors, axis=1) > 0.5)
+    if len(usable) < max(2, min_size):
+        return []
+    labels = np.full(len(current), -1)
+    labels[usable] = AgglomerativeClustering(
         n_clusters=None, distance_threshold=distance, metric="cosine", linkage="average"
-    ).fit_predict(vectors)
+    ).fit_predict(vectors[usable])
     before = normalise(encode([u.text for u in previous])) if previous else None
     gaps = []
-    for label in set(labels.tolist()):
+    for label in set(labels[usable].tolist()):
         members = [i for i, lab in enumerate(labels) if lab == label]
         if len(members) < min_size:
             continue
@@ -132,7 +135,7 @@ def gaps_for(
     """(window start, end, questions in it, gaps) over ``since``..``until`` (default: the
     last 7 days), the trend against the window of the same length just before."""
     end = until or datetime.now(UTC)
-    start = since or end - WINDOW
+    start = min(since or end - WINDOW, end)  # a window ending before it starts is empty
     current = engine.activity.unresolved(start, end)
     try:
         before = start - (end - start)
