@@ -249,3 +249,23 @@ def test_leaders_count_deflected_requests_per_author(activity: ActivityStore) ->
     _question(activity, "q", 1)
     assert activity.add_question("q2", "t", "", "general", None, "r3", NOW, NOW, {})
     assert activity.leaders(None, None, 10) == [("maria", 2, 3)]  # r3 asked anyway
+
+
+def test_daily_language_and_unresolved_figures(activity: ActivityStore) -> None:
+    activity.log_suggest("r1", NOW, "suggest", None, ["t1"], language="en")
+    activity.log_suggest("r2", NOW, "no_match", None, [], question="q two", language="pt")
+    activity.log_suggest("r3", NOW, "staff", "billing", [], question="q [CARD]")
+    activity.record_feedback("r1", "t1", True, NOW, "alice", author="maria", language="en")
+    day = {"suggest_count": 3, "staff": 1, "no_match": 1, "deflected": 1}
+    assert activity.daily(NOW - timedelta(days=1)) == [{"key": NOW.date().isoformat(), **day}]
+    by_language = {r.pop("key"): r for r in activity.by_language(None)}
+    assert by_language == {
+        "en": {"suggest_count": 1, "staff": 0, "no_match": 0, "deflected": 1},
+        "pt": {"suggest_count": 1, "staff": 0, "no_match": 1, "deflected": 0},
+        "und": {"suggest_count": 1, "staff": 1, "no_match": 0, "deflected": 0},
+    }
+    unresolved = activity.unresolved(NOW - timedelta(hours=1), NOW + timedelta(hours=1))
+    assert sorted((u.text, u.language or "", u.outcome) for u in unresolved) == [
+        ("q [CARD]", "", "staff"),
+        ("q two", "pt", "no_match"),
+    ]
