@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response
 
-from index.activity import Question
+from index.activity import ActivityStore, Question
 from index.models import MAX_ID
 from retrieval.text import question_text
 from service import experts
@@ -47,6 +47,14 @@ QUESTION_EXAMPLE = {
     "notified": False,
     "triage": {"route": "community", "queue": None, "confidence": 0.93, "reasons": []},
 }
+
+
+def _registered(activity: ActivityStore, question_id: str) -> Question:
+    """The registered question, or a 404 naming it."""
+    stored = activity.question(question_id)
+    if stored is None:
+        raise HTTPException(404, f"question {question_id!r} is not registered")
+    return stored
 
 
 def _public(q: Question, esc: Escalations, now: datetime) -> QuestionPublic:
@@ -122,9 +130,7 @@ def get_question(
     question_id: QuestionIdPath, engine: EngineDep, esc: EscalationsDep, _: Agent
 ) -> QuestionPublic:
     """A registered question: its SLA, whether it is answered, overdue or escalated."""
-    stored = engine.activity.question(question_id)
-    if stored is None:
-        raise HTTPException(404, f"question {question_id!r} is not registered")
+    stored = _registered(engine.activity, question_id)
     return _public(stored, esc, datetime.now(UTC))
 
 
@@ -159,9 +165,7 @@ def question_experts(
     """Community members likely to answer this question: the authors of the nearest
     threads in its language, by similarity, accepted answers and helpful votes. A question
     triage routed to staff is confidential: no experts are named."""
-    stored = engine.activity.question(question_id)
-    if stored is None:
-        raise HTTPException(404, f"question {question_id!r} is not registered")
+    stored = _registered(engine.activity, question_id)
     language, found = experts.experts_for(
         stored, engine.searcher, engine.activity.feedback_counts, limit
     )
