@@ -23,8 +23,7 @@ import sqlalchemy as sa
 
 from index.activity_tables import feedback, leases, questions, suggest_log, thread_feedback
 from index.migrate import upgrade
-from index.sql import SQLDatabase
-from index.sqlite import chunks
+from index.sql import SQLDatabase, chunks
 
 
 def iso(moment: datetime) -> str:

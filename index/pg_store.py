@@ -1,9 +1,7 @@
 """PostgreSQL backend of the thread store (``UNSOURCE_DATABASE_URL=postgresql://...``).
 
-Several service replicas share one database. Every write transaction first bumps the
-``generation`` row in ``meta``; that row lock serialises writers across replicas, so
-generations commit in order and ``changes_since`` (read in one REPEATABLE READ snapshot)
-never skips a write that commits later with a smaller number.
+Everything both backends share is index/thread_store.py (several replicas share one
+database; the generation row orders their writes); this file is the PostgreSQL dialect.
 
 Keyword search is PostgreSQL full-text search: a ``tsvector`` column (title weight A, body
 B, answer C) with a GIN index, ranked by ``ts_rank``. The vector is built by the ``simple``
@@ -14,30 +12,17 @@ configurations, stopwords out, folded), so both backends index and query the sam
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-import numpy as np
-import psycopg
-from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY, TSVECTOR
+from sqlalchemy.engine import Connection
 
 from index.analysis import ANALYZER, analyze_text
 from index.errors import StoreError
-from index.lexical import CommonTerms
-from index.store import (
-    _COLUMNS,
-    Changes,
-    Existing,
-    Exported,
-    Row,
-    StoredThread,
-    _blob,
-    _iso,
-    fts_terms,
-    to_stored,
-)
+from index.sql import SQLDatabase
+from index.thread_store import SQLThreadStore
+from index.thread_tables import threads
 
 SCHEMA_LOCK = 7_320_417  # pg_advisory_xact_lock key: replicas creating the schema at once
 SCHEMA = """
@@ -69,406 +54,122 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 ALTER TABLE threads ADD COLUMN IF NOT EXISTS answer_author TEXT;
 INSERT INTO meta (key, value) VALUES ('generation', '0') ON CONFLICT DO NOTHING;
 INSERT INTO meta (key, value) VALUES ('store_id', md5(random()::text || clock_timestamp()::text))
-    ON CONFLICT DO NOTHING;
+    ON CONFLICT DO NOTHING
 """
-FTS = (
-    "setweight(to_tsvector('simple', %s), 'A') || setweight(to_tsvector('simple', %s), 'B') "
-    "|| setweight(to_tsvector('simple', %s), 'C')"
+FIELDS = ("title", "body", "answer")
+# the shared columns and the keyword index's own
+pg_threads = sa.Table(
+    "threads", sa.MetaData(), *(c._copy() for c in threads.c), sa.Column("fts", TSVECTOR)
 )
-_UPSERT = f"""
-INSERT INTO threads (id, title, body, answer, answer_votes, accepted, tags, language, url,
-    created_at, updated_at, answer_author, content_hash, embed_model, embedding, gen, fts)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, {FTS})
-ON CONFLICT (id) DO UPDATE SET
-    title = excluded.title, body = excluded.body, answer = excluded.answer,
-    answer_author = excluded.answer_author,
-    answer_votes = excluded.answer_votes, accepted = excluded.accepted, tags = excluded.tags,
-    language = excluded.language, url = excluded.url, created_at = excluded.created_at,
-    updated_at = excluded.updated_at, content_hash = excluded.content_hash,
-    embed_model = excluded.embed_model, gen = excluded.gen, fts = excluded.fts,
-    embedding = CASE WHEN length(excluded.embedding) = 0
-                THEN threads.embedding ELSE excluded.embedding END
-RETURNING pk
-"""
-_INSERT_WITH_PK = f"""
-INSERT INTO threads (pk, id, title, body, answer, answer_votes, accepted, tags, language, url,
-    created_at, updated_at, answer_author, content_hash, embed_model, embedding, gen, fts)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, {FTS})
-"""
 
 
-def _fields(t: Any) -> list[Any]:
-    return [
-        t.id, t.title, t.body, t.answer, t.answer_votes, bool(t.accepted), json.dumps(t.tags),
-        t.language, t.url, _iso(t.created_at), _iso(t.updated_at), t.answer_author,
-    ]  # fmt: skip
+def _tsvector(title: Any, body: Any, answer: Any) -> sa.ColumnElement[Any]:
+    """title weight A, body B, answer C, over text already analysed (index/analysis.py)."""
+    simple: sa.ColumnElement[Any] = sa.literal_column("'simple'::regconfig")
+    parts = [
+        sa.func.setweight(sa.func.to_tsvector(simple, text), sa.literal_column(f"'{weight}'"))
+        for text, weight in ((title, "A"), (body, "B"), (answer, "C"))
+    ]
+    return parts[0].op("||")(parts[1]).op("||")(parts[2])
 
 
-def _fts(t: Any) -> list[str]:
-    return [analyze_text(getattr(t, f), t.language) for f in ("title", "body", "answer")]
+def _analysed(thread: Any) -> dict[str, str]:
+    return {f"fts_{f}": analyze_text(getattr(thread, f), thread.language) for f in FIELDS}
 
 
-class PostgresStore:
-    """Thread store on PostgreSQL, through a small connection pool."""
+class PostgresStore(SQLThreadStore):
+    """The thread store in a PostgreSQL database (see the module doc)."""
 
     def __init__(self, url: str, pool_size: int = 8, timeout: float = 30.0) -> None:
         self.url = url
+        db = SQLDatabase.open(
+            url, None, what="thread store", pool_size=pool_size, pool_timeout=timeout
+        )
         try:
-            self.pool: ConnectionPool[psycopg.Connection[dict[str, Any]]] = ConnectionPool(
-                url,
-                min_size=1,
-                max_size=pool_size,
-                kwargs={"autocommit": True, "row_factory": dict_row},
-                open=True,
-                timeout=timeout,
-            )
-            with self.pool.connection() as conn, conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-                conn.execute(SCHEMA)
-                self._reanalyze(conn)
-        except (psycopg.Error, TimeoutError) as exc:
-            self.pool.close()
+            super().__init__(db)
+        except (StoreError, sa.exc.SQLAlchemyError) as exc:
+            db.close()
             raise StoreError(f"database_url: cannot open the PostgreSQL store: {exc}") from exc
-        self.common_terms = CommonTerms(self._doc_freq, self.count)
 
-    @staticmethod
-    def _reanalyze(conn: Any, batch: int = 1000) -> None:
-        """Rebuild every thread's tsvector when it was analysed another way (a store from
-        before per-language stemming); runs under the schema lock, once."""
-        row = conn.execute("SELECT value FROM meta WHERE key = 'analyzer'").fetchone()
-        if row is not None and row["value"] == ANALYZER:
+    def _create(self, conn: Connection) -> None:
+        """The schema, under a lock (replicas starting at once); every thread's tsvector
+        rebuilt once when it was analysed another way (a store from before per-language
+        stemming)."""
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(SCHEMA_LOCK)))
+        for statement in SCHEMA.split(";\n"):
+            if statement.strip():
+                conn.exec_driver_sql(statement)
+        analyzer = conn.exec_driver_sql("SELECT value FROM meta WHERE key = 'analyzer'").scalar()
+        if analyzer == ANALYZER:
             return
+        update = (
+            sa.update(pg_threads)
+            .where(pg_threads.c.pk == sa.bindparam("key"))
+            .values(fts=_tsvector(*(sa.bindparam(f"fts_{f}") for f in FIELDS)))
+        )
         last = -1
         while True:
             rows = conn.execute(
-                "SELECT pk, title, body, answer, language FROM threads WHERE pk > %s "
-                "ORDER BY pk LIMIT %s",
-                (last, batch),
-            ).fetchall()
+                sa.select(threads.c.pk, threads.c.title, threads.c.body, threads.c.answer,
+                          threads.c.language)
+                .where(threads.c.pk > last).order_by(threads.c.pk).limit(1000)
+            ).all()  # fmt: skip
             if not rows:
                 break
-            with conn.cursor() as cur:
-                cur.executemany(
-                    f"UPDATE threads SET fts = {FTS} WHERE pk = %s",
-                    [
-                        [*(analyze_text(r[f], r["language"]) for f in ("title", "body", "answer")),
-                         r["pk"]]
-                        for r in rows
-                    ],
-                )  # fmt: skip
-            last = rows[-1]["pk"]
-        conn.execute(
-            "INSERT INTO meta (key, value) VALUES ('analyzer', %s) "
+            conn.execute(update, [{"key": r.pk, **_analysed(r)} for r in rows])
+            last = rows[-1].pk
+        conn.exec_driver_sql(
+            "INSERT INTO meta (key, value) VALUES ('analyzer', %(v)s) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (ANALYZER,),
+            {"v": ANALYZER},
         )
 
-    # -- plumbing --------------------------------------------------------------------------
-    def _all(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        try:
-            with self.pool.connection() as conn:
-                return conn.execute(sql, params).fetchall()
-        except psycopg.Error as exc:
-            raise StoreError(f"store read failed: {exc}") from exc
+    def _tagged(self, tags: list[str]) -> sa.ColumnElement[bool]:
+        return threads.c.tags.op("?|")(sa.cast(sa.literal(tags, ARRAY(sa.Text)), ARRAY(sa.Text)))
 
-    def _one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
-        rows = self._all(sql, params)
-        return rows[0] if rows else None
-
-    def ping(self) -> bool:
-        try:
-            self._all("SELECT 1 AS ok")
-        except StoreError:
-            return False
-        return True
-
-    def close(self) -> None:
-        self.pool.close()
-
-    # -- reads -----------------------------------------------------------------------------
-    def generation(self) -> int:
-        row = self._one("SELECT value FROM meta WHERE key = 'generation'")
-        return int(row["value"]) if row else 0
-
-    def store_id(self) -> str:
-        row = self._one("SELECT value FROM meta WHERE key = 'store_id'")
-        return str(row["value"]) if row else ""
-
-    def _doc_freq(self, term: str, cap: int) -> int:
-        """Threads containing the folded ``term``, counted no further than ``cap + 1``."""
-        row = self._one(
-            "SELECT count(*) AS n FROM (SELECT 1 FROM threads "
-            "WHERE fts @@ to_tsquery('simple', %s) LIMIT %s) AS m",
-            (f"'{term}'", cap + 1),
-        )
-        return int(row["n"]) if row else 0
-
-    def count(self) -> int:
-        row = self._one("SELECT count(*) AS n FROM threads")
-        return int(row["n"]) if row else 0
-
-    def existing(self, ids: Sequence[str]) -> dict[str, Existing]:
-        rows = self._all(
-            "SELECT pk, id, content_hash, embed_model FROM threads WHERE id = ANY(%s)", (list(ids),)
-        )
-        return {r["id"]: Existing(r["pk"], r["content_hash"], r["embed_model"]) for r in rows}
-
-    def get(self, thread_id: str) -> StoredThread | None:
-        row = self._one(f"SELECT {_COLUMNS} FROM threads WHERE id = %s", (thread_id,))
-        return to_stored(row) if row else None
-
-    def get_many(self, pks: Sequence[int]) -> dict[int, StoredThread]:
-        rows = self._all(f"SELECT {_COLUMNS} FROM threads WHERE pk = ANY(%s)", (_ints(pks),))
-        return {int(r["pk"]): to_stored(r) for r in rows}
-
-    def signals(self, pks: Sequence[int]) -> dict[int, tuple[str, bool, int]]:
-        rows = self._all(
-            "SELECT pk, id, accepted, answer_votes FROM threads WHERE pk = ANY(%s)", (_ints(pks),)
-        )
-        return {int(r["pk"]): (r["id"], bool(r["accepted"]), int(r["answer_votes"])) for r in rows}
-
-    def pks_for_ids(self, ids: Sequence[str]) -> dict[str, int]:
-        return {k: v.pk for k, v in self.existing(ids).items()}
-
-    def pks(self) -> np.ndarray:
-        rows = self._all("SELECT pk FROM threads ORDER BY pk")
-        return np.array([r["pk"] for r in rows], dtype=np.int64)
-
-    def embeddings_for(self, pks: Sequence[int]) -> dict[int, tuple[str, np.ndarray]]:
-        rows = self._all(
-            "SELECT pk, embed_model, embedding FROM threads WHERE pk = ANY(%s)", (_ints(pks),)
-        )
-        return {int(r["pk"]): (r["embed_model"], _vec(r["embedding"])) for r in rows}
-
-    def iter_embeddings(
-        self, batch: int = 2048
-    ) -> Iterator[tuple[np.ndarray, list[str], list[np.ndarray]]]:
-        last = 0
-        while True:
-            rows = self._all(
-                "SELECT pk, embed_model, embedding FROM threads WHERE pk > %s ORDER BY pk LIMIT %s",
-                (last, batch),
-            )
-            if not rows:
-                return
-            last = int(rows[-1]["pk"])
-            yield (
-                np.array([r["pk"] for r in rows], dtype=np.int64),
-                [r["embed_model"] for r in rows],
-                [_vec(r["embedding"]) for r in rows],
-            )
-
-    def iter_threads(self, batch: int = 512) -> Iterator[list[StoredThread]]:
-        last = 0
-        while True:
-            rows = self._all(
-                f"SELECT {_COLUMNS} FROM threads WHERE pk > %s ORDER BY pk LIMIT %s", (last, batch)
-            )
-            if not rows:
-                return
-            last = int(rows[-1]["pk"])
-            yield [to_stored(r) for r in rows]
-
-    def iter_export(self, batch: int = 1024) -> Iterator[list[Exported]]:
-        last = 0
-        while True:
-            rows = self._all(
-                f"SELECT {_COLUMNS}, content_hash, embed_model, embedding FROM threads "
-                "WHERE pk > %s ORDER BY pk LIMIT %s",
-                (last, batch),
-            )
-            if not rows:
-                return
-            last = int(rows[-1]["pk"])
-            yield [
-                Exported(to_stored(r), r["content_hash"], r["embed_model"], _vec(r["embedding"]))
-                for r in rows
-            ]
-
-    def changes_since(self, generation: int) -> Changes:
-        try:
-            with self.pool.connection() as conn, conn.transaction():
-                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                now = conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
-                rows = conn.execute(
-                    "SELECT pk, embed_model, embedding FROM threads WHERE gen > %s ORDER BY pk",
-                    (generation,),
-                ).fetchall()
-                dead = conn.execute(
-                    "SELECT pk FROM tombstones WHERE gen > %s", (generation,)
-                ).fetchall()
-        except psycopg.Error as exc:
-            raise StoreError(f"store read failed: {exc}") from exc
-        return Changes(
-            generation=int(now["value"]) if now else 0,
-            pks=np.array([r["pk"] for r in rows], dtype=np.int64),
-            models=[r["embed_model"] for r in rows],
-            vectors=[_vec(r["embedding"]) for r in rows],
-            deleted=[int(r["pk"]) for r in dead],
+    def _count_term(self, conn: Connection, term: str, limit: int) -> int:
+        return int(
+            conn.exec_driver_sql(
+                "SELECT count(*) FROM (SELECT 1 FROM threads "
+                "WHERE fts @@ to_tsquery('simple', %(q)s) LIMIT %(n)s) AS m",
+                {"q": f"'{term}'", "n": limit},
+            ).scalar_one()
         )
 
-    def filter_pks(self, tags: Sequence[str] | None, language: str | None) -> list[int]:
-        where: list[str] = []
-        params: list[Any] = []
-        if language:
-            where.append("language = %s")
-            params.append(language)
-        if tags:
-            where.append("tags ?| %s")
-            params.append([t.lower() for t in tags])
-        sql = "SELECT pk FROM threads" + (" WHERE " + " AND ".join(where) if where else "")
-        return [int(r["pk"]) for r in self._all(sql, params)]
-
-    def keyword_search(
+    def _search_terms(
         self,
-        text: str,
+        conn: Connection,
+        terms: list[str],
         k: int,
-        within: Sequence[int] | None = None,
-        weights: tuple[float, float, float] = (2.0, 1.0, 0.5),
-        language: str | None = None,
+        within: list[int] | None,
+        weights: tuple[float, float, float],
     ) -> list[tuple[int, float]]:
-        """Full-text search over title/body/answer, ranked by ts_rank with the same
-        title/body/answer weights as BM25 on SQLite; higher = better. In a large store,
-        terms in a large share of the threads are left out (index/lexical.py)."""
-        terms = self.common_terms.keep(fts_terms(text, language=language))
-        if not terms or (within is not None and not within):
-            return []
+        """ts_rank with the title/body/answer weights BM25 has on SQLite (as D, C, B, A)."""
         top = max(weights)
-        ranks = [0.0, weights[2] / top, weights[1] / top, weights[0] / top]  # D, C, B, A
-        query = " | ".join(f"'{t}'" for t in terms)
+        ranks = [0.0, weights[2] / top, weights[1] / top, weights[0] / top]
         sql = (
-            "SELECT pk, ts_rank(%s::float4[], fts, q) AS s "
-            "FROM threads, to_tsquery('simple', %s) AS q WHERE fts @@ q"
+            "SELECT pk, ts_rank(%(ranks)s::float4[], fts, q) AS s "
+            "FROM threads, to_tsquery('simple', %(q)s) AS q WHERE fts @@ q"
         )
-        params: list[Any] = [ranks, query]
+        params: dict[str, Any] = {"ranks": ranks, "q": " | ".join(f"'{t}'" for t in terms)}
         if within is not None:
-            sql += " AND pk = ANY(%s)"
-            params.append(_ints(within))
-        sql += " ORDER BY s DESC, pk LIMIT %s"
-        params.append(int(k))
-        return [(int(r["pk"]), float(r["s"])) for r in self._all(sql, params)]
+            sql += " AND pk = ANY(%(within)s)"
+            params["within"] = within
+        sql += " ORDER BY s DESC, pk LIMIT %(k)s"
+        params["k"] = k
+        return [(int(r[0]), float(r[1])) for r in conn.exec_driver_sql(sql, params)]
 
-    # -- writes ----------------------------------------------------------------------------
-    def _write(self) -> Any:
-        return _Write(self.pool)
+    table = pg_threads
 
-    def upsert(self, rows: Sequence[Row]) -> tuple[dict[str, int], int]:
-        out: dict[str, int] = {}
-        with self._write() as (conn, gen):
-            for row in rows:
-                t = row.thread
-                params = [
-                    *_fields(t), row.content_hash, row.embed_model, _blob(row.embedding), gen,
-                    *_fts(t),
-                ]  # fmt: skip
-                out[t.id] = int(conn.execute(_UPSERT, params).fetchone()["pk"])
-        return out, gen
+    def _indexed_values(self) -> dict[str, Any]:
+        return {"fts": _tsvector(*(sa.bindparam(f"fts_{f}") for f in FIELDS))}
 
-    def delete(self, thread_id: str) -> tuple[int | None, int]:
-        """A missing id opens no write (the generation stays). One deleted by another
-        replica between the check and the write costs an empty write: a generation with
-        no change in it, which readers pass over."""
-        if self._one("SELECT 1 FROM threads WHERE id = %s", (thread_id,)) is None:
-            return None, self.generation()
-        with self._write() as (conn, gen):
-            found = conn.execute(
-                "DELETE FROM threads WHERE id = %s RETURNING pk", (thread_id,)
-            ).fetchone()
-            if found is not None:
-                _tombstone(conn, [int(found["pk"])], gen)
-        return (None if found is None else int(found["pk"])), gen
+    def _indexed_params(self, thread: Any) -> dict[str, Any]:
+        return _analysed(thread)
 
-    def replace_embeddings(self, items: Sequence[tuple[int, str, str, np.ndarray]]) -> int:
-        with self._write() as (conn, gen):
-            for pk, h, m, v in items:
-                conn.execute(
-                    "UPDATE threads SET content_hash = %s, embed_model = %s, embedding = %s, "
-                    "gen = %s WHERE pk = %s",
-                    (h, m, _blob(v), gen, int(pk)),
-                )
-        return gen
-
-    def replace_all(self, rows: Iterable[Exported]) -> int:
-        with self._write() as (conn, gen):
-            keep: set[int] = set()
-            replaced: set[int] = set()
-            for e in rows:
-                t, pk = e.stored.thread, e.stored.pk
-                keep.add(pk)
-                for r in conn.execute(
-                    "DELETE FROM threads WHERE id = %s OR pk = %s RETURNING pk", (t.id, pk)
-                ).fetchall():
-                    if r["pk"] != pk:
-                        replaced.add(int(r["pk"]))
-                conn.execute(
-                    _INSERT_WITH_PK,
-                    [pk, *_fields(t), e.content_hash, e.embed_model, _blob(e.embedding), gen,
-                     *_fts(t)],
-                )  # fmt: skip
-            gone = [
-                int(r["pk"])
-                for r in conn.execute(
-                    "DELETE FROM threads WHERE NOT (pk = ANY(%s)) RETURNING pk", (sorted(keep),)
-                ).fetchall()
-            ]
-            _tombstone(conn, [*gone, *(replaced - keep)], gen)
-            # keys are never reused: the identity sequence stays past every key restored
-            conn.execute(
-                "SELECT setval(pg_get_serial_sequence('threads', 'pk'), "
-                "GREATEST((SELECT coalesce(max(pk), 1) FROM threads), "
-                "(SELECT last_value FROM threads_pk_seq)))"
-            )
-        return gen
-
-
-class _Write:
-    """One write transaction: bumps the generation first (its row lock orders writers
-    across replicas); yields (connection, generation); any error rolls everything back."""
-
-    def __init__(self, pool: ConnectionPool[Any]) -> None:
-        self.pool = pool
-
-    def __enter__(self) -> tuple[psycopg.Connection[Any], int]:
-        try:
-            self._cm = self.pool.connection()
-            conn = self._cm.__enter__()
-            self._tx = conn.transaction()
-            self._tx.__enter__()
-            row = conn.execute(
-                "UPDATE meta SET value = (value::bigint + 1)::text WHERE key = 'generation' "
-                "RETURNING value"
-            ).fetchone()
-            return conn, int(row["value"])
-        except psycopg.Error as exc:
-            self.__exit__(type(exc), exc, None)
-            raise StoreError(f"write not committed: {exc}") from exc
-
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        failed: BaseException | None = exc
-        try:
-            if hasattr(self, "_tx"):
-                self._tx.__exit__(exc_type, exc, tb)  # commits, or rolls back on exc
-                del self._tx
-        except psycopg.Error as commit_error:
-            failed = commit_error
-        finally:
-            self._cm.__exit__(None, None, None)
-        if isinstance(failed, psycopg.Error):
-            raise StoreError(f"write not committed: {failed}") from failed
-
-
-def _tombstone(conn: psycopg.Connection[Any], pks: Sequence[int], gen: int) -> None:
-    for pk in pks:
-        conn.execute(
-            "INSERT INTO tombstones (pk, gen) VALUES (%s, %s) "
-            "ON CONFLICT (pk) DO UPDATE SET gen = excluded.gen",
-            (pk, gen),
+    def _restored(self, conn: Connection) -> None:
+        conn.exec_driver_sql(
+            "SELECT setval(pg_get_serial_sequence('threads', 'pk'), "
+            "GREATEST((SELECT coalesce(max(pk), 1) FROM threads), "
+            "(SELECT last_value FROM threads_pk_seq)))"
         )
-
-
-def _ints(values: Sequence[int]) -> list[int]:
-    return [int(v) for v in values]
-
-
-def _vec(data: bytes) -> np.ndarray:
-    return np.frombuffer(bytes(data), dtype=np.float32)

@@ -1,5 +1,6 @@
-"""One SQL core over SQLite and PostgreSQL (SQLAlchemy Core), for the tables that are the
-same on both backends (the activity tables, index/activity.py).
+"""One SQL core over SQLite and PostgreSQL (SQLAlchemy Core), for every table unsource keeps:
+the thread store (index/thread_store.py, with its dialect's keyword index in
+index/sqlite_store.py and index/pg_store.py) and the activity tables (index/activity.py).
 
 ``SQLDatabase`` gives three things the callers need and nothing else:
 
@@ -21,9 +22,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -42,10 +43,29 @@ def sqlalchemy_url(url: str) -> str:
     return url
 
 
-def _sqlite_engine(path: Path, synchronous: str) -> Engine:
+T = TypeVar("T")
+
+
+def chunks(items: Sequence[T], size: int = 500) -> Iterator[list[T]]:
+    """Consecutive slices of at most ``size`` (SQLite caps the parameters of one query)."""
+    items = list(items)
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+OnConnect = Callable[[Any], None]
+"""Per-connection set-up on the driver's own connection (e.g. SQL functions for SQLite)."""
+POOL_SIZE = 8  # connections kept open; up to OVERFLOW more while requests need them
+OVERFLOW = 56
+
+
+def _sqlite_engine(path: Path, synchronous: str, on_connect: OnConnect | None) -> Engine:
     path.parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(
-        f"sqlite:///{path}", connect_args={"timeout": 30}, pool_size=8, max_overflow=24
+        f"sqlite:///{path}",
+        connect_args={"timeout": 30},
+        pool_size=POOL_SIZE,
+        max_overflow=OVERFLOW,
     )
 
     @event.listens_for(engine, "connect")
@@ -53,6 +73,8 @@ def _sqlite_engine(path: Path, synchronous: str) -> Engine:
         dbapi_conn.isolation_level = None  # SQLAlchemy's begin event says when to BEGIN
         for pragma in ("journal_mode=WAL", f"synchronous={synchronous}", "foreign_keys=ON"):
             dbapi_conn.execute(f"PRAGMA {pragma}")
+        if on_connect is not None:
+            on_connect(dbapi_conn)
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
@@ -65,8 +87,9 @@ def _sqlite_engine(path: Path, synchronous: str) -> Engine:
 class SQLDatabase:
     """A SQLite file or a PostgreSQL database behind one SQLAlchemy engine."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, what: str = "store") -> None:
         self.engine = engine
+        self.what = what  # named in errors: "thread store", "activity store"
         self.dialect = engine.dialect.name
         self.writer = engine.execution_options(immediate=True)
         """The engine for write transactions (BEGIN IMMEDIATE on SQLite)."""
@@ -75,22 +98,57 @@ class SQLDatabase:
         )
 
     @classmethod
-    def open(cls, url: str | None, sqlite_path: Path, synchronous: str = "NORMAL") -> SQLDatabase:
-        """PostgreSQL for a ``postgresql://`` URL; otherwise the SQLite file ``sqlite_path``."""
+    def open(
+        cls,
+        url: str | None,
+        sqlite_path: Path | None,
+        synchronous: str = "NORMAL",
+        what: str = "activity store",
+        on_connect: OnConnect | None = None,
+        pool_size: int = POOL_SIZE,
+        pool_timeout: float = 30.0,
+    ) -> SQLDatabase:
+        """PostgreSQL for a ``postgresql://`` URL; otherwise the SQLite file ``sqlite_path``
+        (``synchronous`` and ``on_connect`` apply to SQLite only; ``pool_size`` and
+        ``pool_timeout``, the seconds to connect or wait for a connection, to PostgreSQL)."""
         if url and url.startswith(("postgresql://", "postgres://")):
             engine = sa.create_engine(
-                sqlalchemy_url(url), pool_size=8, max_overflow=24, pool_pre_ping=True
+                sqlalchemy_url(url),
+                pool_pre_ping=True,
+                pool_size=pool_size,
+                max_overflow=OVERFLOW,
+                pool_timeout=pool_timeout,
+                connect_args={"connect_timeout": max(1, int(pool_timeout))},
             )
-            return cls(engine)
-        return cls(_sqlite_engine(sqlite_path, synchronous))
+            return cls(engine, what)
+        if sqlite_path is None:
+            raise ValueError("a SQLite database needs a file path")
+        return cls(_sqlite_engine(sqlite_path, synchronous, on_connect), what)
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
         try:
             with self.engine.connect() as conn:
                 yield conn
-        except sa.exc.OperationalError as exc:
-            raise StoreError(f"activity store unavailable: {exc.orig}") from exc
+        except sa.exc.DBAPIError as exc:
+            raise StoreError(f"{self.what} unavailable: {exc.orig}") from exc
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        """Reads that see one consistent state of the database: SQLite's read transaction
+        is one already; PostgreSQL is asked for REPEATABLE READ."""
+        if self.dialect != "postgresql":
+            with self.read() as conn:
+                yield conn
+            return
+        try:
+            with (
+                self.engine.connect() as conn,
+                conn.execution_options(isolation_level="REPEATABLE READ").begin(),
+            ):
+                yield conn
+        except sa.exc.DBAPIError as exc:
+            raise StoreError(f"{self.what} unavailable: {exc.orig}") from exc
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Connection]:
@@ -98,7 +156,7 @@ class SQLDatabase:
             try:
                 with self.writer.begin() as conn:
                     yield conn
-            except sa.exc.OperationalError as exc:  # disk full, I/O error, lost connection
+            except sa.exc.DBAPIError as exc:  # disk full, I/O error, lost connection
                 raise StoreError(f"write not committed: {exc.orig}") from exc
 
     def insert(self, table: sa.Table) -> Any:

@@ -1,34 +1,25 @@
 """SQLite backend of the thread store: one file (WAL mode), FTS5 for keyword search.
 
-Keys come from AUTOINCREMENT, so a deleted thread's key is never reused.
+Everything both backends share is index/thread_store.py; this file is the SQLite dialect:
+the schema, the FTS5 keyword index kept by triggers, the tag rows and the ``analyze_text``
+SQL function every connection registers. Keys come from AUTOINCREMENT, so a deleted
+thread's key is never reused.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
-import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
 from index.analysis import ANALYZER, analyze_text
-from index.errors import StoreError
-from index.lexical import CommonTerms
-from index.sqlite import SQLiteDatabase, chunks
-from index.store import (
-    _COLUMNS,
-    Changes,
-    Existing,
-    Exported,
-    Row,
-    StoredThread,
-    _blob,
-    _iso,
-    fts_match,
-    fts_terms,
-    to_stored,
-)
+from index.sql import SQLDatabase
+from index.store import fts_match
+from index.thread_store import SQLThreadStore
+from index.thread_tables import threads
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS threads (
@@ -106,6 +97,7 @@ TAG_STATEMENTS = [
     "INSERT OR IGNORE INTO thread_tags(tag, pk) SELECT value, new.pk FROM json_each(new.tags); "
     "END",
 ]
+thread_tags = sa.table("thread_tags", sa.column("tag"), sa.column("pk"))
 _DROP_FTS = [
     "DROP TRIGGER IF EXISTS threads_ai",
     "DROP TRIGGER IF EXISTS threads_ad",
@@ -114,371 +106,93 @@ _DROP_FTS = [
 ]
 
 
-class SQLiteStore(SQLiteDatabase):
-    """Thread-safe SQLite thread store. Writes are serialised; reads use per-thread connections."""
+class SQLiteStore(SQLThreadStore):
+    """The thread store in one SQLite file (see the module doc)."""
 
     def __init__(self, path: Path) -> None:
-        super().__init__(path, SCHEMA)
-        self._keyword_index()
+        self.path = Path(path)
+        db = SQLDatabase.open(
+            None, self.path, synchronous="FULL", what="thread store", on_connect=self._setup
+        )
+        super().__init__(db)
 
     def _setup(self, conn: sqlite3.Connection) -> None:
+        """Per connection: the analyzer the FTS triggers call."""
         conn.create_function("analyze_text", 2, analyze_text, deterministic=True)
 
-    def _keyword_index(self) -> None:
-        """Create the keyword index, or rebuild it when it was analysed another way (a store
-        from before per-language stemming, or another analyzer version)."""
-        with self._write_lock:
-            conn = self._conn()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                row = conn.execute("SELECT value FROM meta WHERE key='analyzer'").fetchone()
-                if row is None or row[0] != ANALYZER:
-                    for statement in _DROP_FTS:
-                        conn.execute(statement)
-                for statement in FTS_STATEMENTS:
-                    conn.execute(statement)
-                tagged = conn.execute("SELECT value FROM meta WHERE key='tag_rows'").fetchone()
-                for statement in TAG_STATEMENTS:
-                    conn.execute(statement)
-                if tagged is None:
-                    conn.execute(
-                        "INSERT OR IGNORE INTO thread_tags(tag, pk) "
-                        "SELECT j.value, t.pk FROM threads t, json_each(t.tags) j"
-                    )
-                    conn.execute("INSERT INTO meta(key, value) VALUES ('tag_rows', '1')")
-                if row is None or row[0] != ANALYZER:
-                    conn.execute(
-                        "INSERT INTO threads_fts(rowid, title, body, answer) SELECT pk, "
-                        + _ANALYZED["new"].replace("new.", "")
-                        + " FROM threads"
-                    )
-                    conn.execute(
-                        "INSERT OR REPLACE INTO meta(key, value) VALUES ('analyzer', ?)",
-                        (ANALYZER,),
-                    )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        with self._write_lock:
-            conn = self._conn()
-            have = {r[1] for r in conn.execute("PRAGMA table_info(threads)")}
-            for column, ddl in MIGRATIONS.items():
-                if column not in have:
-                    conn.execute(ddl)
-            conn.execute(GEN_INDEX)
-        self.common_terms = CommonTerms(self._doc_freq, self.count)
+    def _create(self, conn: Connection) -> None:
+        """Create the schema, and rebuild the keyword index when it was analysed another way
+        (a store from before per-language stemming, or another analyzer version)."""
+        run = conn.exec_driver_sql
+        for statement in SCHEMA.split(";\n"):
+            if statement.strip():
+                run(statement)
+        have = {r[1] for r in run("PRAGMA table_info(threads)")}
+        for column, ddl in MIGRATIONS.items():
+            if column not in have:
+                run(ddl)
+        run(GEN_INDEX)
+        row = run("SELECT value FROM meta WHERE key='analyzer'").fetchone()
+        stale = row is None or row[0] != ANALYZER
+        if stale:
+            for statement in _DROP_FTS:
+                run(statement)
+        for statement in FTS_STATEMENTS:
+            run(statement)
+        tagged = run("SELECT value FROM meta WHERE key='tag_rows'").fetchone()
+        for statement in TAG_STATEMENTS:
+            run(statement)
+        if tagged is None:
+            run(
+                "INSERT OR IGNORE INTO thread_tags(tag, pk) "
+                "SELECT j.value, t.pk FROM threads t, json_each(t.tags) j"
+            )
+            run("INSERT INTO meta(key, value) VALUES ('tag_rows', '1')")
+        if stale:
+            run(
+                "INSERT INTO threads_fts(rowid, title, body, answer) SELECT pk, "
+                + _ANALYZED["new"].replace("new.", "")
+                + " FROM threads"
+            )
+            run("INSERT OR REPLACE INTO meta(key, value) VALUES ('analyzer', ?)", (ANALYZER,))
 
-    # -- reads -------------------------------------------------------------------------
-    def generation(self) -> int:
-        row = self._conn().execute("SELECT value FROM meta WHERE key='generation'").fetchone()
-        return int(row[0])
+    def _written_after(self) -> sa.TextClause:
+        # by the gen index: left to itself the planner scans all rows in pk order
+        return sa.text(
+            "SELECT pk, embed_model, embedding FROM threads INDEXED BY threads_gen "
+            "WHERE gen > :gen ORDER BY pk"
+        )
 
-    def store_id(self) -> str:
-        """Random and fixed when the store was created: tells one store from another."""
-        row = self._conn().execute("SELECT value FROM meta WHERE key='store_id'").fetchone()
-        return str(row[0])
+    def _tagged(self, tags: list[str]) -> sa.ColumnElement[bool]:
+        return threads.c.pk.in_(sa.select(thread_tags.c.pk).where(thread_tags.c.tag.in_(tags)))
 
-    def _doc_freq(self, term: str, cap: int) -> int:
-        """Threads containing ``term``, counted no further than ``cap + 1``."""
-        row = (
-            self._conn()
-            .execute(
+    def _count_term(self, conn: Connection, term: str, limit: int) -> int:
+        return int(
+            conn.exec_driver_sql(
                 "SELECT count(*) FROM (SELECT rowid FROM threads_fts WHERE threads_fts MATCH ? "
                 "LIMIT ?)",
-                (f'"{term}"', cap + 1),
-            )
-            .fetchone()
+                (f'"{term}"', limit),
+            ).scalar_one()
         )
-        return int(row[0])
 
-    def count(self) -> int:
-        return int(self._conn().execute("SELECT count(*) FROM threads").fetchone()[0])
-
-    def existing(self, ids: Sequence[str]) -> dict[str, Existing]:
-        out: dict[str, Existing] = {}
-        conn = self._conn()
-        for chunk in chunks(ids):
-            marks = ",".join("?" * len(chunk))
-            for r in conn.execute(
-                f"SELECT pk, id, content_hash, embed_model FROM threads WHERE id IN ({marks})",
-                chunk,
-            ):
-                out[r["id"]] = Existing(r["pk"], r["content_hash"], r["embed_model"])
-        return out
-
-    def get(self, thread_id: str) -> StoredThread | None:
-        row = (
-            self._conn()
-            .execute(f"SELECT {_COLUMNS} FROM threads WHERE id = ?", (thread_id,))
-            .fetchone()
-        )
-        return to_stored(row) if row else None
-
-    def get_many(self, pks: Sequence[int]) -> dict[int, StoredThread]:
-        out: dict[int, StoredThread] = {}
-        conn = self._conn()
-        for chunk in chunks(pks):
-            marks = ",".join("?" * len(chunk))
-            for r in conn.execute(f"SELECT {_COLUMNS} FROM threads WHERE pk IN ({marks})", chunk):
-                out[r["pk"]] = to_stored(r)
-        return out
-
-    def signals(self, pks: Sequence[int]) -> dict[int, tuple[str, bool, int]]:
-        """pk -> (thread id, accepted, answer votes): what the ranking prior needs."""
-        out: dict[int, tuple[str, bool, int]] = {}
-        conn = self._conn()
-        for chunk in chunks(pks):
-            marks = ",".join("?" * len(chunk))
-            sql = f"SELECT pk, id, accepted, answer_votes FROM threads WHERE pk IN ({marks})"
-            for r in conn.execute(sql, chunk):
-                out[int(r[0])] = (r[1], bool(r[2]), int(r[3]))
-        return out
-
-    def pks_for_ids(self, ids: Sequence[str]) -> dict[str, int]:
-        return {k: v.pk for k, v in self.existing(ids).items()}
-
-    def iter_embeddings(
-        self, batch: int = 2048
-    ) -> Iterator[tuple[np.ndarray, list[str], list[np.ndarray]]]:
-        """Yield (pks, models, vectors) in pk order, ``batch`` rows at a time."""
-        last = 0
-        conn = self._conn()
-        while True:
-            rows = conn.execute(
-                "SELECT pk, embed_model, embedding FROM threads WHERE pk > ? ORDER BY pk LIMIT ?",
-                (last, batch),
-            ).fetchall()
-            if not rows:
-                return
-            pks = np.array([r["pk"] for r in rows], dtype=np.int64)
-            models = [r["embed_model"] for r in rows]
-            vectors = [np.frombuffer(r["embedding"], dtype=np.float32) for r in rows]
-            last = int(pks[-1])
-            yield pks, models, vectors
-
-    def pks(self) -> np.ndarray:
-        """Every thread's key, ascending."""
-        rows = self._conn().execute("SELECT pk FROM threads ORDER BY pk").fetchall()
-        return np.array([r[0] for r in rows], dtype=np.int64)
-
-    def embeddings_for(self, pks: Sequence[int]) -> dict[int, tuple[str, np.ndarray]]:
-        """pk -> (embedding space, stored vector)."""
-        out: dict[int, tuple[str, np.ndarray]] = {}
-        conn = self._conn()
-        for chunk in chunks(pks):
-            marks = ",".join("?" * len(chunk))
-            sql = f"SELECT pk, embed_model, embedding FROM threads WHERE pk IN ({marks})"
-            for r in conn.execute(sql, chunk):
-                out[int(r[0])] = (r[1], np.frombuffer(r[2], dtype=np.float32))
-        return out
-
-    def iter_threads(self, batch: int = 512) -> Iterator[list[StoredThread]]:
-        last = 0
-        conn = self._conn()
-        while True:
-            rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM threads WHERE pk > ? ORDER BY pk LIMIT ?", (last, batch)
-            ).fetchall()
-            if not rows:
-                return
-            last = rows[-1]["pk"]
-            yield [to_stored(r) for r in rows]
-
-    def filter_pks(self, tags: Sequence[str] | None, language: str | None) -> list[int]:
-        """Keys of threads with ``language`` and at least one of ``tags`` (each if given)."""
-        where, params = [], []
-        if language:
-            where.append("language = ?")
-            params.append(language)
-        if tags:
-            marks = ",".join("?" * len(tags))
-            where.append(f"pk IN (SELECT pk FROM thread_tags WHERE tag IN ({marks}))")
-            params.extend(t.lower() for t in tags)
-        sql = "SELECT pk FROM threads" + (" WHERE " + " AND ".join(where) if where else "")
-        return [r[0] for r in self._conn().execute(sql, params)]
-
-    def keyword_search(
+    def _search_terms(
         self,
-        text: str,
+        conn: Connection,
+        terms: list[str],
         k: int,
-        within: Sequence[int] | None = None,
-        weights: tuple[float, float, float] = (2.0, 1.0, 0.5),
-        language: str | None = None,
+        within: list[int] | None,
+        weights: tuple[float, float, float],
     ) -> list[tuple[int, float]]:
-        """BM25 over title/body/answer, the question analysed in ``language``; returns
-        (pk, score) with higher = better; ``within`` is an explicit, small key list. In a
-        large store, terms in a large share of the threads are left out (index/lexical.py)."""
-        query = fts_match(self.common_terms.keep(fts_terms(text, language=language)))
-        if query is None or (within is not None and not within):
-            return []
+        """BM25 (lower is better in FTS5, so negated)."""
         sql = (
             "SELECT rowid, bm25(threads_fts, ?, ?, ?) AS s FROM threads_fts "
             "WHERE threads_fts MATCH ?"
         )
-        params: list[object] = [*weights, query]
+        params: list[Any] = [*weights, fts_match(terms)]
         if within is not None:
             sql += f" AND rowid IN ({','.join('?' * len(within))})"
-            params.extend(int(p) for p in within)
+            params.extend(within)
         sql += " ORDER BY s LIMIT ?"
-        params.append(int(k))
-        try:
-            rows = self._conn().execute(sql, params).fetchall()
-        except sqlite3.OperationalError as exc:  # malformed query: treat as no keyword hits
-            raise StoreError(f"keyword search failed: {exc}") from exc
+        params.append(k)
+        rows = conn.exec_driver_sql(sql, tuple(params)).all()
         return [(int(r[0]), -float(r[1])) for r in rows]
-
-    def changes_since(self, generation: int) -> Changes:
-        """Rows written and keys deleted after ``generation``, read in one snapshot."""
-        conn = self._conn()
-        conn.execute("BEGIN")
-        try:
-            now = int(conn.execute("SELECT value FROM meta WHERE key='generation'").fetchone()[0])
-            rows = conn.execute(
-                # by the gen index: left to itself the planner scans all rows in pk order
-                "SELECT pk, embed_model, embedding FROM threads INDEXED BY threads_gen "
-                "WHERE gen > ? ORDER BY pk",
-                (generation,),
-            ).fetchall()
-            dead = conn.execute("SELECT pk FROM tombstones WHERE gen > ?", (generation,))
-            deleted = [int(r[0]) for r in dead]
-        finally:
-            conn.execute("COMMIT")
-        return Changes(
-            generation=now,
-            pks=np.array([r[0] for r in rows], dtype=np.int64),
-            models=[r[1] for r in rows],
-            vectors=[np.frombuffer(r[2], dtype=np.float32) for r in rows],
-            deleted=deleted,
-        )
-
-    def iter_export(self, batch: int = 1024) -> Iterator[list[Exported]]:
-        """Every thread with its key, hash, embedding space and vector, in pk order."""
-        last = 0
-        conn = self._conn()
-        while True:
-            rows = conn.execute(
-                f"SELECT {_COLUMNS}, content_hash, embed_model, embedding FROM threads "
-                "WHERE pk > ? ORDER BY pk LIMIT ?",
-                (last, batch),
-            ).fetchall()
-            if not rows:
-                return
-            last = rows[-1]["pk"]
-            yield [
-                Exported(
-                    to_stored(r),
-                    r["content_hash"],
-                    r["embed_model"],
-                    np.frombuffer(r["embedding"], dtype=np.float32),
-                )
-                for r in rows
-            ]
-
-    # -- writes ------------------------------------------------------------------------
-    def upsert(self, rows: Sequence[Row]) -> tuple[dict[str, int], int]:
-        """Insert or replace threads by id in one transaction; returns (id -> pk, the
-        generation this write committed as)."""
-        out: dict[str, int] = {}
-        with self._write_lock, self._transaction() as conn:
-            gen = self._bump(conn)
-            for row in rows:
-                t = row.thread
-                cur = conn.execute(
-                    """
-                    INSERT INTO threads (id, title, body, answer, answer_votes, accepted, tags,
-                        language, url, created_at, updated_at, content_hash, embed_model, embedding,
-                        gen, answer_author)
-                    VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
-                    ON CONFLICT(id) DO UPDATE SET
-                        title=excluded.title, body=excluded.body, answer=excluded.answer,
-                        answer_author=excluded.answer_author,
-                        answer_votes=excluded.answer_votes, accepted=excluded.accepted,
-                        tags=excluded.tags, language=excluded.language, url=excluded.url,
-                        created_at=excluded.created_at, updated_at=excluded.updated_at,
-                        content_hash=excluded.content_hash, embed_model=excluded.embed_model,
-                        gen=excluded.gen,
-                        embedding=CASE WHEN length(excluded.embedding) = 0
-                                  THEN threads.embedding ELSE excluded.embedding END
-                    RETURNING pk
-                    """,
-                    (
-                        t.id, t.title, t.body, t.answer, t.answer_votes, int(t.accepted),
-                        json.dumps(t.tags), t.language, t.url, _iso(t.created_at),
-                        _iso(t.updated_at), row.content_hash, row.embed_model,
-                        _blob(row.embedding), gen, t.answer_author,
-                    ),
-                )  # fmt: skip
-                out[t.id] = int(cur.fetchone()[0])
-        return out, gen
-
-    def delete(self, thread_id: str) -> tuple[int | None, int]:
-        """Delete a thread; returns (its pk or None if it was not there, the generation)."""
-        with self._write_lock, self._transaction() as conn:
-            row = conn.execute("DELETE FROM threads WHERE id = ? RETURNING pk", (thread_id,))
-            found = row.fetchone()
-            if found is None:
-                return None, self.generation()
-            gen = self._bump(conn)
-            conn.execute(
-                "INSERT OR REPLACE INTO tombstones(pk, gen) VALUES (?, ?)", (int(found[0]), gen)
-            )
-            return int(found[0]), gen
-
-    def replace_embeddings(self, items: Sequence[tuple[int, str, str, np.ndarray]]) -> int:
-        """Store re-computed vectors: (pk, content_hash, model, vector); returns the generation."""
-        with self._write_lock, self._transaction() as conn:
-            gen = self._bump(conn)
-            conn.executemany(
-                "UPDATE threads SET content_hash=?, embed_model=?, embedding=?, gen=? WHERE pk=?",
-                [(h, m, _blob(v), gen, pk) for pk, h, m, v in items],
-            )
-            return gen
-
-    def replace_all(self, rows: Iterable[Exported]) -> int:
-        """Make the store hold exactly ``rows`` (keys kept), in one transaction; threads not
-        in ``rows`` are deleted. Returns the generation."""
-        with self._write_lock, self._transaction() as conn:
-            gen = self._bump(conn)
-            keep: set[int] = set()
-            replaced: set[int] = set()  # keys whose id comes back under the snapshot's key
-            for e in rows:
-                t = e.stored.thread
-                keep.add(e.stored.pk)
-                # delete, then insert: the FTS triggers see both (REPLACE would skip them)
-                for r in conn.execute(
-                    "DELETE FROM threads WHERE id = ? OR pk = ? RETURNING pk", (t.id, e.stored.pk)
-                ).fetchall():
-                    if r[0] != e.stored.pk:
-                        replaced.add(int(r[0]))
-                conn.execute(
-                    """
-                    INSERT INTO threads (pk, id, title, body, answer, answer_votes,
-                        accepted, tags, language, url, created_at, updated_at, content_hash,
-                        embed_model, embedding, gen, answer_author)
-                    VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
-                    """,
-                    (
-                        e.stored.pk, t.id, t.title, t.body, t.answer, t.answer_votes,
-                        int(t.accepted), json.dumps(t.tags), t.language, t.url,
-                        _iso(t.created_at), _iso(t.updated_at), e.content_hash, e.embed_model,
-                        _blob(e.embedding), gen, t.answer_author,
-                    ),
-                )  # fmt: skip
-            gone = [int(r[0]) for r in conn.execute("SELECT pk FROM threads") if r[0] not in keep]
-            for chunk in chunks(gone):
-                conn.execute(
-                    f"DELETE FROM threads WHERE pk IN ({','.join('?' * len(chunk))})", chunk
-                )
-            conn.executemany(
-                "INSERT OR REPLACE INTO tombstones(pk, gen) VALUES (?, ?)",
-                [(pk, gen) for pk in [*gone, *(replaced - keep)]],
-            )
-            return gen
-
-    def _bump(self, conn: sqlite3.Connection) -> int:
-        row = conn.execute(
-            "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation' "
-            "RETURNING value"
-        ).fetchone()
-        return int(row[0])

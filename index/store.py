@@ -1,7 +1,8 @@
 """The thread store: the source of truth, with its own keyword search.
 
-Two backends implement ``ThreadStore``: SQLite (index/sqlite_store.py, the default, one
-file under the data dir, FTS5) and PostgreSQL (index/pg_store.py, by URL, tsvector).
+One implementation, ``SQLThreadStore`` (index/thread_store.py, on SQLAlchemy Core), runs on
+two backends: SQLite (index/sqlite_store.py, the default, one file under the data dir,
+FTS5) and PostgreSQL (index/pg_store.py, by URL, tsvector); index/factory.py picks one.
 Each thread has a stable integer ``pk`` (never reused) that keys it in the vector index,
 and keeps its own embedding so the vector index can be rebuilt without re-encoding. A
 ``generation`` counter goes up with every committed write, and each row and each
@@ -13,20 +14,14 @@ in step without a full rebuild.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Protocol
 
 import numpy as np
 
 from index.analysis import query_terms
 from index.models import Thread
-
-_COLUMNS = (
-    "pk, id, title, body, answer, answer_votes, accepted, tags, language, url, "
-    "created_at, updated_at, answer_author"
-)
 
 
 @dataclass(frozen=True)
@@ -94,16 +89,6 @@ def fts_match(terms: Sequence[str]) -> str | None:
     return " OR ".join(f'"{t}"' for t in terms) or None
 
 
-def _blob(vector: np.ndarray | None) -> bytes:
-    if vector is None:
-        return b""
-    return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 class ThreadStore(Protocol):
     """What the corpus, search and snapshots need from a store backend."""
 
@@ -140,7 +125,7 @@ class ThreadStore(Protocol):
     def replace_all(self, rows: Iterable[Exported]) -> int: ...
 
 
-def to_stored(r: Any) -> StoredThread:
+def to_stored(r: Mapping[Any, Any]) -> StoredThread:
     """A StoredThread from a database row addressed by column name."""
     fields = {
         "id": r["id"],

@@ -68,12 +68,13 @@ def test_inflected_forms_meet_in_each_language(tmp_path: Path) -> None:
 def test_an_index_built_another_way_is_rebuilt_on_open(tmp_path: Path) -> None:
     store = _store(tmp_path)
     pks, _ = store.upsert([_row("pt", "Configurações de fábrica", "pt")])
-    conn = store._conn()
-    conn.execute("UPDATE meta SET value = 'old' WHERE key = 'analyzer'")
-    conn.execute("INSERT INTO threads_fts(threads_fts) VALUES ('delete-all')")  # emptied
+    with store.db.write() as conn:
+        conn.exec_driver_sql("UPDATE meta SET value = 'old' WHERE key = 'analyzer'")
+        conn.exec_driver_sql("INSERT INTO threads_fts(threads_fts) VALUES ('delete-all')")
     store.close()
     reopened = _store(tmp_path)
-    row = reopened._conn().execute("SELECT value FROM meta WHERE key='analyzer'").fetchone()
+    with reopened.db.read() as conn:
+        row = conn.exec_driver_sql("SELECT value FROM meta WHERE key='analyzer'").one()
     assert row[0] == ANALYZER
     assert [pk for pk, _ in reopened.keyword_search("configuração", 5, language="pt")] == [
         pks["pt"]

@@ -7,13 +7,13 @@ import errno
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
+from sqlalchemy.pool import Pool
 
 from index import files, vectors
-from index.sqlite import SQLiteDatabase
 from service.config import Settings
 from service.runtime import Engine
 
@@ -25,20 +25,21 @@ def disk(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[s
     """``disk["full"] = True`` makes the thread store's file unable to grow (SQLITE_FULL,
     as on a full disk); False lets it grow again."""
     state = {"full": False}
-    original = SQLiteDatabase._conn
 
-    def conn(self: SQLiteDatabase) -> sqlite3.Connection:
-        c = original(self)
-        if self.path == settings.database_path:
+    def checkout(c: sqlite3.Connection, _record: object, _proxy: object) -> None:
+        if not isinstance(c, sqlite3.Connection):
+            return
+        files = {Path(row[2]) for row in c.execute("PRAGMA database_list")}
+        if settings.database_path.resolve() in {f.resolve() for f in files if str(f)}:
             if state["full"]:
                 pages = c.execute("PRAGMA page_count").fetchone()[0]
                 c.execute(f"PRAGMA max_page_count={pages}")
             else:
                 c.execute("PRAGMA max_page_count=1073741823")
-        return c
 
-    monkeypatch.setattr(SQLiteDatabase, "_conn", conn)
+    sa.event.listen(Pool, "checkout", checkout)  # every connection the store takes
     yield state
+    sa.event.remove(Pool, "checkout", checkout)
 
 
 def _state(engine: Engine) -> tuple[object, ...]:
@@ -106,29 +107,18 @@ def test_failed_commit_is_reported_and_rolled_back(
 ) -> None:
     """An error at COMMIT itself (where an fsync failure surfaces) is a StoreError and
     the transaction is rolled back."""
-    from index import sqlite as sqlite_mod
     from index.errors import StoreError
+    from index.sqlite_store import SQLiteStore
     from tests.conftest import make_thread
 
-    class FailingCommit:
-        def __init__(self, conn: sqlite3.Connection) -> None:
-            self.conn = conn
+    assert isinstance(loaded.store, SQLiteStore)
+    dialect = type(loaded.store.db.engine.dialect)
 
-        def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
-            if sql == "COMMIT":
-                raise sqlite3.OperationalError("disk I/O error")
-            return self.conn.execute(sql, *args)
-
-        def __getattr__(self, name: str) -> object:
-            return getattr(self.conn, name)
-
-    original = sqlite_mod._Tx.__init__
-
-    def init(self: sqlite_mod._Tx, conn: sqlite3.Connection) -> None:
-        original(self, FailingCommit(conn))  # type: ignore[arg-type]
+    def failing_commit(self: object, dbapi_connection: sqlite3.Connection) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
 
     before = _state(loaded)
-    monkeypatch.setattr(sqlite_mod._Tx, "__init__", init)
+    monkeypatch.setattr(dialect, "do_commit", failing_commit)
     with pytest.raises(StoreError, match="disk I/O error"):
         loaded.corpus.upsert([make_thread("z", "Zigbee range extender")])
     monkeypatch.undo()
