@@ -44,6 +44,30 @@ class SearchParams:
 
 
 @dataclass(frozen=True)
+class Shown:
+    """What a search will show: the best ``top`` candidates whose cosine is ``floor`` or more."""
+
+    top: int
+    floor: float
+
+
+def contenders(
+    fused: dict[int, float], cosine: dict[int, float], shown: Shown, weight: float
+) -> list[int]:
+    """The candidates whose prior can matter to what is shown. The prior moves a score by
+    at most ``weight`` either way, so with F the ``top``-th best fused score among the
+    candidates that can be shown, one below ``F - 2 * weight`` stays below at least
+    ``top`` others whatever the priors: its signals need not be read."""
+    eligible = [pk for pk in fused if cosine[pk] >= shown.floor]
+    if shown.top <= 0:
+        return []
+    if len(eligible) <= shown.top:
+        return eligible
+    cut = sorted((fused[pk] for pk in eligible), reverse=True)[shown.top - 1] - 2 * weight
+    return [pk for pk in eligible if fused[pk] >= cut]
+
+
+@dataclass(frozen=True)
 class Hit:
     thread: StoredThread
     score: float
@@ -121,8 +145,11 @@ class Searcher:
         pool: Keys | None,
         limit: int,
         keyword: Callable[[], list[tuple[int, float]]],
+        shown: Shown | None = None,
     ) -> tuple[dict[int, float], dict[int, float], dict[int, float]]:
-        """Scores for the candidates: (fused, cosine, bm25), keyed by thread pk."""
+        """Scores for the candidates: (fused, cosine, bm25), keyed by thread pk. With
+        ``shown``, the prior is looked up only for the candidates it could carry into
+        what is shown (``contenders``); the others keep their fused score."""
         p = self.params
         index = self.corpus.index
         with self.corpus.lock:
@@ -147,7 +174,10 @@ class Searcher:
         else:
             fused = linear_fusion(dense, lexical, p.dense_weight)
         if self.signals is not None and p.prior_weight:
-            fused = apply_prior(fused, self.signals(list(fused)), p.prior_weight)
+            judged = (
+                list(fused) if shown is None else contenders(fused, dense, shown, p.prior_weight)
+            )
+            fused = apply_prior(fused, self.signals(judged), p.prior_weight)
         return fused, dense, lexical
 
     def rank(
@@ -159,11 +189,14 @@ class Searcher:
         language: str | None = None,
         within: Sequence[int] | None = None,
         asked_in: str | None = None,
+        shown: Shown | None = None,
     ) -> list[tuple[int, float, float, float | None]]:
         """All candidates, best first, as (pk, fused score, cosine, bm25 or None).
 
         ``within`` restricts the search to those thread keys; tags/language filter further.
         ``asked_in`` is the question's language when the caller has detected it already.
+        ``shown``: only the best ``top`` candidates at or above a cosine ``floor`` will be
+        used, so the rest of the order need not be exact (``contenders``).
         """
         query = question_text(title, body)
         allowed = self._pool(tags, language) if (tags or language) else None
@@ -175,7 +208,7 @@ class Searcher:
         qvec = self.encoder.encode([query])[0]
         if self.query_form is not None:
             qvec = self.query_form(qvec)
-        fused, dense, lexical = self._score(qvec, pool, limit, keyword)
+        fused, dense, lexical = self._score(qvec, pool, limit, keyword, shown)
         order = sorted(fused, key=lambda pk: (-fused[pk], pk))
         return [(pk, fused[pk], dense[pk], lexical.get(pk)) for pk in order]
 
@@ -207,11 +240,17 @@ class Searcher:
     ) -> SearchResult:
         """Top ``k`` threads whose similarity passes the abstention threshold."""
         asked_in = detect(question_text(title, body))
+        threshold = self.params.threshold_for(asked_in)
         ranked = self.rank(
-            title, body, max(self.params.candidates, k), tags, language, asked_in=asked_in
+            title,
+            body,
+            max(self.params.candidates, k),
+            tags,
+            language,
+            asked_in=asked_in,
+            shown=Shown(k, threshold),
         )
         best = max((r[2] for r in ranked), default=None)
-        threshold = self.params.threshold_for(asked_in)
         passing = [r for r in ranked if r[2] >= threshold][:k]
         stored = self.corpus.store.get_many([r[0] for r in passing])
         hits = [Hit(stored[pk], s, sim, b) for pk, s, sim, b in passing if pk in stored]

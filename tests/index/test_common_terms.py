@@ -70,3 +70,19 @@ def test_the_cache_is_bounded() -> None:
     common.keep(["a", "b", "c"])
     common.keep(["a", "b", "c"])
     assert [t for t, _ in counts.calls] == ["a", "b", "c", "c"]  # "c" never fitted
+
+
+def test_a_long_question_keeps_its_rarest_terms_within_the_posting_budget() -> None:
+    df = {"hub": 4000, "reset": 3000, "zigbee": 200, "firmware": 2500, "light": 4900}
+    counts = Counts(1_000_000, df)
+    common = counts.terms(budget=6000)
+    # rarest first: zigbee 200 + firmware 2500 + reset 3000 = 5,700; hub would pass 6,000
+    assert common.keep(["hub", "reset", "zigbee", "firmware", "light"]) == [
+        "reset",
+        "zigbee",
+        "firmware",
+    ]
+    # the rarest term stays even when it alone is over the budget
+    assert counts.terms(budget=100).keep(["light", "hub"]) == ["hub"]
+    # below the floor, no budget either
+    assert Counts(4000, df).terms(budget=10).keep(["hub", "light"]) == ["hub", "light"]
