@@ -35,7 +35,7 @@ def test_small_stores_keep_every_term_and_count_nothing() -> None:
 
 def test_terms_above_the_cap_are_dropped_and_counts_stop_at_the_cap() -> None:
     counts = Counts(2_000_000, {"the": 900_000, "hub": 9_999, "reset": 10_001})
-    common = counts.terms()
+    common = counts.terms(budget=20_000)  # the cap alone (the posting budget: below)
     assert common.limit() == 10_000  # 0.5 % of two million, above the 5,000 floor
     assert common.keep(["the", "hub", "reset", "zigbee"]) == ["hub", "zigbee"]
     assert all(cap == 10_000 for _, cap in counts.calls)
