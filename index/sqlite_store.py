@@ -163,6 +163,10 @@ class SQLiteStore(SQLThreadStore):
             "WHERE gen > :gen ORDER BY pk"
         )
 
+    def _one_of(self, column: sa.Column[Any]) -> sa.ColumnElement[bool]:
+        keys = sa.func.json_each(sa.bindparam("keys", type_=sa.JSON)).table_valued("value")
+        return column.in_(sa.select(keys.c.value))
+
     def _tagged(self, tags: list[str]) -> sa.ColumnElement[bool]:
         return threads.c.pk.in_(sa.select(thread_tags.c.pk).where(thread_tags.c.tag.in_(tags)))
 

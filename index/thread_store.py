@@ -84,12 +84,13 @@ class SQLThreadStore:
             return list(conn.execute(query, params or {}))
 
     def _by_keys(self, columns: Sequence[Any], key: Any, keys: Sequence[Any]) -> list[sa.Row[Any]]:
-        """Rows whose ``key`` column is in ``keys``, asked for in slices (parameter limits)."""
-        out: list[sa.Row[Any]] = []
-        with self.db.read() as conn:
-            for chunk in chunks(keys):
-                out.extend(conn.execute(sa.select(*columns).where(key.in_(chunk))))
-        return out
+        """Rows whose ``key`` column is in ``keys``: the list travels as one parameter
+        (``_one_of``), so no length meets a parameter limit and no statement is re-expanded
+        per list length (a suggest reads its candidates' signals and records this way)."""
+        if not keys:
+            return []
+        query = sa.select(*columns).where(self._one_of(key))
+        return self._rows(query, {"keys": list(keys)})
 
     def _pages(self, columns: Sequence[Any], batch: int) -> Iterator[list[sa.Row[Any]]]:
         """Every thread in key order, ``batch`` rows per read (keyset pagination)."""
@@ -348,6 +349,10 @@ class SQLThreadStore:
         return gen
 
     # -- what each backend does its own way ---------------------------------------------
+    def _one_of(self, column: sa.Column[Any]) -> sa.ColumnElement[bool]:
+        """``column`` is one of the list bound as ``:keys``."""
+        raise NotImplementedError
+
     def _create(self, conn: Connection) -> None:
         """Create the schema, or bring an older store's up to date (in a write transaction)."""
         raise NotImplementedError
