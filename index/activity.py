@@ -85,6 +85,9 @@ class ActivityStore:
     def __init__(self, db: SQLDatabase) -> None:
         self.db = db
         upgrade(db.writer)
+        self.votes_recorded = 0
+        """Votes this process has committed: a cache of vote totals (service/signals.py)
+        drops what it holds when this moves."""
 
     @classmethod
     def open(cls, url: str | None, sqlite_path: Path) -> ActivityStore:
@@ -145,6 +148,21 @@ class ActivityStore:
         and again cannot vote again and again. ``author`` (the answer's, if the forum named
         one) and the thread's ``language`` are kept with the vote for the leaderboard.
         Returns ``created``, ``changed`` or ``unchanged``."""
+        outcome = self._vote(request_id, thread_id, helpful, at, reader, author, language)
+        if outcome != "unchanged":
+            self.votes_recorded += 1
+        return outcome
+
+    def _vote(
+        self,
+        request_id: str,
+        thread_id: str,
+        helpful: bool,
+        at: datetime,
+        reader: str,
+        author: str | None,
+        language: str | None,
+    ) -> str:
         f = feedback.c
         with self.db.write() as conn:
             self.db.lock(conn, f"vote\x00{reader}\x00{thread_id}")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from index.activity import ActivityStore
@@ -174,3 +176,37 @@ def test_retention_purges_old_log_rows_and_votes_but_keeps_thread_totals(
     retention(activity, days=1, owner="replica-a")
     assert activity.suggested("r-old-2") is None and activity.suggested("r-newer") == ["t1"]
     activity.close()
+
+
+def test_signals_are_cached_until_a_write_or_their_ttl(
+    client: TestClient, loaded: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.signals import CommunitySignals
+
+    now = [0.0]
+    signals = CommunitySignals(loaded.store, loaded.activity, ttl=10.0, clock=lambda: now[0])
+    reads: list[int] = []
+    read = signals._read
+
+    def counting(pks: Sequence[int]) -> dict[int, Signals]:
+        reads.append(len(pks))
+        return read(pks)
+
+    monkeypatch.setattr(signals, "_read", counting)
+    pks = loaded.store.pks_for_ids(["t1", "t3"])
+    t1, t3 = pks["t1"], pks["t3"]
+    assert signals([t1, t3]) == {} and reads == [2]
+    assert signals([t1, t3]) == {} and reads == [2]  # cached, threads without signals too
+    first = _suggest(client, "Camera records to microSD card")["request_id"]
+    assert _feedback(client, first, "t3", True)[0] == 200  # a vote through this process
+    assert signals([t1, t3]) == {t3: Signals(helpful=1)} and reads == [2, 2]
+    # a vote through another replica (its own activity store on the same database)
+    second = _suggest(client, "Camera records to microSD card")["request_id"]
+    other = ActivityStore.open(None, loaded.settings.activity_path)
+    other.record_feedback(second, "t3", True, datetime.now(UTC), reader="another reader")
+    other.close()
+    assert signals([t3]) == {t3: Signals(helpful=1)}  # not seen before the ttl
+    now[0] = 10.5
+    assert signals([t3]) == {t3: Signals(helpful=2)} and reads == [2, 2, 1]
+    loaded.upsert([make_thread("t1", "Reset the hub", accepted=True)])  # generation moves
+    assert signals([t1]) == {t1: Signals(accepted=True)} and reads[-1] == 1
