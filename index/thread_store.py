@@ -257,7 +257,9 @@ class SQLThreadStore:
 
     def upsert(self, rows: Sequence[Row]) -> tuple[dict[str, int], int]:
         """Insert or replace threads by id in one transaction; returns (id -> pk, the
-        generation this write committed as). A row without a vector keeps the stored one."""
+        generation this write committed as). A row without a vector keeps the stored one;
+        an id given twice is written once, as its last row. The rows go in one
+        executemany and their keys are read back after (a bulk load writes thousands)."""
         insert = self.db.insert(self.table)
         indexed = self._indexed_values()
         columns = [c.name for c in threads.c if c.name not in ("pk", "id", "embedding")]
@@ -266,18 +268,32 @@ class SQLThreadStore:
             (sa.func.length(insert.excluded.embedding) == 0, self.table.c.embedding),
             else_=insert.excluded.embedding,
         )
-        statement = (
-            (insert.values(indexed) if indexed else insert)
-            .on_conflict_do_update(index_elements=[self.table.c.id], set_=changed)
-            .returning(self.table.c.pk)
+        statement = (insert.values(indexed) if indexed else insert).on_conflict_do_update(
+            index_elements=[self.table.c.id], set_=changed
         )
-        out: dict[str, int] = {}
+        last = {row.thread.id: row for row in rows}
+        if not last:
+            return {}, self._bump_alone()
         with self.db.write() as conn:
             gen = self._bump(conn)
-            for row in rows:
-                values = {**_record(row), **self._indexed_params(row.thread), "gen": gen}
-                out[row.thread.id] = int(conn.execute(statement, values).scalar_one())
+            conn.execute(
+                statement,
+                [
+                    {**_record(row), **self._indexed_params(row.thread), "gen": gen}
+                    for row in last.values()
+                ],
+            )
+            keys = conn.execute(
+                sa.select(threads.c.id, threads.c.pk).where(self._one_of(threads.c.id)),
+                {"keys": list(last)},
+            )
+            out = {r.id: int(r.pk) for r in keys}
         return out, gen
+
+    def _bump_alone(self) -> int:
+        """A write with nothing in it still commits a generation (as it always has)."""
+        with self.db.write() as conn:
+            return self._bump(conn)
 
     def delete(self, thread_id: str) -> tuple[int | None, int]:
         """Delete a thread; returns (its pk or None if it was not there, the generation).
