@@ -148,21 +148,6 @@ class ActivityStore:
         and again cannot vote again and again. ``author`` (the answer's, if the forum named
         one) and the thread's ``language`` are kept with the vote for the leaderboard.
         Returns ``created``, ``changed`` or ``unchanged``."""
-        outcome = self._vote(request_id, thread_id, helpful, at, reader, author, language)
-        if outcome != "unchanged":
-            self.votes_recorded += 1
-        return outcome
-
-    def _vote(
-        self,
-        request_id: str,
-        thread_id: str,
-        helpful: bool,
-        at: datetime,
-        reader: str,
-        author: str | None,
-        language: str | None,
-    ) -> str:
         f = feedback.c
         with self.db.write() as conn:
             self.db.lock(conn, f"vote\x00{reader}\x00{thread_id}")
@@ -208,6 +193,7 @@ class ActivityStore:
                     },
                 )
             )
+            self.votes_recorded += 1  # (counted even if the commit then fails: harmless)
             return "created" if old is None else "changed"
 
     def purge(self, before: datetime) -> tuple[int, int]:
