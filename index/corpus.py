@@ -23,6 +23,7 @@ from typing import Protocol
 import numpy as np
 
 from index import seed, vectors
+from index.blocks import new_block_index
 from index.errors import IndexMismatch, ValidationFailed
 from index.models import Thread
 from index.store import Row, StoredThread, ThreadStore
@@ -73,6 +74,9 @@ class IndexLayout:
     nprobe: int = 48
     mmap: bool = True
     compact_after: float = 0.05  # fraction of the mapped base
+    # column blocks the vectors are zero outside of, one index each (index/blocks.py);
+    # () keeps one index over every column
+    blocks: tuple[tuple[int, int], ...] = ()
 
     def kind_for(self, count: int, current: str) -> str:
         if self.kind != "auto":
@@ -88,12 +92,16 @@ class IndexLayout:
     ) -> vectors.VectorIndex:
         kind = self.kind_for(count, current)
         if kind != "ivf":
+            if self.blocks:
+                return new_block_index("flat", dimension, self.blocks, None, count, self.nprobe)
             return vectors.FlatIndex(dimension)
         sample = vectors_
         nlist = vectors.IVFIndex.nlist_for(count)
         if len(sample) > 64 * nlist:  # k-means needs tens of points per cell, not all
             pick = np.random.default_rng(0).choice(len(sample), 64 * nlist, replace=False)
             sample = sample[np.sort(pick)]
+        if self.blocks:
+            return new_block_index("ivf", dimension, self.blocks, sample, count, self.nprobe)
         return vectors.new_index("ivf", dimension, sample, count, self.nprobe)
 
 
@@ -169,6 +177,8 @@ class Corpus:
                     raise IndexMismatch("saved index does not match the store after catch-up")
                 if self.layout.kind_for(count, manifest.kind) != manifest.kind:
                     raise IndexMismatch(f"a {manifest.kind} index no longer suits {count} threads")
+                if vectors.blocks_of(self.index) != self.layout.blocks:
+                    raise IndexMismatch("saved index is split into other column blocks")
                 self.rebuilt_because = None
             except IndexMismatch as why:
                 log.info("rebuilding vector index: %s", why)

@@ -205,6 +205,16 @@ def load_encoder_for(settings: Settings, shared: Encoder | None = None) -> Encod
     return load(settings.model)
 
 
+def index_blocks(encoder: Encoder) -> tuple[tuple[int, int], ...]:
+    """The encoder pair's document vectors are zero outside one of two column blocks
+    (English threads: the English model's and the multilingual model's columns; others:
+    the last block), so the vector index keeps one index per block (index/blocks.py)."""
+    inner = getattr(encoder, "inner", encoder)
+    if not isinstance(inner, PairwiseEncoder):
+        return ()
+    return ((0, inner.de + inner.dm), (inner.de + inner.dm, inner.dimension))
+
+
 def space_for(settings: Settings, encoder: Encoder) -> str:
     """The embedding space: the model and which thread fields it embeds."""
     return f"{encoder.name}|fields={','.join(settings.embed_fields)}"
@@ -287,6 +297,7 @@ def _open_engine(
             ivf_threshold=settings.ivf_threshold,
             nprobe=settings.ivf_nprobe,
             mmap=settings.index_mmap,
+            blocks=index_blocks(encoder),
         ),
         seed_dir=settings.index_seed_dir,
     )

@@ -1,0 +1,160 @@
+"""A vector index kept per column block (index/blocks.py) answers exactly as one index
+over every column, for vectors that are zero outside one block."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from index import vectors
+from index.blocks import BlockIndex, new_block_index
+
+BLOCKS = ((0, 6), (6, 10))
+
+
+def _vectors(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Half the rows live in the first block, half in the second (the encoder pair's
+    English and other-language threads), unit length."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 10)).astype(np.float32)
+    x[: n // 2, 6:] = 0
+    x[n // 2 :, :6] = 0
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return np.arange(1, n + 1, dtype=np.int64), x
+
+
+def _pair(kind: str, n: int = 400) -> tuple[vectors.VectorIndex, vectors.FlatIndex, np.ndarray]:
+    ids, x = _vectors(n)
+    split = new_block_index(kind, 10, BLOCKS, x if kind == "ivf" else None, n, nprobe=64)
+    split.add(ids, x)
+    flat = vectors.FlatIndex(10)
+    flat.add(ids, x)
+    return split, flat, x
+
+
+def _same(a: list[tuple[int, float]], b: list[tuple[int, float]], atol: float = 1e-5) -> None:
+    """The same hits with the same scores (hits that tie may come in either order)."""
+    got, want = dict(a), dict(b)
+    assert got.keys() == want.keys()
+    assert np.allclose([got[i] for i in want], list(want.values()), atol=atol)
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+def test_searches_match_one_index_over_every_column(kind: str) -> None:
+    split, flat, x = _pair(kind)
+    assert isinstance(split, BlockIndex) and split.count == 400
+    rng = np.random.default_rng(1)
+    queries = [x[3], x[300], rng.standard_normal(10).astype(np.float32)]
+    for q in queries:
+        want = flat.search(q, 10)
+        if kind == "flat":
+            _same(split.search(q, 10), want)
+        else:  # approximate: the same best hit, most of the ten
+            got = split.search(q, 10)
+            assert got[0][0] == want[0][0]
+            assert len({i for i, _ in got} & {i for i, _ in want}) >= 8
+    within = [5, 7, 250, 399, 1000]  # 1000 is in neither block
+    atol = 1e-5 if kind == "flat" else 0.01  # IVF stores 8-bit codes
+    _same(split.search(x[250], 3, within), flat.search(x[250], 3, within), atol)
+    assert split.search(x[0], 3, []) == []
+
+
+def test_vectors_remove_ids_and_bytes_round_trip(tmp_path: Path) -> None:
+    split, flat, x = _pair("flat")
+    got = split.vectors_for([1, 399, 12345])
+    assert set(got) == {1, 399}
+    assert np.allclose(got[1], x[0]) and np.allclose(got[399], x[398])
+    split.remove([1, 399])
+    flat.remove([1, 399])
+    assert split.count == 398 and 1 not in split.ids() and 399 not in split.ids()
+    _same(split.search(x[0], 5), flat.search(x[0], 5))
+    again = vectors.from_bytes(split.to_bytes())
+    assert isinstance(again, BlockIndex) and again.blocks == list(BLOCKS)
+    _same(again.search(x[200], 5), flat.search(x[200], 5))
+    # saved and served as a layered index: deletes and later writes on top of it
+    manifest = vectors.save(split, tmp_path, "m", 1, "s")
+    layered = vectors.map_file(tmp_path / manifest.file)
+    assert vectors.blocks_of(layered) == BLOCKS
+    dead = list(range(2, 60))
+    layered.remove(dead)
+    flat.remove(dead)
+    extra_ids, extra = np.array([5000, 5001]), _vectors(4, seed=3)[1][[0, 3]]
+    layered.add(extra_ids, extra)
+    flat.add(extra_ids, extra)
+    for q in (x[100], x[300], extra[0], extra[1]):
+        _same(layered.search(q, 8), flat.search(q, 8))
+    merged = layered.merged()
+    assert isinstance(merged, BlockIndex) and merged.count == flat.count
+
+
+def test_a_vector_spanning_two_blocks_is_refused() -> None:
+    split = new_block_index("flat", 10, BLOCKS, None, 0, nprobe=8)
+    with pytest.raises(ValueError, match="more than one block"):
+        split.add(np.array([1]), np.ones((1, 10), dtype=np.float32))
+
+
+def test_the_engine_keeps_the_encoder_pairs_blocks_and_ranks_as_exact_search(
+    tmp_path: Path,
+) -> None:
+    """Served end to end: the hashing pair's English and Portuguese threads go to their
+    blocks; the best threads are those exact search over the stored vectors finds; the
+    layout survives a restart, and an index saved in one piece is rebuilt in blocks."""
+    from index.models import Thread
+    from service.config import Settings
+    from service.runtime import build_engine
+
+    settings = Settings(
+        data_dir=tmp_path, model="hash:64+hash:32", index_kind="ivf", _env_file=None
+    )
+    words = ["router", "firmware", "battery", "invoice", "camera", "screen", "update", "reset"]
+    threads = [
+        Thread(id=f"en{i}", title=f"How do I {words[i % 8]} the {words[(i * 3) % 8]} {i}")
+        for i in range(150)
+    ] + [
+        Thread(id=f"pt{i}", title=f"Como faço para {words[i % 8]} o {words[(i * 5) % 8]} {i}")
+        for i in range(150)
+    ]
+    question = "How do I reset the router firmware?"
+    engine = build_engine(settings, with_triage=False)
+    try:
+        engine.upsert(threads)
+        engine.corpus.rebuild()
+        blocks = ((0, 96), (96, 128))  # [english 64 | multilingual 32] and [multilingual 32]
+        assert vectors.blocks_of(engine.corpus.index) == blocks
+        qvec = engine.searcher.query_form(engine.encoder.encode([question])[0])  # type: ignore[misc]
+        exact = vectors.FlatIndex(engine.corpus.index.dimension)
+        for pks, _, vecs in engine.store.iter_embeddings():
+            exact.add(pks, np.stack(vecs))
+        want = [pk for pk, _ in exact.search(qvec, 3)]
+        assert [pk for pk, _ in engine.corpus.index.search(qvec, 3)] == want
+    finally:
+        engine.close()
+    again = build_engine(settings, with_triage=False)
+    try:
+        assert again.corpus.rebuilt_because is None
+        assert vectors.blocks_of(again.corpus.index) == blocks
+        assert [pk for pk, _ in again.corpus.index.search(qvec, 3)] == want
+        keys, rows = exact_contents(again)
+        one_piece = vectors.new_index("ivf", again.corpus.index.dimension, rows, len(rows))
+        one_piece.add(keys, rows)
+        vectors.save(one_piece, settings.index_dir, again.corpus.space, again.store.generation(),
+                     again.store.store_id())  # fmt: skip
+    finally:
+        again.close(save=False)
+    third = build_engine(settings, with_triage=False)
+    try:
+        assert third.corpus.rebuilt_because == "saved index is split into other column blocks"
+        assert vectors.blocks_of(third.corpus.index) == blocks
+    finally:
+        third.close(save=False)
+
+
+def exact_contents(engine: object) -> tuple[np.ndarray, np.ndarray]:
+    store = engine.store  # type: ignore[attr-defined]
+    keys, rows = [], []
+    for pks, _, vecs in store.iter_embeddings():
+        keys.append(pks)
+        rows.append(np.stack(vecs))
+    return np.concatenate(keys), np.concatenate(rows)
