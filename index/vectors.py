@@ -148,7 +148,7 @@ def _open(path: Path, nprobe: int) -> _FaissIndex | BlockIndex:
     with open(path, "rb") as f:
         head = f.read(len(blocks.MAGIC))
     if blocks.is_blocks(head):
-        return blocks.from_bytes(path.read_bytes(), nprobe)
+        return from_bytes(path.read_bytes(), nprobe)
     return _wrap(faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC), nprobe)
 
 
@@ -164,8 +164,12 @@ def map_file(path: Path, nprobe: int = 48) -> LayeredIndex:
 
 
 def from_bytes(data: bytes, nprobe: int = 48) -> _FaissIndex | BlockIndex:
+    """The index ``to_bytes`` wrote; RuntimeError (as faiss raises) if it is malformed."""
     if blocks.is_blocks(data):
-        return blocks.from_bytes(data, nprobe)
+        try:
+            return blocks.from_bytes(data, nprobe)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RuntimeError(f"malformed block index: {exc}") from exc
     return _wrap(faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8)), nprobe)
 
 

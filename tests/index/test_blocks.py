@@ -158,3 +158,17 @@ def exact_contents(engine: object) -> tuple[np.ndarray, np.ndarray]:
         keys.append(pks)
         rows.append(np.stack(vecs))
     return np.concatenate(keys), np.concatenate(rows)
+
+
+def test_a_malformed_block_file_is_refused_like_a_malformed_faiss_file() -> None:
+    split, _, _ = _pair("flat", n=20)
+    data = split.to_bytes()
+    for broken in (data[:-7], data[:30], blocks_magic() + b"{}\n"):
+        with pytest.raises(RuntimeError):  # as faiss refuses a malformed file
+            vectors.from_bytes(broken)
+
+
+def blocks_magic() -> bytes:
+    from index.blocks import MAGIC
+
+    return MAGIC
