@@ -172,8 +172,11 @@ def from_bytes(data: bytes, nprobe: int = 48) -> BlockIndex:
     header = json.loads(data[len(MAGIC) : end])
     parts: list[_FaissIndex] = []
     at = end + 1
+    view = memoryview(data)  # each part read in place, not copied out first
     for size in header["sizes"]:
-        parts.append(part_from_bytes(data[at : at + size], nprobe))
+        if at + size > len(data):
+            raise ValueError("block index: missing bytes")
+        parts.append(part_from_bytes(view[at : at + size], nprobe))
         at += size
     if at != len(data):
         raise ValueError("block index: trailing or missing bytes")

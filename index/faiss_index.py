@@ -233,7 +233,7 @@ class IVFIndex(_FaissIndex):
 EXACT_WITHIN = 2_000
 
 
-def from_bytes(data: bytes, nprobe: int = 48) -> _FaissIndex:
+def from_bytes(data: bytes | memoryview, nprobe: int = 48) -> _FaissIndex:
     return _wrap(faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8)), nprobe)
 
 
