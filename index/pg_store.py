@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS threads (
 CREATE INDEX IF NOT EXISTS threads_fts ON threads USING GIN (fts);
 CREATE INDEX IF NOT EXISTS threads_gen ON threads (gen);
 CREATE INDEX IF NOT EXISTS threads_language ON threads (language);
+CREATE INDEX IF NOT EXISTS threads_signals ON threads (pk) INCLUDE (id, accepted, answer_votes);
 CREATE TABLE IF NOT EXISTS tombstones (pk BIGINT PRIMARY KEY, gen BIGINT NOT NULL);
 CREATE INDEX IF NOT EXISTS tombstones_gen ON tombstones (gen);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

@@ -8,7 +8,9 @@ thread's key is never reused.
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +54,11 @@ MIGRATIONS = {
     "answer_author": "ALTER TABLE threads ADD COLUMN answer_author TEXT",
 }
 GEN_INDEX = "CREATE INDEX IF NOT EXISTS threads_gen ON threads(gen)"
+# the ranking prior reads these four columns for every candidate of every suggest: from this
+# index, not the rows (each a page or more with its vector), 150 lookups cost far less
+SIGNALS_INDEX = (
+    "CREATE INDEX IF NOT EXISTS threads_signals ON threads(pk, id, accepted, answer_votes)"
+)
 
 
 # The keyword index holds analysed text (index/analysis.py: stemmed in each thread's
@@ -132,6 +139,7 @@ class SQLiteStore(SQLThreadStore):
             if column not in have:
                 run(ddl)
         run(GEN_INDEX)
+        run(SIGNALS_INDEX)
         row = run("SELECT value FROM meta WHERE key='analyzer'").fetchone()
         stale = row is None or row[0] != ANALYZER
         if stale:
@@ -162,6 +170,19 @@ class SQLiteStore(SQLThreadStore):
             "SELECT pk, embed_model, embedding FROM threads INDEXED BY threads_gen "
             "WHERE gen > :gen ORDER BY pk"
         )
+
+    def signals(self, pks: Sequence[int]) -> dict[int, tuple[str, bool, int]]:
+        """As the shared query, read from the covering index (SQLite's planner would go to
+        the rows: 1.5-5 ms instead of 0.5 for 150 keys at a million threads)."""
+        if not len(pks):
+            return {}
+        with self.db.read() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT pk, id, accepted, answer_votes FROM threads INDEXED BY threads_signals "
+                "WHERE pk IN (SELECT value FROM json_each(?))",
+                (json.dumps([int(p) for p in pks]),),
+            )
+            return {int(r[0]): (r[1], bool(r[2]), int(r[3])) for r in rows}
 
     def _one_of(self, column: sa.Column[Any]) -> sa.ColumnElement[bool]:
         keys = sa.func.json_each(sa.bindparam("keys", type_=sa.JSON)).table_valued("value")

@@ -146,8 +146,19 @@ def _accounts(text: str) -> list[Finding]:
     return [Finding("account", m.start("num"), m.end("num")) for m in _ACCOUNT.finditer(text)]
 
 
+# every detector needs a digit (cards, IBANs, phones, account numbers) or an "@" (emails)
+_ANY_DIGIT = re.compile(r"\d")
+
+
 def detect(text: str) -> list[Finding]:
-    """All PII findings, non-overlapping (higher-priority types win), in text order."""
+    """All PII findings, non-overlapping (higher-priority types win), in text order. A text
+    with no digit and no "@" has none: it is not scanned (most log fields and questions)."""
+    if "@" not in text and _ANY_DIGIT.search(text) is None:
+        return []
+    return _detect_all(text)
+
+
+def _detect_all(text: str) -> list[Finding]:
     ibans = _ibans(text)
     # an IBAN's digits can hold a Luhn-valid run: the checksummed IBAN around it wins
     cards = [

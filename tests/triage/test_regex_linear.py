@@ -174,3 +174,12 @@ def test_a_card_is_always_redacted(before: str, sep: str, after: str) -> None:
     redacted = pii.redact(f"{before} {card} {after}")
     assert "[CARD]" in redacted
     assert "4111" not in redacted
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(_TEXT, st.text(max_size=80)))
+def test_skipping_texts_without_digits_or_at_signs_finds_the_same(text_: str) -> None:
+    """``detect`` scans only texts with a digit or an "@"; every detector needs one."""
+    assert pii.detect(text_) == pii._detect_all(text_)
+    stripped = "".join(ch for ch in text_ if ch != "@" and not ch.isdigit())
+    assert pii._detect_all(stripped) == []
