@@ -102,22 +102,23 @@ class _FaissIndex(VectorIndex):
     def search(
         self, query: np.ndarray, k: int, within: Keys | None = None
     ) -> list[tuple[int, float]]:
-        if self.count == 0 or k <= 0 or (within is not None and not len(within)):
+        if within is None:
+            return self.search_selected(query, k, None)
+        if not len(within):
             return []
-        q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, self.dimension)
-        selector = None if within is None else faiss.IDSelectorBatch(_ids(within))
-        params = self._params(selector, None if within is None else len(within))
-        with _one_thread():
-            scores, ids = self._index.search(q, min(k, self.count), params=params)
-        return _hits(scores[0], ids[0])
+        return self.search_selected(query, k, faiss.IDSelectorBatch(_ids(within)), len(within))
 
-    def search_selected(self, query: np.ndarray, k: int, selector: Any) -> list[tuple[int, float]]:
-        """The best ``k`` among the ids a faiss ``selector`` lets through."""
+    def search_selected(
+        self, query: np.ndarray, k: int, selector: Any, allowed: int | None = None
+    ) -> list[tuple[int, float]]:
+        """The best ``k`` among the ids a faiss ``selector`` lets through (None: all);
+        ``allowed``: how many ids that is, where known."""
         if self.count == 0 or k <= 0:
             return []
         q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, self.dimension)
+        params = self._params(selector, allowed)
         with _one_thread():
-            scores, ids = self._index.search(q, min(k, self.count), params=self._params(selector))
+            scores, ids = self._index.search(q, min(k, self.count), params=params)
         return _hits(scores[0], ids[0])
 
     def vectors_for(self, ids: Sequence[int]) -> dict[int, np.ndarray]:

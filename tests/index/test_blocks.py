@@ -172,3 +172,17 @@ def blocks_magic() -> bytes:
     from index.blocks import MAGIC
 
     return MAGIC
+
+
+def test_a_filter_is_split_once_and_forgotten_when_the_index_changes() -> None:
+    split, flat, x = _pair("ivf", n=6000)
+    assert isinstance(split, BlockIndex)
+    within = np.arange(1, 6001, 2)  # 3,000 keys: over EXACT_WITHIN, searched by selector
+    first = split.search(x[10], 5, within)
+    assert len(split._filters) == 1
+    assert split.search(x[10], 5, within.copy()) == first  # same keys: the kept selector
+    assert len(split._filters) == 1
+    _same(first, flat.search(x[10], 5, within), atol=0.01)
+    split.remove([int(first[0][0])])
+    assert split._filters == {}
+    assert int(first[0][0]) not in {i for i, _ in split.search(x[10], 5, within)}
