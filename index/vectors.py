@@ -148,7 +148,10 @@ def _open(path: Path, nprobe: int) -> _FaissIndex | BlockIndex:
     with open(path, "rb") as f:
         head = f.read(len(blocks.MAGIC))
     if blocks.is_blocks(head):
-        return from_bytes(path.read_bytes(), nprobe)
+        try:
+            return blocks.read_file(path, nprobe)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RuntimeError(f"malformed block index: {exc}") from exc
     return _wrap(faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC), nprobe)
 
 

@@ -186,3 +186,17 @@ def test_a_filter_is_split_once_and_forgotten_when_the_index_changes() -> None:
     split.remove([int(first[0][0])])
     assert split._filters == {}
     assert int(first[0][0]) not in {i for i, _ in split.search(x[10], 5, within)}
+
+
+def test_a_saved_block_file_is_read_part_by_part_and_checked(tmp_path: Path) -> None:
+    split, flat, x = _pair("ivf", n=2000)
+    manifest = vectors.save(split, tmp_path, "m", 1, "s")
+    path = tmp_path / manifest.file
+    _, again = vectors.read(tmp_path, mmap=True)
+    assert vectors.blocks_of(again) == BLOCKS and again.count == 2000
+    assert again.search(x[7], 3) == split.search(x[7], 3)
+    data = path.read_bytes()
+    for broken in (data[:-5], data + b"x"):
+        path.write_bytes(broken)
+        with pytest.raises(RuntimeError):
+            vectors.map_file(path)
