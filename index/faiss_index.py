@@ -7,9 +7,14 @@ block; index/vectors.py layers writes over a saved one and saves them atomically
 from __future__ import annotations
 
 import math
+import os
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from functools import partial
+from itertools import pairwise
 from typing import Any
 
 import faiss as _faiss
@@ -30,6 +35,35 @@ def _one_thread() -> Iterator[None]:
         yield
     finally:
         faiss.omp_set_num_threads(before)
+
+
+Hits = list[tuple[int, float]]
+# one question's search split across cores: faiss releases the GIL while it scans, so the
+# pieces run at once (index/blocks.py searches its parts so; IVFIndex its lists)
+SPLIT_WAYS = max(1, min(4, os.cpu_count() or 1))
+_pools: dict[str, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def run_all(jobs: Sequence[Callable[[], Hits]], pool: str) -> Hits:
+    """Every job's hits, the jobs run at once: the first on the calling thread, the others
+    on the named shared pool (a job on one pool may wait on another pool's jobs, never on
+    its own pool's, so no pool can fill with jobs waiting on jobs queued behind them)."""
+    if len(jobs) <= 1:
+        return jobs[0]() if jobs else []
+    with _pools_lock:
+        executor = _pools.get(pool)
+        if executor is None:
+            executor = _pools[pool] = ThreadPoolExecutor(16, thread_name_prefix=pool)
+    others = [executor.submit(job) for job in jobs[1:]]
+    hits = jobs[0]()
+    for other in others:
+        hits += other.result()
+    return hits
+
+
+def best(hits: Hits, k: int) -> Hits:
+    return sorted(hits, key=lambda h: -h[1])[:k]
 
 
 class VectorIndex(ABC):
@@ -200,6 +234,49 @@ class IVFIndex(_FaissIndex):
         nprobe = min(self._index.nlist, self.nprobe * max(4, spread))
         return faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
 
+    def search_selected(
+        self, query: np.ndarray, k: int, selector: Any, allowed: int | None = None
+    ) -> list[tuple[int, float]]:
+        """As one faiss search, with the lists to probe split across cores when there are
+        enough codes to scan (``SPLIT_EACH`` per way): the cells are chosen once, each way
+        scans its share of them (``search_preassigned``) and the best ``k`` of all are kept,
+        so the result is what one search gives. At a million threads on 2 cores, in-process:
+        6.0 against 4.4 ms a question (unfiltered), 23 against 16 ms (a filter allowing 1 in
+        20), the same hits."""
+        params = self._params(selector, allowed)
+        nprobe = int(params.nprobe)
+        scanned = self.count * nprobe // max(1, self._index.nlist)
+        ways = min(SPLIT_WAYS, nprobe, scanned // SPLIT_EACH)
+        if ways <= 1 or self.count == 0 or k <= 0:
+            return super().search_selected(query, k, selector, allowed)
+        q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, self.dimension)
+        with _one_thread():
+            cell_scores, cells = self._index.quantizer.search(q, nprobe)
+        bounds = np.linspace(0, nprobe, ways + 1).astype(int)
+        jobs = [
+            partial(self._scan, q, min(k, self.count), cells[:, a:b], cell_scores[:, a:b], selector)
+            for a, b in pairwise(bounds.tolist())
+        ]
+        return best(run_all(jobs, "index-lists"), k)
+
+    def _scan(
+        self, q: np.ndarray, k: int, cells: np.ndarray, cell_scores: np.ndarray, selector: Any
+    ) -> list[tuple[int, float]]:
+        """The best ``k`` in the given cells (faiss's search after its cell assignment)."""
+        cells = np.ascontiguousarray(cells, dtype=np.int64)
+        cell_scores = np.ascontiguousarray(cell_scores, dtype=np.float32)
+        scores = np.empty((1, k), dtype=np.float32)
+        ids = np.empty((1, k), dtype=np.int64)
+        params = faiss.SearchParametersIVF(nprobe=cells.shape[1])
+        if selector is not None:
+            params.sel = selector
+        with _one_thread():
+            self._index.search_preassigned_c(
+                1, faiss.swig_ptr(q), k, faiss.swig_ptr(cells), faiss.swig_ptr(cell_scores),
+                faiss.swig_ptr(scores), faiss.swig_ptr(ids), False, params,
+            )  # fmt: skip
+        return _hits(scores[0], ids[0])
+
     def search(
         self, query: np.ndarray, k: int, within: Keys | None = None
     ) -> list[tuple[int, float]]:
@@ -232,6 +309,7 @@ class IVFIndex(_FaissIndex):
 # filtered IVF searches over at most this many ids are scored exactly (their vectors read
 # back: 2,000 x 1,408 floats is 11 MB; 50,000 was 280 MB a query and 1.9 s at 1M threads)
 EXACT_WITHIN = 2_000
+SPLIT_EACH = 10_000  # codes a way of a split IVF search scans, at least
 
 
 def from_bytes(data: bytes | memoryview, nprobe: int = 48) -> _FaissIndex:

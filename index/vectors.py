@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -220,28 +221,39 @@ def save(
 
 def read(directory: Path, mmap: bool = False, nprobe: int = 48) -> tuple[Manifest, VectorIndex]:
     """The saved index and its manifest, checksum verified; IndexMismatch says why not.
-    ``mmap`` maps the file read-only and returns a ``LayeredIndex`` over it."""
+    ``mmap`` maps the file read-only and returns a ``LayeredIndex`` over it. The file is
+    hashed on another thread while it is read (each about a second at a million threads;
+    hashlib and faiss release the GIL): nothing is returned before the hash matches."""
     try:
         raw_manifest = json.loads((directory / MANIFEST_FILE).read_text())
         manifest = Manifest(**raw_manifest)
-        path = directory / manifest.file
-        checksum = files.sha256_file(path)
     except FileNotFoundError as exc:
         raise IndexMismatch(f"no saved index ({exc.filename})") from exc
     except (ValueError, TypeError) as exc:
         raise IndexMismatch(f"unreadable manifest: {exc}") from exc
     if manifest.format_version != FORMAT_VERSION:
         raise IndexMismatch("saved index unusable: format version")
+    path = directory / manifest.file
+    index: VectorIndex | None = None
+    unreadable: Exception | None = None
+    with ThreadPoolExecutor(1, thread_name_prefix="index-hash") as one:
+        hashing = one.submit(files.sha256_file, path)
+        try:
+            index = (
+                LayeredIndex(_open(path, nprobe), path)
+                if mmap
+                else from_bytes(path.read_bytes(), nprobe)
+            )
+        except (RuntimeError, OSError) as exc:
+            unreadable = exc
+        try:
+            checksum = hashing.result()
+        except FileNotFoundError as exc:
+            raise IndexMismatch(f"no saved index ({exc.filename})") from exc
     if checksum != manifest.checksum:
         raise IndexMismatch("saved index unusable: checksum (corrupt file)")
-    index: VectorIndex
-    try:
-        if mmap:
-            index = LayeredIndex(_open(path, nprobe), path)
-        else:
-            index = from_bytes(path.read_bytes(), nprobe)
-    except RuntimeError as exc:
-        raise IndexMismatch(f"saved index unreadable: {exc}") from exc
+    if index is None:
+        raise IndexMismatch(f"saved index unreadable: {unreadable}") from unreadable
     if index.count != manifest.count or index.dimension != manifest.dimension:
         raise IndexMismatch("saved index does not match its manifest")
     return manifest, index

@@ -189,7 +189,7 @@ def test_a_filter_is_split_once_and_forgotten_when_the_index_changes() -> None:
 
 
 def test_a_saved_block_file_is_read_part_by_part_and_checked(tmp_path: Path) -> None:
-    split, flat, x = _pair("ivf", n=2000)
+    split, _, x = _pair("ivf", n=2000)
     manifest = vectors.save(split, tmp_path, "m", 1, "s")
     path = tmp_path / manifest.file
     _, again = vectors.read(tmp_path, mmap=True)
@@ -200,3 +200,18 @@ def test_a_saved_block_file_is_read_part_by_part_and_checked(tmp_path: Path) -> 
         path.write_bytes(broken)
         with pytest.raises(RuntimeError):
             vectors.map_file(path)
+
+
+def test_questions_searched_from_many_threads_at_once_get_their_own_answers() -> None:
+    """Each question's parts are searched at once on a shared pool: many questions at once
+    must each get exactly what a search alone gives."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    split, _, x = _pair("flat")
+    rng = np.random.default_rng(2)
+    queries = [x[i] for i in rng.integers(0, 400, 64)]
+    alone = [split.search(q, 5) for q in queries]
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(lambda q: split.search(q, 5), queries))
+    for want, got in zip(alone, together, strict=True):
+        _same(got, want)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -186,3 +187,42 @@ def test_a_filtered_ivf_search_probes_more_lists_the_more_selective_the_filter()
         assert all(i in set(within.tolist()) for i, _ in got)
         found += len(truth & {i for i, _ in got})
     assert found / 300 >= 0.95
+
+
+@pytest.mark.parametrize("filtered", [False, True])
+def test_an_ivf_search_split_across_cores_finds_what_one_search_finds(
+    monkeypatch: pytest.MonkeyPatch, filtered: bool
+) -> None:
+    """The lists a question probes are chosen once and scanned in parts at once; the best
+    hits of the parts are the best hits of one search over all those lists."""
+    from index import faiss_index
+
+    x = clustered(20_000, centres=100)
+    ids = np.arange(1, len(x) + 1, dtype=np.int64)
+    ivf = vectors.IVFIndex.train(DIM, x[::4], nlist=200, nprobe=24)
+    ivf.add(ids, x)
+    within = np.sort(np.random.default_rng(4).choice(ids, 4_000, replace=False))
+    selector = faiss.IDSelectorBatch(within) if filtered else None
+    allowed = len(within) if filtered else None
+    queries = clustered(20, seed=5, centres=100)
+    unsplit = faiss_index._FaissIndex.search_selected
+    whole = [unsplit(ivf, q, 10, selector, allowed) for q in queries]
+    assert ivf.search_selected(queries[0], 10, selector, allowed) == whole[0]  # not split here
+    monkeypatch.setattr(faiss_index, "SPLIT_WAYS", 3)
+    monkeypatch.setattr(faiss_index, "SPLIT_EACH", 1)
+    scans: list[int] = []
+    scan = vectors.IVFIndex._scan
+
+    def counted(self: vectors.IVFIndex, *args: Any) -> list[tuple[int, float]]:
+        scans.append(args[2].shape[1])  # how many cells this part scans
+        return scan(self, *args)
+
+    monkeypatch.setattr(vectors.IVFIndex, "_scan", counted)
+    for q, want in zip(queries, whole, strict=True):
+        got = ivf.search_selected(q, 10, selector, allowed)
+        assert [i for i, _ in got] == [i for i, _ in want]
+        assert np.allclose([s for _, s in got], [s for _, s in want], atol=1e-6)
+        if filtered:
+            assert set(i for i, _ in got) <= set(within.tolist())
+    probes = int(ivf._params(selector, allowed).nprobe)
+    assert scans[:3] == [probes // 3] * 3 and sum(scans) == probes * len(queries)
