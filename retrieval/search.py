@@ -67,6 +67,15 @@ def contenders(
     return [pk for pk in eligible if fused[pk] >= cut]
 
 
+def _no_keyword_hits() -> list[tuple[int, float]]:
+    """Dense ranking runs no keyword search. Its hits would only add candidates, scored by
+    their cosine: over an exact index one outside the dense top ``limit`` scores below all
+    of it, so it can never be shown; over IVF it could only stand in for a miss, and at a
+    million threads (200 questions) the IVF's top 100 held 99.6 % of the exact top 5 with
+    or without them. It cost 4-7 ms (p90 17 ms) of each question's two cores."""
+    return []
+
+
 @dataclass(frozen=True)
 class Hit:
     thread: StoredThread
@@ -204,7 +213,11 @@ class Searcher:
         if within is not None:
             pool = list(within) if allowed is None else sorted(set(allowed.tolist()) & set(within))
         limit = limit or self.params.candidates
-        keyword = self._keyword(query, limit, within, allowed, asked_in)
+        keyword = (
+            _no_keyword_hits
+            if self.params.fusion == "dense"
+            else self._keyword(query, limit, within, allowed, asked_in)
+        )
         qvec = self.encoder.encode([query])[0]
         if self.query_form is not None:
             qvec = self.query_form(qvec)

@@ -144,9 +144,10 @@ class Settings(BaseSettings):
     )
     fusion: Literal["linear", "rrf", "dense", "bm25"] = Field(
         "dense",
-        description="How dense and keyword scores combine. `dense` (default): keyword matches "
-        "only reach threads in the question's own language, so fusing them pushes answers in "
-        "other languages down (lumio dev, SemEval dev: docs/evaluation.md).",
+        description="How dense and keyword scores combine. `dense` (default): cosine only, no "
+        "keyword search is run; keyword matches only reach threads in the question's own "
+        "language, so fusing them pushes answers in other languages down (lumio dev, SemEval "
+        "dev: docs/evaluation.md).",
     )
     dense_weight: float = Field(0.8, ge=0.0, le=1.0)
     rrf_k: int = Field(60, ge=1)

@@ -96,3 +96,28 @@ def test_filters_never_become_sql_variables(
         assert engine.searcher.search("router firmware", k=5, tags=["other"]).hits == []
     finally:
         engine.close(save=False)
+
+
+def test_dense_ranking_runs_no_keyword_search_and_shows_what_it_would_have(
+    loaded: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keyword hits only add candidates to a dense ranking, scored by cosine: over an exact
+    index they rank below the dense candidates, so the search is not run at all."""
+    store = loaded.corpus.store
+    questions = ["Reset the hub to factory settings", "Camera records to microSD card"]
+    linear = Searcher(loaded.corpus, loaded.encoder, SearchParams(fusion="linear", dense_weight=1))
+    widened = {q: [r[0] for r in linear.rank(q, limit=2)] for q in questions}
+    calls: list[str] = []
+
+    def keyword_search(text: str, *args: object, **kwargs: object) -> list[tuple[int, float]]:
+        calls.append(text)
+        return []
+
+    monkeypatch.setattr(store, "keyword_search", keyword_search)
+    dense = Searcher(loaded.corpus, loaded.encoder, SearchParams(fusion="dense", min_similarity=-1))
+    for q in questions:
+        shown = [r[0] for r in dense.rank(q, limit=2)]
+        assert shown == widened[q][: len(shown)] and len(shown) == 2
+        assert dense.search(q, k=2).hits
+    assert calls == []  # never asked
+    assert [r[0] for r in linear.rank(questions[0], limit=2)] and calls  # linear still asks
