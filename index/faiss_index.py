@@ -224,14 +224,18 @@ class IVFIndex(_FaissIndex):
         return cls(dimension, raw, nprobe)
 
     def _params(self, selector: Any, allowed: int | None = None) -> Any:
-        """A filter that lets 1 id in ``s`` through probes ``s`` times as many lists (at least
-        4 times), so about as many allowed vectors are compared as an unfiltered search
-        compares: the same recall, whatever the filter's size. The selector is checked
-        before any distance is computed, so the extra lists cost an id lookup each entry."""
+        """A filter that lets 1 id in ``s`` through probes ``s / FILTER_PROBE_SHARE`` times
+        as many lists (at least 4 times): the allowed vectors near a question gather in its
+        nearest lists. At a million threads, a filter allowing 1 in 20 (a topical tag, and
+        50,000 random ids), against exact search over the allowed vectors: recall@10 1.0
+        and 0.9993 probing 20 times the lists, the same probing 5 times (17 -> 8.6 ms and
+        20.5 -> 12.3 ms p50 in-process). The selector is checked before any distance is
+        computed, so the extra lists cost an id lookup each entry."""
         if selector is None:
             return faiss.SearchParametersIVF(nprobe=self.nprobe)
         spread = math.ceil(self.count / allowed) if allowed else 1
-        nprobe = min(self._index.nlist, self.nprobe * max(4, spread))
+        widen = max(4, math.ceil(spread / FILTER_PROBE_SHARE))
+        nprobe = min(self._index.nlist, self.nprobe * widen)
         return faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)
 
     def search_selected(
@@ -242,7 +246,7 @@ class IVFIndex(_FaissIndex):
         scans its share of them (``search_preassigned``) and the best ``k`` of all are kept,
         so the result is what one search gives. At a million threads on 2 cores, in-process:
         6.0 against 4.4 ms a question (unfiltered), 23 against 16 ms (a filter allowing 1 in
-        20), the same hits."""
+        20, 960 lists probed), the same hits."""
         params = self._params(selector, allowed)
         nprobe = int(params.nprobe)
         scanned = self.count * nprobe // max(1, self._index.nlist)
@@ -310,6 +314,7 @@ class IVFIndex(_FaissIndex):
 # back: 2,000 x 1,408 floats is 11 MB; 50,000 was 280 MB a query and 1.9 s at 1M threads)
 EXACT_WITHIN = 2_000
 SPLIT_EACH = 10_000  # codes a way of a split IVF search scans, at least
+FILTER_PROBE_SHARE = 4  # a filter allowing 1 id in s probes s / this times the lists
 
 
 def from_bytes(data: bytes | memoryview, nprobe: int = 48) -> _FaissIndex:

@@ -25,6 +25,7 @@ from index.blocks import BlockIndex
 from index.errors import IndexMismatch, IndexSaveError
 from index.faiss_index import (
     EXACT_WITHIN,
+    FILTER_PROBE_SHARE,
     FlatIndex,
     IVFIndex,
     Keys,
@@ -37,8 +38,9 @@ from index.faiss_index import (
 )
 
 __all__ = [
-    "EXACT_WITHIN", "BlockIndex", "FlatIndex", "IVFIndex", "Keys", "LayeredIndex", "Manifest",
-    "VectorIndex", "blocks_of", "from_bytes", "load", "map_file", "new_index", "read", "save",
+    "EXACT_WITHIN", "FILTER_PROBE_SHARE", "BlockIndex", "FlatIndex", "IVFIndex", "Keys",
+    "LayeredIndex", "Manifest", "VectorIndex", "blocks_of", "from_bytes", "load", "map_file",
+    "new_index", "read", "save",
 ]  # fmt: skip
 
 FORMAT_VERSION = 2

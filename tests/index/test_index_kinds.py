@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -177,8 +178,10 @@ def test_a_filtered_ivf_search_probes_more_lists_the_more_selective_the_filter()
     within = np.sort(rng.choice(ids, 6_000, replace=False))  # 1 in 10, > EXACT_WITHIN
     assert len(within) > vectors.EXACT_WITHIN
     selector = faiss.IDSelectorBatch(within)
-    assert ivf._params(selector, len(within)).nprobe == 8 * 10
-    assert ivf._params(selector, len(ids)).nprobe == 8 * 4  # at least 4x, as before
+    share = vectors.FILTER_PROBE_SHARE
+    assert ivf._params(selector, len(within)).nprobe == 8 * max(4, math.ceil(10 / share))
+    assert ivf._params(selector, len(ids) // 40).nprobe == 8 * math.ceil(40 / share)
+    assert ivf._params(selector, len(ids)).nprobe == 8 * 4  # at least 4x
     assert ivf._params(selector, 1).nprobe == 400  # capped at every list
     found = 0
     for q in clustered(30, seed=9, centres=200):
