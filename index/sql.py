@@ -96,6 +96,8 @@ class SQLDatabase:
         self._lock: contextlib.AbstractContextManager[Any] = (
             threading.Lock() if self.dialect == "sqlite" else contextlib.nullcontext()
         )
+        self.commits = 0
+        """Write transactions this process committed (caches of what it wrote key on it)."""
 
     @classmethod
     def open(
@@ -158,6 +160,7 @@ class SQLDatabase:
                     yield conn
             except sa.exc.DBAPIError as exc:  # disk full, I/O error, lost connection
                 raise StoreError(f"write not committed: {exc.orig}") from exc
+            self.commits += 1
 
     def insert(self, table: sa.Table) -> Any:
         """INSERT with ``on_conflict_do_nothing`` / ``on_conflict_do_update``."""

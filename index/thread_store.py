@@ -117,6 +117,11 @@ class SQLThreadStore:
     def generation(self) -> int:
         return int(self._meta("generation"))
 
+    def writes(self) -> int:
+        """Write transactions this process committed to the store: moves with every own
+        write, read without a query (other processes' writes: ``generation``)."""
+        return self.db.commits
+
     def store_id(self) -> str:
         """Random and fixed when the store was created: tells one store from another."""
         return self._meta("store_id")

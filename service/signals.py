@@ -5,9 +5,9 @@ A suggest asks for the signals of every candidate the prior could move (up to a 
 hundred threads); reading them costs two queries and, at a million threads, about as much
 as the rest of the ranking. They change far more slowly than they are read, so they are
 kept per thread for ``ttl`` seconds. A write this process makes shows at once: the cache
-is emptied when the store's generation moves (a thread edited, accepted, voted up) or this
-process records a vote. A vote cast through another replica reaches this replica's
-ranking within ``ttl``.
+is emptied when this process commits a write to the thread store (a thread edited,
+accepted, voted up: ``ThreadStore.writes``, no query) or records a vote. A write or vote
+made through another replica reaches this replica's ranking within ``ttl``.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ class CommunitySignals:
 
     def __call__(self, pks: Sequence[int]) -> dict[int, Signals]:
         """Only threads with some signal get an entry (no signal means a prior of 0)."""
-        version = (self.store.generation(), self.activity.votes_recorded)
+        version = (self.store.writes(), self.activity.votes_recorded)
         now = self.clock()
         out: dict[int, Signals] = {}
         missing: list[int] = []

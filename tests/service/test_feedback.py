@@ -6,10 +6,13 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from index.activity import ActivityStore
+from index.factory import open_store
+from index.store import Row
 from retrieval.prior import Signals, apply_prior, prior
 from service.app import retention
 from service.runtime import Engine
@@ -208,5 +211,14 @@ def test_signals_are_cached_until_a_write_or_their_ttl(
     assert signals([t3]) == {t3: Signals(helpful=1)}  # not seen before the ttl
     now[0] = 10.5
     assert signals([t3]) == {t3: Signals(helpful=2)} and reads == [2, 2, 1]
-    loaded.upsert([make_thread("t1", "Reset the hub", accepted=True)])  # generation moves
-    assert signals([t1]) == {t1: Signals(accepted=True)} and reads[-1] == 1
+    loaded.upsert([make_thread("t1", "Reset the hub", accepted=True)])  # a write by this process
+    assert signals([t1, t3]) == {t1: Signals(accepted=True), t3: Signals(helpful=2)}
+    assert reads[-1] == 2
+    # a thread written through another replica (its own store on the same database)
+    replica = open_store(loaded.settings.database_url, loaded.settings.database_path)
+    replica.upsert([Row(make_thread("t3", "Camera records to microSD card", answer_votes=4),
+                        "h", "m", np.zeros(0, dtype=np.float32))])  # fmt: skip
+    replica.close()
+    assert signals([t3]) == {t3: Signals(helpful=2)} and reads[-1] == 2  # not before the ttl
+    now[0] = 21.0
+    assert signals([t3]) == {t3: Signals(votes=4, helpful=2)}
