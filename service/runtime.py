@@ -146,8 +146,8 @@ class Engine:
         return self.searcher.signals
 
     def close(self, save: bool = True) -> None:
-        """Release models, pools and the stores; ``save`` writes the vector index first.
-        Closing twice does nothing."""
+        """Release models, pools and the stores; ``save`` writes the vector index first
+        (unless it is its saved file unchanged). Closing twice does nothing."""
         if self.closed:
             return
         self.closed = True
@@ -157,8 +157,8 @@ class Engine:
         for encoder in (self.encoder, self.triage.encoder if self.triage else None):
             if isinstance(encoder, BatchingEncoder):
                 encoder.close()
-        if save:
-            self.corpus.save()
+        if save and self.corpus.unsaved():
+            self.corpus.save(reopen=False)
         self.store.close()
         self.activity.close()
 

@@ -65,6 +65,27 @@ def test_saved_index_is_reused_when_it_matches(settings: Settings, loaded: Engin
     again.close()
 
 
+def test_a_replica_that_changed_nothing_does_not_rewrite_its_index_on_close(
+    settings: Settings, loaded: Engine
+) -> None:
+    loaded.close()
+    manifest = json.loads((settings.index_dir / vectors.MANIFEST_FILE).read_text())
+    path = settings.index_dir / manifest["file"]
+    written = path.stat().st_mtime_ns
+    again = _reopen(settings, CountingEncoder(64))
+    assert not again.corpus.unsaved()
+    again.close()  # nothing changed: the file stands as it was
+    assert path.stat().st_mtime_ns == written and path.exists()
+    third = _reopen(settings, CountingEncoder(64))
+    third.upsert([make_thread("t9", "Water leak sensor placement")])
+    assert third.corpus.unsaved()
+    third.close()  # changed: saved, and the next start loads it without catching up
+    fourth = _reopen(settings, CountingEncoder(64))
+    assert fourth.corpus.rebuilt_because is None and fourth.corpus.index.count == 5
+    assert not fourth.corpus.unsaved()
+    fourth.close()
+
+
 def test_stale_index_catches_up_from_the_change_feed(settings: Settings, loaded: Engine) -> None:
     loaded.close()
     # writes the saved index never saw (e.g. a crash before the index was saved)
