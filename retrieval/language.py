@@ -31,6 +31,12 @@ def detect(text: str, default: str = DEFAULT) -> str:
     """The text's language code; ``default`` for text with no letters."""
     if not any(c.isalpha() for c in text):
         return default
+    return _classify(text[:2000])
+
+
+@lru_cache(maxsize=4096)
+def _classify(text: str) -> str:
+    """Kept per text: a question is identified by the search and by the encoder pair."""
     with _lock:  # the identifier keeps per-call state
-        code, _ = _identifier().classify(text[:2000])
+        code, _ = _identifier().classify(text)
     return str(code)
