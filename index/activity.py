@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from index.activity_tables import feedback, leases, questions, suggest_log, thread_feedback
 from index.migrate import upgrade
-from index.sql import SQLDatabase, chunks
+from index.sql import SQLDatabase
 
 
 def iso(moment: datetime) -> str:
@@ -85,6 +85,13 @@ class ActivityStore:
     def __init__(self, db: SQLDatabase) -> None:
         self.db = db
         upgrade(db.writer)
+        # built once: a suggest runs both, and building a statement per call cost more
+        # than running it (1M threads: 0.38 -> 0.13 ms for 100 threads' votes)
+        t = thread_feedback.c
+        self._votes_of = sa.select(t.thread_id, t.helpful, t.unhelpful).where(
+            db.one_of(t.thread_id, "ids")
+        )
+        self._log_insert = suggest_log.insert()
         self.votes_recorded = 0
         """Votes this process has committed: a cache of vote totals (service/signals.py)
         drops what it holds when this moves."""
@@ -124,7 +131,7 @@ class ActivityStore:
             "language": language,
         }
         with self.db.write() as conn:
-            conn.execute(suggest_log.insert().values(row))
+            conn.execute(self._log_insert, row)
 
     def suggested(self, request_id: str) -> list[str] | None:
         """Thread ids a suggest request returned; None for an unknown request id."""
@@ -308,14 +315,11 @@ class ActivityStore:
 
     def feedback_counts(self, thread_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
         """thread id -> (helpful, unhelpful), for threads with any feedback."""
-        out: dict[str, tuple[int, int]] = {}
-        t = thread_feedback.c
+        if not thread_ids:
+            return {}
         with self.db.read() as conn:
-            for chunk in chunks(thread_ids):
-                query = sa.select(t.thread_id, t.helpful, t.unhelpful).where(t.thread_id.in_(chunk))
-                for r in conn.execute(query):
-                    out[r.thread_id] = (int(r.helpful), int(r.unhelpful))
-        return out
+            rows = conn.execute(self._votes_of, {"ids": list(thread_ids)})
+            return {r.thread_id: (int(r.helpful), int(r.unhelpful)) for r in rows}
 
     def stats(self, since: datetime | None) -> Stats:
         start = iso(since) if since else ""

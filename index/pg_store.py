@@ -125,9 +125,6 @@ class PostgresStore(SQLThreadStore):
             {"v": ANALYZER},
         )
 
-    def _one_of(self, column: sa.Column[Any]) -> sa.ColumnElement[bool]:
-        return column == sa.any_(sa.bindparam("keys", type_=ARRAY(column.type)))
-
     def _tagged(self, tags: list[str]) -> sa.ColumnElement[bool]:
         return threads.c.tags.op("?|")(sa.cast(sa.literal(tags, ARRAY(sa.Text)), ARRAY(sa.Text)))
 

@@ -162,6 +162,15 @@ class SQLDatabase:
                 raise StoreError(f"write not committed: {exc.orig}") from exc
             self.commits += 1
 
+    def one_of(self, column: sa.ColumnElement[Any], name: str = "keys") -> sa.ColumnElement[bool]:
+        """``column`` is one of the list bound as ``:name``: the list travels as one
+        parameter (``json_each`` on SQLite, ``= ANY`` on PostgreSQL), so no length meets a
+        parameter limit and a statement built once is never re-expanded per list length."""
+        if self.dialect == "postgresql":
+            return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(column.type)))
+        keys = sa.func.json_each(sa.bindparam(name, type_=sa.JSON)).table_valued("value")
+        return column.in_(sa.select(keys.c.value))
+
     def insert(self, table: sa.Table) -> Any:
         """INSERT with ``on_conflict_do_nothing`` / ``on_conflict_do_update``."""
         dialect = postgresql if self.dialect == "postgresql" else sqlite

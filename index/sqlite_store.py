@@ -190,10 +190,6 @@ class SQLiteStore(SQLThreadStore):
             )
             return {int(r[0]): (r[1], bool(r[2]), int(r[3])) for r in rows}
 
-    def _one_of(self, column: sa.Column[Any]) -> sa.ColumnElement[bool]:
-        keys = sa.func.json_each(sa.bindparam("keys", type_=sa.JSON)).table_valued("value")
-        return column.in_(sa.select(keys.c.value))
-
     def _tagged(self, tags: list[str]) -> sa.ColumnElement[bool]:
         return threads.c.pk.in_(sa.select(thread_tags.c.pk).where(thread_tags.c.tag.in_(tags)))
 

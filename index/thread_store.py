@@ -73,6 +73,7 @@ class SQLThreadStore:
         with self.db.write() as conn:
             self._create(conn)
         self.common_terms = CommonTerms(self._doc_freq, self.count)
+        self._keyed: dict[tuple[int, ...], Any] = {}  # _by_keys statements, built once each
 
     # -- plumbing ----------------------------------------------------------------------
     def _scalar(self, query: Any) -> Any:
@@ -89,7 +90,10 @@ class SQLThreadStore:
         per list length (a suggest reads its candidates' signals and records this way)."""
         if not keys:
             return []
-        query = sa.select(*columns).where(self._one_of(key))
+        spec = (*map(id, columns), id(key))  # table columns: they live as long as the module
+        query = self._keyed.get(spec)
+        if query is None:
+            query = self._keyed[spec] = sa.select(*columns).where(self._one_of(key))
         return self._rows(query, {"keys": list(keys)})
 
     def _pages(self, columns: Sequence[Any], batch: int) -> Iterator[list[sa.Row[Any]]]:
@@ -369,10 +373,11 @@ class SQLThreadStore:
             self._restored(conn)
         return gen
 
-    # -- what each backend does its own way ---------------------------------------------
     def _one_of(self, column: sa.Column[Any]) -> sa.ColumnElement[bool]:
         """``column`` is one of the list bound as ``:keys``."""
-        raise NotImplementedError
+        return self.db.one_of(column)
+
+    # -- what each backend does its own way ---------------------------------------------
 
     def _create(self, conn: Connection) -> None:
         """Create the schema, or bring an older store's up to date (in a write transaction)."""
