@@ -396,6 +396,8 @@ def main() -> None:
         parser.error(f"--triage-dir: no triage model in {args.triage_dir} (make triage-model)")
     sizes = [int(s) for s in args.sizes.split(",") if s]
     started = time.perf_counter()
+    if args.work is not None:
+        args.work.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.work) as tmp:
         work = Path(tmp)
         result: dict[str, Any] = json.loads(args.merge.read_text()) if args.merge else {}
