@@ -121,3 +121,41 @@ def test_dense_ranking_runs_no_keyword_search_and_shows_what_it_would_have(
         assert dense.search(q, k=2).hits
     assert calls == []  # never asked
     assert [r[0] for r in linear.rank(questions[0], limit=2)] and calls  # linear still asks
+
+
+def test_a_filter_is_read_once_per_change_own_writes_at_once_others_at_the_refresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The keys a filter allows are cached: read again after this process writes (at once)
+    or when the index applies another process's writes (its refresh), not per request."""
+    from service.config import Settings
+    from service.runtime import build_engine
+
+    settings = Settings(data_dir=tmp_path, model="hash:64", min_similarity=-1)
+    ours, other = (build_engine(settings, with_triage=False) for _ in range(2))
+    reads: list[object] = []
+    filter_pks = ours.store.filter_pks
+    monkeypatch.setattr(
+        ours.store, "filter_pks", lambda *a: reads.append(a) or filter_pks(*a)
+    )  # fmt: skip
+
+    def found() -> set[str]:
+        hits = ours.searcher.search("router firmware", k=10, tags=["net"]).hits
+        return {h.thread.thread.id for h in hits}
+
+    def thread(tid: str) -> Thread:
+        return Thread(id=tid, title=f"router firmware {tid}", tags=["net"], language="en")
+
+    try:
+        ours.upsert([thread("t1"), Thread(id="t2", title="router firmware", tags=["x"])])
+        assert found() == {"t1"} and found() == {"t1"}
+        assert len(reads) == 1
+        ours.upsert([thread("t3")])
+        assert found() == {"t1", "t3"} and len(reads) == 2
+        other.upsert([thread("t4")])
+        assert found() == {"t1", "t3"} and len(reads) == 2  # not in our index yet
+        ours.refresh_index()
+        assert found() == {"t1", "t3", "t4"} and len(reads) == 3
+    finally:
+        ours.close(save=False)
+        other.close(save=False)
