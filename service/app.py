@@ -8,9 +8,11 @@ read threads, register questions and see escalations, stats and metrics; admin k
 write threads.
 """
 
+import gc
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -100,6 +102,31 @@ def key_roles(settings: Settings, keyring: Keyring) -> Any:
     return identify
 
 
+_frozen = 0  # serving apps in this process that hold the heap frozen
+_frozen_lock = threading.Lock()
+
+
+@contextmanager
+def frozen_heap() -> Iterator[None]:
+    """What a loaded engine holds (models, a million-entry index's key set, ...) is moved
+    out of the cyclic garbage collector's view while serving: it lives as long as the app,
+    yet every full collection walked all of it. At a million threads a full collection
+    took 115-130 ms, once every ~300 requests, each time inside a request. Unfrozen when
+    the last serving app in the process stops."""
+    global _frozen
+    with _frozen_lock:
+        gc.collect()
+        gc.freeze()
+        _frozen += 1
+    try:
+        yield
+    finally:
+        with _frozen_lock:
+            _frozen -= 1
+            if not _frozen:
+                gc.unfreeze()
+
+
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     settings = settings or Settings()
     settings.check_serving()
@@ -136,7 +163,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             jobs.append(Periodic("retention", RETENTION_EVERY_S, purge))
             jobs[-1].start()
         try:
-            yield
+            with frozen_heap():
+                yield
         finally:
             for job in jobs:
                 job.stop()
