@@ -1,4 +1,5 @@
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -135,9 +136,12 @@ def test_a_filter_is_read_once_per_change_own_writes_at_once_others_at_the_refre
     ours, other = (build_engine(settings, with_triage=False) for _ in range(2))
     reads: list[object] = []
     filter_pks = ours.store.filter_pks
-    monkeypatch.setattr(
-        ours.store, "filter_pks", lambda *a: reads.append(a) or filter_pks(*a)
-    )  # fmt: skip
+
+    def counted(*args: Any) -> list[int]:
+        reads.append(args)
+        return filter_pks(*args)
+
+    monkeypatch.setattr(ours.store, "filter_pks", counted)
 
     def found() -> set[str]:
         hits = ours.searcher.search("router firmware", k=10, tags=["net"]).hits
