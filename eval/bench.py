@@ -247,10 +247,12 @@ class Server:
 
 
 def _recall(data: Settings, queries: np.ndarray) -> float | None:
-    """recall@10 of the saved index against exact search over the stored vectors."""
+    """recall@10 of the saved index, searched as a replica serves it (with its IVF parts'
+    fast-scan companions), against exact search over the stored vectors."""
     _, index = vectors.read(data.index_dir, nprobe=data.ivf_nprobe)
     if index.kind == "flat":
         return None
+    vectors.prepare_fast(index, background=False)
     store = open_store(None, data.database_path)
     exact = vectors.FlatIndex(index.dimension)
     for pks, _, vecs in store.iter_embeddings():

@@ -6,9 +6,11 @@ block; index/vectors.py layers writes over a saved one and saves them atomically
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +23,7 @@ import faiss as _faiss
 import numpy as np
 
 faiss: Any = _faiss  # faiss's SWIG signatures are looser than its stubs
+log = logging.getLogger("unsource.index")
 
 
 @contextmanager
@@ -203,6 +206,87 @@ class IVFIndex(_FaissIndex):
     def __init__(self, dimension: int, raw: Any, nprobe: int = 48) -> None:
         super().__init__(dimension, raw)
         self.nprobe = nprobe
+        self._fast: Any = None  # the fast-scan companion (``prepare_fast``), once built
+        self._fast_wanted = False
+        self._changes = 0  # writes since construction: a companion built before one is stale
+
+    def prepare_fast(self, background: bool = True) -> bool:
+        """Build the fast-scan companion of a read-only index (the saved base a replica
+        serves): the same cells and ids, each vector in 4-bit product-quantised codes
+        (``d / 4`` bytes against ``d`` for the 8-bit codes) that faiss scans with SIMD
+        lookup tables. An unfiltered search then scans those and rescores the best
+        ``FAST_REFINE`` times ``k`` (at least ``FAST_REFINE_MIN``) with the 8-bit vectors,
+        so every score it returns is the score the 8-bit scan gives (at 1M threads: 2.5
+        against 4.7 ms a question inside a suggest). Built from the stored codes (no
+        encoder, nothing saved), on one thread, in the background by default; searches
+        use the 8-bit scan until it is ready (1M threads: ~25 s). Only for ``FAST_MIN``
+        vectors or more. True if one is (being) built."""
+        if self._fast_wanted or self.count < FAST_MIN or self.dimension % FAST_DIMS:
+            return self._fast_wanted
+        self._fast_wanted = True
+        if not background:
+            self._build_fast()
+            return True
+        threading.Thread(target=self._build_fast, name="ivf-fast-scan", daemon=True).start()
+        return True
+
+    def _build_fast(self) -> None:
+        changes, raw, d = self._changes, self._index, self.dimension
+        t0 = time.perf_counter()
+        try:
+            with _one_thread():
+                pq = faiss.IndexIVFPQ(
+                    raw.quantizer, d, raw.nlist, d // FAST_DIMS, 4, raw.metric_type
+                )
+                pq.by_residual = True
+                lists = [c for c in range(raw.nlist) if raw.invlists.list_size(c)]
+                step = max(1, self.count // FAST_TRAIN)  # every step-th cell: about FAST_TRAIN
+                pq.train(np.concatenate([self._decoded(c)[1] for c in lists[::step]]))
+                for c in lists:  # each list's vectors, assigned to it already
+                    ids, x = self._decoded(c)
+                    cells = np.full(len(ids), c, dtype=np.int64)
+                    pq.add_core(
+                        len(ids), faiss.swig_ptr(x), faiss.swig_ptr(ids), faiss.swig_ptr(cells)
+                    )
+                fast = faiss.IndexIVFPQFastScan(pq)  # the codes packed for SIMD scans
+        except Exception:  # the 8-bit scan keeps serving
+            log.exception("the IVF fast-scan companion could not be built")
+            return
+        if changes == self._changes:
+            self._fast = fast
+            log.info(
+                "IVF fast-scan companion ready",
+                extra={"vectors": int(fast.ntotal), "seconds": round(time.perf_counter() - t0, 1)},
+            )
+
+    def _decoded(self, cell: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ids in one cell and their vectors as the 8-bit codes store them."""
+        inv, raw = self._index.invlists, self._index
+        n = inv.list_size(cell)
+        ids = faiss.rev_swig_ptr(inv.get_ids(cell), n).copy().astype(np.int64)
+        codes = faiss.rev_swig_ptr(inv.get_codes(cell), n * inv.code_size).copy()
+        x = np.empty((n, self.dimension), dtype=np.float32)
+        raw.sq.decode_c(faiss.swig_ptr(codes), faiss.swig_ptr(x), n)
+        if raw.by_residual:
+            x += raw.quantizer.reconstruct(cell)
+        return ids, x
+
+    def _fast_search(self, fast: Any, query: np.ndarray, k: int) -> list[tuple[int, float]]:
+        q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, self.dimension)
+        want = min(self.count, max(FAST_REFINE_MIN, FAST_REFINE * k))
+        with _one_thread():
+            _, found = fast.search(q, want, params=faiss.SearchParametersIVF(nprobe=self.nprobe))
+        ids = found[0][found[0] >= 0]
+        if not len(ids):
+            return []
+        scores = self._index.reconstruct_batch(ids) @ q[0]
+        top = np.argsort(-scores, kind="stable")[:k]
+        return _hits(scores[top], ids[top])
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        self._changes += 1
+        self._fast = None
+        super().add(ids, vectors)
 
     @staticmethod
     def nlist_for(count: int) -> int:
@@ -247,6 +331,9 @@ class IVFIndex(_FaissIndex):
         so the result is what one search gives. At a million threads on 2 cores, in-process:
         6.0 against 4.4 ms a question (unfiltered), 23 against 16 ms (a filter allowing 1 in
         20, 960 lists probed), the same hits."""
+        fast = self._fast
+        if fast is not None and selector is None and 0 < k <= self.count:
+            return self._fast_search(fast, query, k)
         params = self._params(selector, allowed)
         nprobe = int(params.nprobe)
         scanned = self.count * nprobe // max(1, self._index.nlist)
@@ -297,6 +384,8 @@ class IVFIndex(_FaissIndex):
 
     def remove(self, ids: Sequence[int]) -> None:
         if len(ids):
+            self._changes += 1
+            self._fast = None
             arr = _ids(ids)
             self._index.remove_ids(faiss.IDSelectorArray(len(arr), faiss.swig_ptr(arr)))
 
@@ -315,6 +404,16 @@ class IVFIndex(_FaissIndex):
 EXACT_WITHIN = 2_000
 SPLIT_EACH = 10_000  # codes a way of a split IVF search scans, at least
 FILTER_PROBE_SHARE = 4  # a filter allowing 1 id in s probes s / this times the lists
+# the fast-scan companion (IVFIndex.prepare_fast): built for this many vectors or more; a
+# 4-bit code per FAST_DIMS dimensions, codebooks trained on about FAST_TRAIN stored vectors;
+# its scan's best FAST_REFINE * k (at least FAST_REFINE_MIN) are rescored with the 8-bit
+# codes. At a million threads (d = 896), against the 8-bit scan for 200 questions: top-10
+# the same (overlap 1.0), top-100 overlap 0.988; 4 dimensions a code gave 0.971 / 0.871
+FAST_MIN = 100_000
+FAST_REFINE = 4
+FAST_REFINE_MIN = 400
+FAST_TRAIN = 20_000
+FAST_DIMS = 2
 
 
 def from_bytes(data: bytes | memoryview, nprobe: int = 48) -> _FaissIndex:

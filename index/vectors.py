@@ -40,7 +40,7 @@ from index.faiss_index import (
 __all__ = [
     "EXACT_WITHIN", "FILTER_PROBE_SHARE", "BlockIndex", "FlatIndex", "IVFIndex", "Keys",
     "LayeredIndex", "Manifest", "VectorIndex", "blocks_of", "from_bytes", "load", "map_file",
-    "new_index", "read", "save",
+    "new_index", "prepare_fast", "read", "save",
 ]  # fmt: skip
 
 FORMAT_VERSION = 2
@@ -77,6 +77,7 @@ class LayeredIndex(VectorIndex):
         self.dead: set[int] = set()
         self._base_ids = set(base.ids().tolist())
         self._alive_sel: Any = None  # selector excluding ``dead``, rebuilt when it changes
+        prepare_fast(base)  # the base is never written: its IVF parts get fast scans
 
     @property
     def count(self) -> int:
@@ -143,6 +144,14 @@ class LayeredIndex(VectorIndex):
         file = getattr(self, "_file", None)
         if file is not None:
             file.close()
+
+
+def prepare_fast(index: VectorIndex, background: bool = True) -> int:
+    """Start (or, not ``background``, finish) the fast-scan companion of every IVF index
+    in ``index`` that will not be written again (``IVFIndex.prepare_fast``); how many."""
+    inner = index.base if isinstance(index, LayeredIndex) else index
+    parts = inner.parts if isinstance(inner, BlockIndex) else [inner]
+    return sum(p.prepare_fast(background) for p in parts if isinstance(p, IVFIndex))
 
 
 def _open(path: Path, nprobe: int) -> _FaissIndex | BlockIndex:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -229,3 +230,71 @@ def test_an_ivf_search_split_across_cores_finds_what_one_search_finds(
             assert set(i for i, _ in got) <= set(within.tolist())
     probes = int(ivf._params(selector, allowed).nprobe)
     assert scans[:3] == [probes // 3] * 3 and sum(scans) == probes * len(queries)
+
+
+def _ivf(n: int = 20_000) -> tuple[vectors.IVFIndex, np.ndarray]:
+    x = clustered(n, centres=100)
+    ivf = vectors.IVFIndex.train(DIM, x[::4], nlist=200, nprobe=24)
+    ivf.add(np.arange(1, n + 1, dtype=np.int64), x)
+    return ivf, x
+
+
+def test_a_read_only_ivf_scans_its_fast_codes_and_returns_the_8bit_scores(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The fast-scan companion finds what the 8-bit scan finds, every score it returns is
+    the 8-bit vector's, filtered searches keep the 8-bit scan, and a write drops it."""
+    from index import faiss_index
+
+    ivf, _ = _ivf()
+    queries = clustered(40, seed=5, centres=100)
+    eight_bit = [ivf.search(q, 10) for q in queries]
+    within = np.arange(1, 20_001, 7, dtype=np.int64)  # > EXACT_WITHIN: through the index
+    filtered = [ivf.search(q, 10, within) for q in queries]
+    assert ivf.prepare_fast(background=False) is False  # below FAST_MIN: nothing built
+    monkeypatch.setattr(faiss_index, "FAST_MIN", 1_000)
+    assert ivf.prepare_fast(background=False) is True and ivf._fast is not None
+    fast_calls: list[int] = []
+    fast_search = vectors.IVFIndex._fast_search
+
+    def counted(self: vectors.IVFIndex, *args: Any) -> list[tuple[int, float]]:
+        fast_calls.append(1)
+        return fast_search(self, *args)
+
+    monkeypatch.setattr(vectors.IVFIndex, "_fast_search", counted)
+    same = 0
+    for q, want, want_filtered in zip(queries, eight_bit, filtered, strict=True):
+        got = ivf.search(q, 10)
+        same += len({i for i, _ in got} & {i for i, _ in want})
+        stored = ivf.vectors_for([i for i, _ in got])
+        for i, score in got:
+            assert score == pytest.approx(float(stored[i] @ q), abs=1e-5)
+        assert [s for _, s in got] == sorted((s for _, s in got), reverse=True)
+        assert ivf.search(q, 10, within) == want_filtered  # a selector: the 8-bit scan
+    assert len(fast_calls) == len(queries)
+    assert same / (10 * len(queries)) >= 0.97
+    ivf.add(np.array([99_999], dtype=np.int64), queries[:1])  # a write: the codes are stale
+    assert ivf._fast is None
+    assert [i for i, _ in ivf.search(queries[0], 1)] == [99_999]
+    assert len(fast_calls) == len(queries)
+
+
+def test_a_mapped_ivf_base_builds_its_fast_scan_in_the_background(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from index import faiss_index
+
+    monkeypatch.setattr(faiss_index, "FAST_MIN", 1_000)
+    ivf, _ = _ivf(5_000)
+    vectors.save(ivf, tmp_path, "m", generation=1, store_id="s")
+    mapped = vectors.read(tmp_path, mmap=True, nprobe=24)[1]
+    assert isinstance(mapped, vectors.LayeredIndex)
+    base = mapped.base
+    assert isinstance(base, vectors.IVFIndex)
+    for _ in range(300):  # built on its own thread; the 8-bit scan serves meanwhile
+        if base._fast is not None:
+            break
+        time.sleep(0.05)
+    assert base._fast is not None and int(base._fast.ntotal) == 5_000
+    q = clustered(1, seed=8, centres=100)[0]
+    assert {i for i, _ in mapped.search(q, 5)} <= set(range(1, 5_001))
