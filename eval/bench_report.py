@@ -47,6 +47,7 @@ def _scale_rows(scale: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "index": f"{s['index']} ({s['index_file_mib']} MiB)",
                 "first start (build index) s": s["first_start_s"],
                 "restart (mapped load) s": s["restart_s"],
+                "fast-scan codes built after the restart s": s.get("restart_fast_scan_s", ""),
                 "new replica, seeded s": s.get("new_replica_from_seed_s", ""),
                 "1 client p50 / p99 ms": f"{one['p50_ms']} / {one['p99_ms']}",
                 "1 client right after the build p50 / p99 ms": (
@@ -249,7 +250,10 @@ the real thread's embedding plus noise, so the index sees realistic clusters). A
 `unsource serve` (triage on, activity log on), driven over loopback by eval/loadgen.py
 in another process. The first start builds the index (its 1-client run and memory are
 reported apart: the build's memory peak empties the page cache); the replica is then
-restarted, and the restarted one answers 300 distinct questions from 1 client, 300 others
+restarted, and once the restarted one has built its IVF fast-scan codes in the background
+(a large index's unfiltered searches scan 4-bit codes and rescore the best 400 with the
+8-bit vectors; until then they scan the 8-bit codes; both starts wait for this, its time is
+reported), it answers 300 distinct questions from 1 client, 300 others
 with a tag filter, then 1,600 from 16 concurrent clients (its RSS is the steady state);
 a restart with `UNSOURCE_MICRO_BATCH_SIZE=1` repeats the 16-client run without
 micro-batching. Every request is a distinct question, so the query cache
@@ -257,8 +261,9 @@ never answers, except in the "already encoded" run: the 16-client questions sent
 time, all encodes answered by the cache, which bounds what micro-batching the encoders
 could gain. Default settings otherwise (openvino encoder, 1-thread copy for single
 questions, search in parallel with triage, BLAS at one thread per request). The load
-generator shares the 2 cores with the server. Recall@10 compares the saved IVF index
-with exact search over the stored vectors for 200 questions.
+generator shares the 2 cores with the server. Recall@10 compares the saved IVF index,
+searched as a replica serves it (fast-scan codes included), with exact search over the
+stored vectors for 200 questions.
 
 {scale}
 """

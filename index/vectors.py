@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -39,8 +39,8 @@ from index.faiss_index import (
 
 __all__ = [
     "EXACT_WITHIN", "FILTER_PROBE_SHARE", "BlockIndex", "FlatIndex", "IVFIndex", "Keys",
-    "LayeredIndex", "Manifest", "VectorIndex", "blocks_of", "from_bytes", "load", "map_file",
-    "new_index", "prepare_fast", "read", "save",
+    "LayeredIndex", "Manifest", "VectorIndex", "blocks_of", "fast_scan_state", "from_bytes",
+    "load", "map_file", "new_index", "prepare_fast", "read", "save",
 ]  # fmt: skip
 
 FORMAT_VERSION = 2
@@ -146,12 +146,25 @@ class LayeredIndex(VectorIndex):
             file.close()
 
 
+def _ivf_parts(index: VectorIndex) -> list[IVFIndex]:
+    inner = index.base if isinstance(index, LayeredIndex) else index
+    parts = inner.parts if isinstance(inner, BlockIndex) else [inner]
+    return [p for p in parts if isinstance(p, IVFIndex)]
+
+
 def prepare_fast(index: VectorIndex, background: bool = True) -> int:
     """Start (or, not ``background``, finish) the fast-scan companion of every IVF index
     in ``index`` that will not be written again (``IVFIndex.prepare_fast``); how many."""
-    inner = index.base if isinstance(index, LayeredIndex) else index
-    parts = inner.parts if isinstance(inner, BlockIndex) else [inner]
-    return sum(p.prepare_fast(background) for p in parts if isinstance(p, IVFIndex))
+    return sum(p.prepare_fast(background) for p in _ivf_parts(index))
+
+
+def fast_scan_state(index: VectorIndex) -> Literal["off", "building", "ready"]:
+    """``off``: no part of ``index`` gets a fast-scan companion; ``building``: one is on
+    its way; ``ready``: every one wanted is built."""
+    wanted = [p for p in _ivf_parts(index) if p.fast_wanted]
+    if not wanted:
+        return "off"
+    return "ready" if all(p.fast_ready for p in wanted) else "building"
 
 
 def _open(path: Path, nprobe: int) -> _FaissIndex | BlockIndex:

@@ -138,6 +138,12 @@ class Ready(BaseModel):
     checks: dict[str, bool] = Field(description="encoder, triage, store, activity, index")
     threads: int
     indexed: int
+    fast_scan: Literal["off", "building", "ready"] = Field(
+        "off",
+        description="The IVF index's fast-scan codes (large corpora): `building` in the "
+        "background after a start or an index refresh, when searches use the 8-bit scan; "
+        "`ready`; `off` for an index too small to need them. Does not affect `status`.",
+    )
 
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$"

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from index import vectors
 from service.deps import Admin, Agent, EngineDep, MetricsDep
 from service.schemas import AUTH_ERRORS, Health, Ready, VerifyResult, example
 
@@ -43,7 +44,11 @@ def readyz(engine: EngineDep) -> JSONResponse:
     }
     ok = all(checks.values())
     body = Ready(
-        status="ready" if ok else "not_ready", checks=checks, threads=threads, indexed=indexed
+        status="ready" if ok else "not_ready",
+        checks=checks,
+        threads=threads,
+        indexed=indexed,
+        fast_scan=vectors.fast_scan_state(engine.corpus.index),
     )
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 

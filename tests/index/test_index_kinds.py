@@ -291,10 +291,14 @@ def test_a_mapped_ivf_base_builds_its_fast_scan_in_the_background(
     assert isinstance(mapped, vectors.LayeredIndex)
     base = mapped.base
     assert isinstance(base, vectors.IVFIndex)
+    assert vectors.fast_scan_state(mapped) in ("building", "ready")
     for _ in range(300):  # built on its own thread; the 8-bit scan serves meanwhile
         if base._fast is not None:
             break
         time.sleep(0.05)
     assert base._fast is not None and int(base._fast.ntotal) == 5_000
+    assert vectors.fast_scan_state(mapped) == "ready"
+    monkeypatch.setattr(faiss_index, "FAST_MIN", 10_000)
+    assert vectors.fast_scan_state(vectors.read(tmp_path, mmap=True, nprobe=24)[1]) == "off"
     q = clustered(1, seed=8, centres=100)[0]
     assert {i for i, _ in mapped.search(q, 5)} <= set(range(1, 5_001))

@@ -34,6 +34,7 @@ def test_readyz_reports_each_check(client: TestClient, loaded: Engine) -> None:
     r = client.get("/readyz", headers={"X-API-Key": ""})
     assert r.status_code == 200 and r.json()["status"] == "ready"
     assert set(r.json()["checks"]) == {"encoder", "triage", "store", "activity", "index"}
+    assert r.json()["fast_scan"] == "off"  # a small flat index needs no fast-scan codes
     with loaded.corpus.lock:  # the index lost a vector the store still has
         loaded.corpus.index.remove([int(loaded.corpus.index.ids()[0])])
     r = client.get("/readyz")
