@@ -317,6 +317,13 @@ class ActivityStore:
         """thread id -> (helpful, unhelpful), for threads with any feedback."""
         if not thread_ids:
             return {}
+        if self.db.dialect == "sqlite":  # every suggest reads these: on the driver
+            found = self.db.driver_rows(
+                "SELECT thread_id, helpful, unhelpful FROM thread_feedback "
+                "WHERE thread_id IN (SELECT value FROM json_each(?))",
+                (json.dumps(list(thread_ids)),),
+            )
+            return {r[0]: (int(r[1]), int(r[2])) for r in found}
         with self.db.read() as conn:
             rows = conn.execute(self._votes_of, {"ids": list(thread_ids)})
             return {r.thread_id: (int(r.helpful), int(r.unhelpful)) for r in rows}

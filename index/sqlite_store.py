@@ -19,9 +19,9 @@ from sqlalchemy.engine import Connection
 
 from index.analysis import ANALYZER, analyze_text
 from index.sql import SQLDatabase
-from index.store import fts_match
+from index.store import StoredThread, fts_match, to_stored
 from index.thread_store import SQLThreadStore
-from index.thread_tables import threads
+from index.thread_tables import THREAD_COLUMNS, threads
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS threads (
@@ -55,6 +55,10 @@ CREATE INDEX IF NOT EXISTS tombstones_gen ON tombstones(gen);
 # it, the vector (kilobytes, in overflow pages) last, as SQLite reads a row's columns in
 # order. (Measured at a million threads, the difference is small: reading a suggest's five
 # hits is dominated by the page lookups, 1.41 against 1.48 ms.)
+_THREAD_NAMES = tuple(c.name for c in THREAD_COLUMNS)
+_GET_MANY = (
+    f"SELECT {', '.join(_THREAD_NAMES)} FROM threads WHERE pk IN (SELECT value FROM json_each(?))"
+)
 MIGRATIONS = {
     "gen": "ALTER TABLE threads ADD COLUMN gen INTEGER NOT NULL DEFAULT 0",
     "answer_author": "ALTER TABLE threads ADD COLUMN answer_author TEXT",
@@ -182,13 +186,20 @@ class SQLiteStore(SQLThreadStore):
         the rows: 1.5-5 ms instead of 0.5 for 150 keys at a million threads)."""
         if not len(pks):
             return {}
-        with self.db.read() as conn:
-            rows = conn.exec_driver_sql(
-                "SELECT pk, id, accepted, answer_votes FROM threads INDEXED BY threads_signals "
-                "WHERE pk IN (SELECT value FROM json_each(?))",
-                (json.dumps([int(p) for p in pks]),),
-            )
-            return {int(r[0]): (r[1], bool(r[2]), int(r[3])) for r in rows}
+        rows = self.db.driver_rows(
+            "SELECT pk, id, accepted, answer_votes FROM threads INDEXED BY threads_signals "
+            "WHERE pk IN (SELECT value FROM json_each(?))",
+            (json.dumps([int(p) for p in pks]),),
+        )
+        return {int(r[0]): (r[1], bool(r[2]), int(r[3])) for r in rows}
+
+    def get_many(self, pks: Sequence[int]) -> dict[int, StoredThread]:
+        """As the shared query, on the driver (``SQLDatabase.driver_rows``): a suggest
+        reads the threads it shows this way."""
+        if not len(pks):
+            return {}
+        rows = self.db.driver_rows(_GET_MANY, (json.dumps([int(p) for p in pks]),))
+        return {int(r[0]): to_stored(dict(zip(_THREAD_NAMES, r, strict=True))) for r in rows}
 
     def _tagged(self, tags: list[str]) -> sa.ColumnElement[bool]:
         return threads.c.pk.in_(sa.select(thread_tags.c.pk).where(thread_tags.c.tag.in_(tags)))

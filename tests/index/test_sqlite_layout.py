@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from index.sqlite_store import SQLiteStore
 from index.store import Row
@@ -53,4 +54,32 @@ def test_a_store_from_the_first_release_gains_the_later_columns(tmp_path: Path) 
     store = SQLiteStore(path)
     assert _columns(path)[-2:] == ["gen", "answer_author"]  # appended after the vector
     _round_trip(store)
+    store.close()
+
+
+def test_suggest_reads_on_the_driver_match_the_shared_queries_and_fail_as_store_errors(
+    tmp_path: Path,
+) -> None:
+    """signals and get_many skip SQLAlchemy's row machinery on SQLite; they must read what
+    the shared (both-backend) queries read, and a failure is a StoreError naming the store."""
+    from index.errors import StoreError
+    from index.thread_store import SQLThreadStore
+
+    store = SQLiteStore(tmp_path / "s.db")
+    rows = [
+        Row(
+            make_thread(f"t{i}", f"Title {i}", answer="A", tags=["x", "y"], accepted=i % 2 == 0),
+            "h",
+            "m",
+            np.ones(4, dtype=np.float32),
+        )
+        for i in range(6)
+    ]
+    pks = list(store.upsert(rows)[0].values())
+    assert store.get_many(pks) == SQLThreadStore.get_many(store, pks)
+    assert store.get_many(pks)[pks[0]].thread.tags == ["x", "y"]
+    assert store.signals(pks) == SQLThreadStore.signals(store, pks)
+    assert store.get_many([]) == {} and store.signals([]) == {}
+    with pytest.raises(StoreError, match="store unavailable: no such table"):
+        store.db.driver_rows("SELECT * FROM no_such_table")
     store.close()
