@@ -55,6 +55,25 @@ def test_votes_one_per_reader_and_thread(activity: ActivityStore) -> None:
     assert activity.stats(NOW + timedelta(seconds=1)).suggest_count == 0
 
 
+def test_the_suggest_log_commits_each_entry_and_refuses_a_duplicate(
+    activity: ActivityStore,
+) -> None:
+    """On SQLite the log's insert runs on the driver (autocommit); on both backends each
+    entry is committed on its own, counted, and a failed one is a StoreError."""
+    from index.errors import StoreError
+
+    before = activity.db.commits
+    activity.log_suggest("r1", NOW, "no_match", None, [], question="q [EMAIL]", language="it")
+    assert activity.db.commits == before + 1 and activity.suggested("r1") == []
+    with pytest.raises(StoreError, match="write not committed"):
+        activity.log_suggest("r1", NOW, "suggest", None, ["t1"])  # the request id is taken
+    assert activity.suggested("r1") == [] and activity.db.commits == before + 1
+    gaps = activity.unresolved(NOW - timedelta(hours=1), NOW + timedelta(hours=1))
+    assert [(g.at, g.text, g.language, g.outcome) for g in gaps] == [
+        (NOW, "q [EMAIL]", "it", "no_match")
+    ]
+
+
 def test_concurrent_votes_of_one_reader_count_once(activity: ActivityStore) -> None:
     """Eight requests voting for one reader at once (as through eight replicas): one vote."""
     for i in range(8):
