@@ -219,7 +219,7 @@ class IVFIndex(_FaissIndex):
         so every score it returns is the score the 8-bit scan gives (at 1M threads: 3.5
         against 4.6-4.9 ms a question inside a suggest). Built from the stored codes (no
         encoder, nothing saved), on one thread, in the background by default; searches
-        use the 8-bit scan until it is ready (1M threads: ~25 s). Only for ``FAST_MIN``
+        use the 8-bit scan until it is ready (1M threads: ~30 s). Only for ``FAST_MIN``
         vectors or more. True if one is (being) built."""
         if self._fast_wanted or self.count < FAST_MIN or self.dimension % FAST_DIMS:
             return self._fast_wanted
@@ -259,6 +259,7 @@ class IVFIndex(_FaissIndex):
                 fast = faiss.IndexIVFPQFastScan(pq)  # the codes packed for SIMD scans
         except Exception:  # the 8-bit scan keeps serving
             log.exception("the IVF fast-scan companion could not be built")
+            self._fast_wanted = False
             return
         if changes == self._changes:
             self._fast = fast
@@ -291,9 +292,14 @@ class IVFIndex(_FaissIndex):
         top = np.argsort(-scores, kind="stable")[:k]
         return _hits(scores[top], ids[top])
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+    def _written(self) -> None:
+        """A write: a companion built or being built from the old codes is dropped."""
         self._changes += 1
         self._fast = None
+        self._fast_wanted = False
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        self._written()
         super().add(ids, vectors)
 
     @staticmethod
@@ -392,8 +398,7 @@ class IVFIndex(_FaissIndex):
 
     def remove(self, ids: Sequence[int]) -> None:
         if len(ids):
-            self._changes += 1
-            self._fast = None
+            self._written()
             arr = _ids(ids)
             self._index.remove_ids(faiss.IDSelectorArray(len(arr), faiss.swig_ptr(arr)))
 

@@ -55,10 +55,6 @@ CREATE INDEX IF NOT EXISTS tombstones_gen ON tombstones(gen);
 # it, the vector (kilobytes, in overflow pages) last, as SQLite reads a row's columns in
 # order. (Measured at a million threads, the difference is small: reading a suggest's five
 # hits is dominated by the page lookups, 1.41 against 1.48 ms.)
-_THREAD_NAMES = tuple(c.name for c in THREAD_COLUMNS)
-_GET_MANY = (
-    f"SELECT {', '.join(_THREAD_NAMES)} FROM threads WHERE pk IN (SELECT value FROM json_each(?))"
-)
 MIGRATIONS = {
     "gen": "ALTER TABLE threads ADD COLUMN gen INTEGER NOT NULL DEFAULT 0",
     "answer_author": "ALTER TABLE threads ADD COLUMN answer_author TEXT",
@@ -68,6 +64,11 @@ GEN_INDEX = "CREATE INDEX IF NOT EXISTS threads_gen ON threads(gen)"
 # index, not the rows (each a page or more with its vector), 150 lookups cost far less
 SIGNALS_INDEX = (
     "CREATE INDEX IF NOT EXISTS threads_signals ON threads(pk, id, accepted, answer_votes)"
+)
+# the shown threads a suggest reads (``get_many``), by key, on the driver
+_THREAD_NAMES = tuple(c.name for c in THREAD_COLUMNS)
+_GET_MANY = (
+    f"SELECT {', '.join(_THREAD_NAMES)} FROM threads WHERE pk IN (SELECT value FROM json_each(?))"
 )
 
 

@@ -274,7 +274,7 @@ def test_a_read_only_ivf_scans_its_fast_codes_and_returns_the_8bit_scores(
     assert len(fast_calls) == len(queries)
     assert same / (10 * len(queries)) >= 0.97
     ivf.add(np.array([99_999], dtype=np.int64), queries[:1])  # a write: the codes are stale
-    assert ivf._fast is None
+    assert ivf._fast is None and not ivf.fast_wanted
     assert [i for i, _ in ivf.search(queries[0], 1)] == [99_999]
     assert len(fast_calls) == len(queries)
 
@@ -302,3 +302,24 @@ def test_a_mapped_ivf_base_builds_its_fast_scan_in_the_background(
     assert vectors.fast_scan_state(vectors.read(tmp_path, mmap=True, nprobe=24)[1]) == "off"
     q = clustered(1, seed=8, centres=100)[0]
     assert {i for i, _ in mapped.search(q, 5)} <= set(range(1, 5_001))
+
+
+def test_a_fast_scan_that_cannot_be_built_leaves_the_8bit_scan_serving(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from index import faiss_index
+
+    monkeypatch.setattr(faiss_index, "FAST_MIN", 1_000)
+    ivf, _ = _ivf(5_000)
+    q = clustered(1, seed=8, centres=100)[0]
+    want = ivf.search(q, 10)
+
+    def broken(*_: Any) -> Any:
+        raise RuntimeError("no memory for the codes")
+
+    monkeypatch.setattr(faiss_index.faiss, "IndexIVFPQFastScan", broken)
+    assert ivf.prepare_fast(background=False) is True
+    assert ivf._fast is None and not ivf.fast_wanted  # /readyz: "off", not "building"
+    assert vectors.fast_scan_state(ivf) == "off"
+    assert "could not be built" in caplog.text
+    assert ivf.search(q, 10) == want
