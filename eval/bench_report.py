@@ -248,7 +248,9 @@ SemEval dev, each system scoring the question's candidate threads with its own v
 Synthetic corpora (eval/synth.py: real SemEval threads varied word by word; vectors are
 the real thread's embedding plus noise, so the index sees realistic clusters). A real
 `unsource serve` (triage on, activity log on), driven over loopback by eval/loadgen.py
-in another process. The first start builds the index (its 1-client run and memory are
+in another process: a minimal keep-alive HTTP/1.1 client on asyncio streams, as wrk-style
+load generators are (until session 14 it was httpx, whose own ~1-2 ms of CPU per request
+on these same 2 cores was counted in every latency). The first start builds the index (its 1-client run and memory are
 reported apart: the build's memory peak empties the page cache); the replica is then
 restarted, and once the restarted one has built its IVF fast-scan codes in the background
 (a large index's unfiltered searches scan 4-bit codes and rescore the best 400 with the
