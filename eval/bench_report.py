@@ -245,27 +245,26 @@ SemEval dev, each system scoring the question's candidate threads with its own v
 
 ## /suggest over HTTP at scale
 
-Synthetic corpora (eval/synth.py: real SemEval threads varied word by word; vectors are
-the real thread's embedding plus noise, so the index sees realistic clusters). A real
-`unsource serve` (triage on, activity log on), driven over loopback by eval/loadgen.py
-in another process: a minimal keep-alive HTTP/1.1 client on asyncio streams, as wrk-style
-load generators are (until session 14 it was httpx, whose own ~1-2 ms of CPU per request
-on these same 2 cores was counted in every latency). The first start builds the index (its 1-client run and memory are
-reported apart: the build's memory peak empties the page cache); the replica is then
-restarted, and once the restarted one has built its IVF fast-scan codes in the background
-(a large index's unfiltered searches scan 4-bit codes and rescore the best 400 with the
-8-bit vectors; until then they scan the 8-bit codes; both starts wait for this, its time is
-reported), it answers 300 distinct questions from 1 client, 300 others
-with a tag filter, then 1,600 from 16 concurrent clients (its RSS is the steady state);
-a restart with `UNSOURCE_MICRO_BATCH_SIZE=1` repeats the 16-client run without
-micro-batching. Every request is a distinct question, so the query cache
-never answers, except in the "already encoded" run: the 16-client questions sent a second
-time, all encodes answered by the cache, which bounds what micro-batching the encoders
-could gain. Default settings otherwise (openvino encoder, 1-thread copy for single
-questions, search in parallel with triage, BLAS at one thread per request). The load
-generator shares the 2 cores with the server. Recall@10 compares the saved IVF index,
-searched as a replica serves it (fast-scan codes included), with exact search over the
-stored vectors for 200 questions.
+Synthetic corpora (eval/synth.py: real SemEval threads varied word by word; vectors are the
+real thread's embedding plus noise, so the index sees realistic clusters). A real `unsource
+serve` (triage on, activity log on), driven over loopback by eval/loadgen.py in another
+process: a minimal keep-alive HTTP/1.1 client on asyncio streams, as wrk-style load
+generators are (until session 14 it was httpx, whose own ~1-2 ms of CPU per request on these
+same 2 cores was counted in every latency). The first start builds the index (its 1-client
+run and memory are reported apart: the build's memory peak empties the page cache); the
+replica is then restarted, and once the restarted one has built its IVF fast-scan codes in
+the background (a large index's unfiltered searches scan 4-bit codes and rescore the best
+400 with the 8-bit vectors; until then they scan the 8-bit codes; both starts wait for this,
+its time is reported), it answers 300 distinct questions from 1 client, 300 others with a
+tag filter, then 1,600 from 16 concurrent clients (its RSS is the steady state); a restart
+with `UNSOURCE_MICRO_BATCH_SIZE=1` repeats the 16-client run without micro-batching. Every
+request is a distinct question, so the query cache never answers, except in the "already
+encoded" run: the 16-client questions sent a second time, all encodes answered by the cache,
+which bounds what micro-batching the encoders could gain. Default settings otherwise
+(openvino encoder, 1-thread copy for single questions, search in parallel with triage, BLAS
+at one thread per request). The load generator shares the 2 cores with the server. Recall@10
+compares the saved IVF index, searched as a replica serves it (fast-scan codes included),
+with exact search over the stored vectors for 200 questions.
 
 {scale}
 """

@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+TIMEOUT_S = 60.0  # one request's answer, as long as it may take
+
 
 class HTTPError(Exception):
     """The connection failed or the server's answer is not an HTTP/1.1 response."""
@@ -48,6 +50,13 @@ class Connection:
         return self._reader, self._writer
 
     async def post(self, payload: dict[str, object]) -> tuple[int, bytes]:
+        try:
+            return await asyncio.wait_for(self._post(payload), TIMEOUT_S)
+        except TimeoutError as exc:
+            await self.close()
+            raise HTTPError(f"no answer within {TIMEOUT_S:g} s") from exc
+
+    async def _post(self, payload: dict[str, object]) -> tuple[int, bytes]:
         body = json.dumps(payload).encode()
         head = (
             f"POST {self.path} HTTP/1.1\r\nHost: {self.authority}\r\n"

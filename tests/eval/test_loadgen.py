@@ -66,3 +66,23 @@ def test_a_response_without_length_is_an_error_not_a_hang() -> None:
 def test_only_plain_http_urls_are_taken() -> None:
     with pytest.raises(ValueError, match="--url"):
         Connection("https://example.com/v1/suggest")
+
+
+def test_a_server_that_never_answers_times_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("eval.loadgen.TIMEOUT_S", 0.2)
+
+    async def go() -> None:
+        async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read(1 << 16)
+            await asyncio.sleep(5)
+
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            conn = Connection(f"http://127.0.0.1:{port}/v1/suggest")
+            with pytest.raises(HTTPError, match="no answer"):
+                await conn.post({"title": "x"})
+            await conn.close()
+            server.close()
+
+    asyncio.run(go())
