@@ -50,15 +50,20 @@ def test_requests_share_one_connection_and_errors_are_counted() -> None:
     assert str(out["first_error"]).startswith("429")
 
 
+async def _post_fails(server: asyncio.Server, match: str) -> None:
+    """One POST to ``server`` raises HTTPError matching ``match``; then the server stops."""
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        conn = Connection(f"http://127.0.0.1:{port}/v1/suggest")
+        with pytest.raises(HTTPError, match=match):
+            await conn.post({"title": "x"})
+        await conn.close()
+        server.close()
+
+
 def test_a_response_without_length_is_an_error_not_a_hang() -> None:
     async def go() -> None:
-        server = await _serve([b"HTTP/1.1 200 OK\r\n\r\n{}"], [])
-        port = server.sockets[0].getsockname()[1]
-        async with server:
-            conn = Connection(f"http://127.0.0.1:{port}/v1/suggest")
-            with pytest.raises(HTTPError, match="Content-Length"):
-                await conn.post({"title": "x"})
-            await conn.close()
+        await _post_fails(await _serve([b"HTTP/1.1 200 OK\r\n\r\n{}"], []), "Content-Length")
 
     asyncio.run(go())
 
@@ -76,13 +81,6 @@ def test_a_server_that_never_answers_times_out(monkeypatch: pytest.MonkeyPatch) 
             await reader.read(1 << 16)
             await asyncio.sleep(5)
 
-        server = await asyncio.start_server(silent, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        async with server:
-            conn = Connection(f"http://127.0.0.1:{port}/v1/suggest")
-            with pytest.raises(HTTPError, match="no answer"):
-                await conn.post({"title": "x"})
-            await conn.close()
-            server.close()
+        await _post_fails(await asyncio.start_server(silent, "127.0.0.1", 0), "no answer")
 
     asyncio.run(go())
