@@ -41,12 +41,30 @@ class Finding:
 # -- payment cards -----------------------------------------------------------------------
 # separators written inside numbers: space, no-break spaces, dot, dash (at most two in a row)
 _SEP = "[ \u00a0\u202f.-]"
-_CARD = re.compile(rf"(?<![\w-])(?:\d{_SEP}{{0,2}}){{12,18}}\d(?![\w-])")
+# a maximal run of digit groups joined by separators (each match is one run: linear)
+_DIGIT_RUN = re.compile(rf"(?<![\w-])\d{{1,40}}(?:{_SEP}{{1,2}}\d{{1,40}})*(?![\w-])")
+_GROUP = re.compile(r"\d+")
 _NOT_DIGIT = re.compile(r"\D")
 _CARD_PREFIX = re.compile(
     r"^(?:4|5[1-5]|2(?:2[2-9]|[3-6]\d|7[01]|720)|3[47]|3(?:0[0-5]|[68])|6(?:011|5|4[4-9]|2)"
     r"|35(?:2[89]|[3-8]\d)|5[06-9])"
 )
+# what a card's expiry and security code look like right after the number (en/pt/es/it
+# labels, all optional): "12/27", "exp 12/2027", "validade 09-28", "cvv 123", "CVC: 1234"
+_EXPIRY = (
+    r"(?:(?:exp(?:iry|ires|\.)?|valid(?:ade|ez|it[àa])?|venc(?:imento|e)?|caducidad"
+    r"|scad(?:enza)?|val\.?)\s{0,3}[:.]?\s{0,3})?(?:0?[1-9]|1[0-2])\s{0,2}[/-]\s{0,2}(?:\d{4}|\d{2})"
+    r"|(?:0?[1-9]|1[0-2]) (?:\d{4}|\d{2})(?!\d)"
+)
+_CVV = (
+    r"(?:(?:cvv2?|cvc2?|cv2|csc|cid|c[óo]digo(?: de seguran[çc]a)?|codice(?: di sicurezza)?)"
+    r"\s{0,3}[:.#]?\s{0,3})?\d{3,4}(?!\d)"
+)
+_CARD_TAIL = re.compile(
+    rf"(?:[\s,;]{{1,3}}(?:{_EXPIRY})(?:[\s,;]{{1,3}}(?:{_CVV}))?|[\s,;]{{1,3}}(?:{_CVV}))(?![\w/])",
+    re.IGNORECASE,
+)
+CARD_DIGITS = (13, 19)
 
 
 def luhn_ok(digits: str) -> bool:
@@ -59,12 +77,45 @@ def luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
+def card_ok(digits: str) -> bool:
+    lo, hi = CARD_DIGITS
+    return lo <= len(digits) <= hi and bool(_CARD_PREFIX.match(digits)) and luhn_ok(digits)
+
+
+def _card_windows(run: str, offset: int) -> list[tuple[int, int]]:
+    """(start, end) of the card numbers in one run of digit groups: every window of whole
+    groups holding 13-19 digits is tried (a card is written as whole groups), so digits
+    before or after the card ("order 12 4111 1111 1111 1111 12 27") don't hide it. A
+    window holds at most 19 digits, so each group starts a bounded number of windows:
+    linear in the run's length. Windows are taken left to right, the longest valid one
+    at each start, never overlapping."""
+    groups = [(m.start(), m.end()) for m in _GROUP.finditer(run)]
+    lo, hi = CARD_DIGITS
+    out: list[tuple[int, int]] = []
+    i = 0
+    while i < len(groups):
+        best, digits, j = None, "", i
+        while j < len(groups) and len(digits) < hi:
+            digits += run[groups[j][0] : groups[j][1]]
+            j += 1
+            if lo <= len(digits) <= hi and card_ok(digits):
+                best = j
+        if best is None:
+            i += 1
+            continue
+        out.append((offset + groups[i][0], offset + groups[best - 1][1]))
+        i = best
+    return out
+
+
 def _cards(text: str) -> list[Finding]:
+    """Payment card numbers, each with the expiry date and security code written right
+    after it (PCI DSS forbids keeping a CVV at all): one ``[CARD]`` covers all three."""
     out = []
-    for m in _CARD.finditer(text):
-        digits = _NOT_DIGIT.sub("", m.group())
-        if 13 <= len(digits) <= 19 and _CARD_PREFIX.match(digits) and luhn_ok(digits):
-            out.append(Finding("card", m.start(), m.end()))
+    for m in _DIGIT_RUN.finditer(text):
+        for start, end in _card_windows(m.group(), m.start()):
+            tail = _CARD_TAIL.match(text, end)
+            out.append(Finding("card", start, tail.end() if tail else end))
     return out
 
 
