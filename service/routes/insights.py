@@ -62,12 +62,13 @@ def gaps(
     escalation, across languages, largest first: size, trend against the previous window
     of the same length, languages, outcomes, representative (redacted) questions and the
     nearest existing thread."""
-    start, end, count, found = gaps_for(engine, since, until, min_size)
+    report = gaps_for(engine, since, until, min_size)
     return GapsResponse(
-        since=start,
-        until=end,
-        questions=count,
-        gaps=[GapPublic.model_validate(g, from_attributes=True) for g in found],
+        since=report.since,
+        until=report.until,
+        questions=report.questions,
+        sampled=report.sampled,
+        gaps=[GapPublic.model_validate(g, from_attributes=True) for g in report.gaps],
     )
 
 

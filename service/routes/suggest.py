@@ -70,14 +70,15 @@ def _answer(engine: Engine, req: SuggestRequest, rid: str) -> SuggestOutcome:
     outcome = engine.suggest(req.title, req.body, req.k, req.tags, req.language)
     triage, result = outcome.triage, outcome.result
     hits = result.hits if result else []
-    unanswered = outcome.decision != "suggest"  # kept (redacted) for knowledge gaps
     engine.activity.log_suggest(
         rid,
         datetime.now(UTC),
         outcome.decision,
         triage.queue,
         [h.thread.thread.id for h in hits],
-        question=triage.redacted_text if unanswered else None,  # triage redacted it already
+        # kept (redacted by triage) for knowledge gaps: if nothing answered it, or if the
+        # suggestions turn out not to (a not-helpful vote, a question posted after them)
+        question=triage.redacted_text,
         language=result.language if result else detect(question_text(req.title, req.body)),
     )
     return outcome

@@ -145,3 +145,47 @@ def test_console_page_holds_no_data_and_sets_text_not_html(client: TestClient) -
     page = client.get("/console")
     assert page.status_code == 200 and "staff console" in page.text
     assert "innerHTML" not in page.text and page.headers["cache-control"] == "no-store"
+
+
+def test_gaps_count_questions_the_suggestions_did_not_answer(
+    client: TestClient, loaded: Engine
+) -> None:
+    """A reader who posted after seeing suggestions, or voted them not helpful, was not
+    answered: the question joins the gaps with its outcome."""
+
+    def shown(title: str) -> tuple[str, str]:
+        r = client.post("/v1/suggest", json={"title": title}, headers=auth("public")).json()
+        assert r["decision"] == "suggest", title
+        return r["request_id"], r["suggestions"][0]["thread_id"]
+
+    def vote(rid: str, tid: str, helpful: bool) -> None:
+        v = {"request_id": rid, "thread_id": tid, "helpful": helpful}
+        assert client.post("/v1/feedback", json=v, headers=auth("public")).status_code == 200
+
+    title = "Reset the hub to factory settings"
+    posted, _ = shown(title)
+    q = {"id": "q-posted", "title": "still cannot reset", "request_id": posted}
+    assert client.post("/v1/questions", json=q, headers=auth("agent")).status_code == 201
+    vote(*shown(title), helpful=False)
+    shown(title)  # no vote, no question: nothing says it failed
+    r = client.get("/v1/insights/gaps", params={"min_size": "2"}, headers=auth("agent")).json()
+    assert r["questions"] == 2 and r["sampled"] is False
+    assert [g["outcomes"] for g in r["gaps"]] == [{"posted": 1, "not_helpful": 1}]
+
+
+def test_a_window_is_clustered_from_a_bounded_sample(client: TestClient, loaded: Engine) -> None:
+    """Security finding N2: the public fills the window; the gaps read the newest
+    UNRESOLVED_MAX questions of it, each cut to QUESTION_CHARS, and say it sampled."""
+    from index.activity import QUESTION_CHARS, UNRESOLVED_MAX
+
+    now = datetime.now(UTC)
+    for i in range(UNRESOLVED_MAX + 50):
+        loaded.activity.log_suggest(
+            f"r{i}", now - timedelta(seconds=i), "no_match", None, [], f"q{i} " + "x" * 5000, "en"
+        )
+    stored = loaded.activity.unresolved(now - timedelta(days=1), now + timedelta(seconds=1))
+    assert len(stored) == UNRESOLVED_MAX
+    assert max(len(u.text) for u in stored) == QUESTION_CHARS
+    assert stored[0].text.startswith(f"q{UNRESOLVED_MAX - 1} ")  # the newest were kept
+    r = client.get("/v1/insights/gaps", headers=auth("agent")).json()
+    assert r["questions"] == UNRESOLVED_MAX and r["sampled"] is True
