@@ -8,6 +8,7 @@ on the service's library API, not the other way round.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
@@ -208,3 +209,67 @@ def register(app: typer.Typer) -> None:
     """The ``unsource.cli`` entry point: add eval's commands to the ``unsource`` app."""
     app.add_typer(eval_app, name="eval")
     app.command("finetune")(finetune)
+
+
+@eval_app.command("relevance")
+def relevance_cmd(
+    devset: Annotated[
+        Path, typer.Option("--devset", help="The demo community's dev set (BEIR + unanswerable).")
+    ] = Path("eval/devsets/lumio"),
+    shared: Annotated[
+        Path, typer.Option("--shared", help="../shared/data (SemEval-2016, SUMO Firefox).")
+    ] = Path("../shared/data"),
+    train_model: Annotated[
+        bool, typer.Option("--train", help="Fit on the tune splits and write --model.")
+    ] = False,
+    model_path: Annotated[
+        Path | None, typer.Option("--model", help="Model file (default: the shipped one).")
+    ] = None,
+    out: OutOpt = Path("out/relevance"),
+) -> None:
+    """The relevance stage on questions kept apart: per language, answerable questions that
+    get no_match, unanswerable and off-topic ones that get a suggestion, and the curve over
+    the threshold; ``--train`` fits the model and its thresholds on the tune splits first."""
+    from eval import relevance as rel
+    from retrieval.relevance import BUNDLED, RelevanceModel
+
+    for name, folder in (("--devset", devset), ("--shared", shared)):
+        if not folder.is_dir():
+            raise fail(f"{name}: no such folder: {folder}")
+    path = model_path or BUNDLED
+    lists: dict[str, list[rel.Listed]] = {"tune": [], "report": []}
+    for corpus in ("lumio", "semeval"):
+        with tempfile.TemporaryDirectory(prefix="unsource-relevance-") as tmp:
+            settings = load_settings(data_dir=Path(tmp), relevance="off")
+            with build_engine(settings, with_triage=False) as engine, console.status(corpus):
+                if corpus == "lumio":
+                    rel.load_lumio_corpus(engine, devset)
+                    for split in lists:
+                        lists[split] += rel.lumio_lists(engine, devset, shared, split)
+                else:
+                    rel.load_semeval_corpus(engine, shared / "semeval2016")
+                    lists["tune"] += rel.semeval_lists(engine, shared / "semeval2016", "train")
+                    lists["report"] += rel.semeval_lists(engine, shared / "semeval2016", "dev")
+                engine.close(save=False)
+    text = ""
+    if train_model:
+        tune = [r for r in lists["tune"] if r.source != "semeval"]
+        model, tune_report = rel.train(tune)
+        model.save(path)
+        console.print(f"wrote {path} ({model.version}); thresholds {model.thresholds}")
+        text += rel.markdown(tune_report, "tune (out-of-fold probabilities)")
+    else:
+        try:
+            model = RelevanceModel.load(path)
+        except (OSError, ValueError, KeyError) as exc:
+            raise fail(f"--model: cannot load {path}: {exc}") from exc
+    rows = lists["report"]
+    probs = [model.probabilities(r.features) for r in rows]
+    report = rel.evaluate(rows, probs, model)
+    text = rel.markdown(report, f"report ({model.version})") + "\n" + text
+    result = {"model": model.to_json(), "report": report, "curve": rel.curve(rows, probs)}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "relevance.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    (out / "relevance.md").write_text(text, encoding="utf-8")
+    console.print(text)
+    console.print(f"wrote {out / 'relevance.json'}, {out / 'relevance.md'}")

@@ -19,7 +19,8 @@ from retrieval.encoder import Encoder
 from retrieval.fusion import linear_fusion, reciprocal_rank_fusion
 from retrieval.language import detect
 from retrieval.prior import SignalSource, apply_prior
-from retrieval.text import question_text
+from retrieval.relevance import DEPTH, Candidate, RelevanceModel, WordAligner
+from retrieval.text import question_text, thread_text
 
 Fusion = Literal["linear", "rrf", "dense", "bm25"]
 POOL_CACHE = 64  # tag/language filters whose key sets are kept
@@ -82,6 +83,7 @@ class Hit:
     score: float
     similarity: float
     bm25: float | None
+    relevance: float | None = None  # the relevance stage's probability that it answers
 
 
 @dataclass
@@ -90,7 +92,8 @@ class SearchResult:
     hits: list[Hit] = field(default_factory=list)
     best_similarity: float | None = None
     language: str = "en"  # the question's detected language
-    threshold: float = 0.0  # the abstention threshold applied
+    threshold: float = 0.0  # the abstention threshold applied (on relevance when it is on)
+    best_relevance: float | None = None
 
 
 class Searcher:
@@ -102,8 +105,13 @@ class Searcher:
         signals: SignalSource | None = None,
         executor: Executor | None = None,
         query_form: Callable[[np.ndarray], np.ndarray] | None = None,
+        relevance: RelevanceModel | None = None,
+        aligner: WordAligner | None = None,
     ):
         self.corpus = corpus
+        # the second stage: None decides by the cosine threshold alone
+        self.relevance = relevance
+        self.aligner = aligner
         # the query vector from the question's document vector (pairwise encoders)
         self.query_form = query_form
         self._pools: OrderedDict[
@@ -253,8 +261,12 @@ class Searcher:
         tags: Sequence[str] | None = None,
         language: str | None = None,
     ) -> SearchResult:
-        """Top ``k`` threads whose similarity passes the abstention threshold."""
+        """Top ``k`` threads that answer the question: with the relevance stage, those
+        whose probability reaches the question language's threshold (``_relevant``);
+        without it, those whose cosine passes the abstention threshold."""
         asked_in = detect(question_text(title, body))
+        if self.relevance is not None:
+            return self._relevant(self.relevance, title, body, k, tags, language, asked_in)
         threshold = self.params.threshold_for(asked_in)
         ranked = self.rank(
             title,
@@ -271,6 +283,51 @@ class Searcher:
         hits = [Hit(stored[pk], s, sim, b) for pk, s, sim, b in passing if pk in stored]
         decision: Literal["suggest", "no_match"] = "suggest" if hits else "no_match"
         return SearchResult(decision, hits, best, asked_in, threshold)
+
+    def _relevant(
+        self,
+        model: RelevanceModel,
+        title: str,
+        body: str,
+        k: int,
+        tags: Sequence[str] | None,
+        language: str | None,
+        asked_in: str,
+    ) -> SearchResult:
+        """The two-stage search: the first stage's candidates, best cosine first, are read
+        by the relevance model (its list signals over the best 20, its pair signals for
+        the best ``DEPTH``); those reaching the threshold are shown in the first stage's
+        order (fused score with the community prior), at most ``k``."""
+        threshold = model.threshold_for(asked_in)
+        ranked = self.rank(
+            title,
+            body,
+            max(self.params.candidates, k),
+            tags,
+            language,
+            asked_in=asked_in,
+            shown=Shown(DEPTH, self.params.min_similarity),
+        )
+        by_cosine = sorted(ranked, key=lambda r: (-r[2], r[0]))[:20]
+        best = by_cosine[0][2] if by_cosine else None
+        stored = self.corpus.store.get_many([r[0] for r in by_cosine[:DEPTH]])
+        candidates = [
+            Candidate(cos, stored[pk].thread.language, thread_text(stored[pk].thread),
+                      stored[pk].thread.answer)
+            if pk in stored else Candidate(cos, None)
+            for pk, _, cos, _ in by_cosine
+        ]  # fmt: skip
+        probs = model.score(question_text(title, body), asked_in, candidates, self.aligner)
+        passing = [
+            (r, float(p))
+            for r, p in zip(by_cosine, probs, strict=False)
+            if p >= threshold and r[0] in stored
+        ]
+        passing.sort(key=lambda rp: (-rp[0][1], rp[0][0]))
+        hits = [Hit(stored[pk], s, sim, b, p) for (pk, s, sim, b), p in passing[:k]]
+        decision: Literal["suggest", "no_match"] = "suggest" if hits else "no_match"
+        top = float(probs.max()) if len(probs) else None
+        return SearchResult(decision, hits, best, asked_in, threshold, top)
 
     def rerank(self, title: str, body: str, thread_ids: Sequence[str]) -> list[tuple[str, float]]:
         """Score given threads for a question (the SemEval candidates protocol), best first."""

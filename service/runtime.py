@@ -38,10 +38,12 @@ from retrieval.factory import load_encoder
 from retrieval.language import detect
 from retrieval.multilingual import PairwiseEncoder, query_form
 from retrieval.prior import SignalSource
+from retrieval.relevance import BUNDLED as RELEVANCE_MODEL
+from retrieval.relevance import RelevanceModel, WordAligner
 from retrieval.search import Searcher, SearchParams
 from retrieval.text import thread_text
 from service.admission import admit
-from service.config import Settings
+from service.config import ConfigError, Settings
 from service.signals import CommunitySignals
 from service.suggest import SuggestPolicy
 from triage import pii
@@ -175,6 +177,32 @@ def search_params(settings: Settings) -> SearchParams:
     )
 
 
+def relevance_for(
+    settings: Settings, encoder: Encoder, triage: Triage | None
+) -> tuple[RelevanceModel | None, WordAligner | None]:
+    """The relevance model the settings call for, and its word aligner over a multilingual
+    encoder (the pair's own, else triage's); with a model but no multilingual encoder the
+    model runs without its word signals, which it was not trained for: refused."""
+    inner = getattr(encoder, "inner", encoder)
+    multilingual = inner.multilingual if isinstance(inner, PairwiseEncoder) else None
+    if multilingual is None and triage is not None:
+        multilingual = triage.encoder
+    aligner = WordAligner(multilingual.encode) if multilingual is not None else None
+    if not settings.relevance_on():
+        return None, aligner
+    path = settings.relevance_model or RELEVANCE_MODEL
+    try:
+        model = RelevanceModel.load(path)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"relevance_model: cannot load {path}: {exc}") from exc
+    if aligner is None:
+        raise ConfigError(
+            "relevance: the relevance stage needs a multilingual encoder (an encoder pair "
+            "or triage's) for its word signals; set UNSOURCE_RELEVANCE=off"
+        )
+    return model, aligner
+
+
 def query_form_for(
     settings: Settings, encoder: Encoder
 ) -> Callable[[np.ndarray], np.ndarray] | None:
@@ -305,6 +333,7 @@ def _open_engine(
     if corpus.rebuilt_because:
         log.info("vector index rebuilt (%s)", corpus.rebuilt_because)
     activity = ActivityStore.open(settings.database_url, settings.activity_path)
+    relevance, aligner = relevance_for(settings, encoder, triage)
     searcher = Searcher(
         corpus,
         encoder,
@@ -312,6 +341,8 @@ def _open_engine(
         signals=CommunitySignals(store, activity),
         executor=pools.keyword,
         query_form=query_form_for(settings, encoder),
+        relevance=relevance,
+        aligner=aligner,
     )
     if warming is not None:
         warming.result()

@@ -52,6 +52,11 @@ class Suggestion(BaseModel):
     url: str | None
     score: float = Field(description="Fused ranking score (higher is better).")
     similarity: float = Field(description="Cosine similarity of question and thread.")
+    relevance: float | None = Field(
+        default=None,
+        description="The relevance stage's calibrated probability that this thread answers "
+        "the question (null where the stage is off: then `similarity` decided).",
+    )
     language: str | None = Field(
         default=None,
         description="The thread's language (declared, or detected when it was stored); it "
@@ -76,7 +81,15 @@ class SuggestResponse(BaseModel):
     best_similarity: float | None = Field(
         description="Highest cosine similarity seen, whether or not it passed the threshold."
     )
-    threshold: float = Field(description="The abstention threshold for the question's language.")
+    best_relevance: float | None = Field(
+        default=None,
+        description="Highest probability the relevance stage gave any candidate, whether or "
+        "not it passed the threshold (null: stage off, or staff).",
+    )
+    threshold: float = Field(
+        description="The abstention threshold for the question's language: on `relevance` "
+        "when the relevance stage is on, else on `similarity`."
+    )
     language: str = Field(
         default="en", description="The question's language, detected from its text."
     )

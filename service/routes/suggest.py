@@ -102,6 +102,7 @@ def _response(
                 url=h.thread.thread.url,
                 score=round(h.score, 6),
                 similarity=round(h.similarity, 6),
+                relevance=None if h.relevance is None else round(h.relevance, 6),
                 language=h.thread.thread.language,
                 accepted=h.thread.thread.accepted,
                 answer_votes=h.thread.thread.answer_votes,
@@ -112,6 +113,9 @@ def _response(
         best_similarity=None
         if result is None or result.best_similarity is None
         else round(result.best_similarity, 6),
+        best_relevance=None
+        if result is None or result.best_relevance is None
+        else round(result.best_relevance, 6),
         threshold=engine.settings.min_similarity if result is None else result.threshold,
         language=detect(f"{req.title}\n{req.body}") if result is None else result.language,
     )

@@ -1,0 +1,267 @@
+"""The second stage of suggest: does this thread answer this question?
+
+The first stage (vectors, keywords, fusion) finds candidates; its cosine alone cannot say
+whether any of them answers: a question about the forum's own product that no thread
+answers ("Does Lumio make a smart lock?") sits as close to the product's threads (0.38-0.65)
+as many answerable cross-lingual questions do (0.43-0.90). What separates them is the
+shape of the candidate list: an answered question has one thread (or a few) standing out
+of the product's background, an unanswered one a flat list of near misses.
+
+``RelevanceModel`` is a logistic regression over per-candidate signals that the first stage
+already computed (no extra encoding):
+
+- ``cosine``: the per-pair similarity (retrieval.multilingual);
+- ``above_background``: cosine minus the mean cosine of the list's ranks 6-20 (how far the
+  thread stands out of what any question about the product reaches);
+- ``below_best``: the best cosine of the list minus this one;
+- ``margin``: this cosine minus the best *other* candidate's (positive only for the top);
+- ``cross_lingual``: the thread's language is not the question's;
+- ``english_question``;
+- ``keyword_overlap``: the share of the question's analysed (stemmed, stopword-free) words
+  found in the thread's title, body and answer, for a thread in the question's language
+  (0 across languages, which ``cross_lingual`` tells the model).
+
+Its output is a calibrated probability that the thread answers the question (Platt
+scaling on the training folds is the logistic itself). A candidate is shown when it
+reaches the question language's threshold; none: ``no_match``. The weights and the
+thresholds are data (``retrieval/models/relevance.json``), trained and chosen by
+``unsource eval relevance`` on the dev sets' tune splits (docs/evaluation.md).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from index.analysis import ALL_STOPWORDS, fold, terms
+
+FEATURES = (
+    "cosine",
+    "above_background",
+    "below_best",
+    "margin",
+    "cross_lingual",
+    "english_question",
+    "keyword_overlap",
+    "word_min",
+    "word_mean",
+)
+DEPTH = 5  # candidates (best cosine first) that are scored and may be shown
+BACKGROUND = (5, 20)  # ranks (0-based, end excluded) whose mean cosine is the background
+QUESTION_WORDS = 12  # content words of a question compared (the first ones)
+THREAD_WORDS = 60  # content words of a thread's title and body compared
+WORD_CACHE = 100_000  # word vectors kept (about 200 MB at 512 float32 dimensions)
+BUNDLED = Path(__file__).parent / "models" / "relevance.json"
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What the relevance stage needs of one first-stage candidate."""
+
+    cosine: float
+    language: str | None  # the thread's
+    text: str = ""  # title and body
+    answer: str = ""
+
+
+def content_words(text: str, limit: int) -> list[str]:
+    """The first ``limit`` distinct words of ``text`` that carry meaning: no stopword of
+    any served language, no number, no single letter. Not stemmed: the
+    multilingual encoder reads inflected words (and words of other languages) as they are."""
+    out: dict[str, None] = {}
+    for word in _WORD.findall(text.lower()):
+        if len(word) > 1 and not word.isdigit() and fold(word) not in ALL_STOPWORDS:
+            out[word] = None
+            if len(out) >= limit:
+                break
+    return list(out)
+
+
+class WordAligner:
+    """Late interaction at the word level, across languages: each content word of the
+    question is matched with its closest word in the thread (cosine of the multilingual
+    encoder's word vectors); ``word_min`` is the least-matched question word (the concept
+    the thread does not mention: "doorbell" against a thread about bulbs), ``word_mean``
+    the average match. Word vectors are cached (LRU), so a corpus's words are encoded once."""
+
+    def __init__(self, encode: Callable[[Sequence[str]], np.ndarray], size: int = WORD_CACHE):
+        self.encode = encode
+        self.size = size
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def vectors(self, words: Sequence[str]) -> np.ndarray:
+        with self._lock:
+            missing = [w for w in dict.fromkeys(words) if w not in self._cache]
+        if missing:
+            found = np.asarray(self.encode(missing), dtype=np.float32)
+            norms = np.linalg.norm(found, axis=1, keepdims=True)
+            found = found / np.maximum(norms, 1e-9)
+            with self._lock:
+                for w, v in zip(missing, found, strict=True):
+                    self._cache[w] = v
+                while len(self._cache) > self.size:
+                    self._cache.popitem(last=False)
+        with self._lock:
+            out = []
+            for w in words:
+                v = self._cache.get(w)
+                if v is None:  # evicted meanwhile by another request: encode it alone
+                    v = np.asarray(self.encode([w]), dtype=np.float32)[0]
+                    v = v / max(float(np.linalg.norm(v)), 1e-9)
+                else:
+                    self._cache.move_to_end(w)
+                out.append(v)
+        return np.vstack(out) if out else np.zeros((0, 1), dtype=np.float32)
+
+    def align(self, question: str, threads: Sequence[str]) -> list[tuple[float, float]]:
+        """(word_min, word_mean) of the question against each thread text."""
+        asked = content_words(question, QUESTION_WORDS)
+        per_thread = [content_words(t, THREAD_WORDS) for t in threads]
+        every = asked + [w for ws in per_thread for w in ws]
+        if not asked or not every:
+            return [(0.0, 0.0)] * len(threads)
+        table = dict(
+            zip(dict.fromkeys(every), self.vectors(list(dict.fromkeys(every))), strict=True)
+        )
+        q = np.vstack([table[w] for w in asked])
+        out = []
+        for ws in per_thread:
+            if not ws:
+                out.append((0.0, 0.0))
+                continue
+            best = (q @ np.vstack([table[w] for w in ws]).T).max(axis=1)
+            out.append((float(best.min()), float(best.mean())))
+        return out
+
+
+def keyword_overlap(question: str, thread: str, language: str) -> float:
+    """The share of the question's analysed words that the thread's text holds."""
+    asked = set(terms(question, language))
+    if not asked:
+        return 0.0
+    return len(asked & set(terms(thread, language))) / len(asked)
+
+
+def list_features(
+    question: str,
+    language: str,
+    candidates: Sequence[Candidate],
+    aligner: WordAligner | None,
+    depth: int = DEPTH,
+) -> np.ndarray:
+    """One row of ``FEATURES`` for each of the first ``depth`` candidates (given best cosine
+    first); the list's background is read from all of them."""
+    n = len(candidates)
+    scored = candidates[:depth]
+    out = np.zeros((len(scored), len(FEATURES)), dtype=np.float64)
+    if n == 0:
+        return out
+    cos = np.array([c.cosine for c in candidates], dtype=np.float64)
+    lo, hi = BACKGROUND
+    tail = cos[lo:hi] if n > lo else cos[1:] if n > 1 else cos
+    background = float(tail.mean())
+    best = float(cos.max())
+    second = float(np.sort(cos)[-2]) if n > 1 else background
+    top = cos[: len(scored)]
+    out[:, 0] = top
+    out[:, 1] = top - background
+    out[:, 2] = best - top
+    out[:, 3] = np.where(top >= best, top - second, top - best)
+    out[:, 5] = 1.0 if language == "en" else 0.0
+    for i, c in enumerate(scored):
+        same = c.language is None or c.language == language
+        out[i, 4] = 0.0 if same else 1.0
+        if same:
+            out[i, 6] = keyword_overlap(question, f"{c.text} {c.answer}", language)
+    if aligner is not None:
+        for i, (low, mean) in enumerate(aligner.align(question, [c.text for c in scored])):
+            out[i, 7], out[i, 8] = low, mean
+    return out
+
+
+@dataclass(frozen=True)
+class RelevanceModel:
+    """Logistic weights over ``FEATURES`` and a probability threshold per question language."""
+
+    weights: tuple[float, ...]
+    bias: float
+    thresholds: dict[str, float] = field(default_factory=dict)
+    default_threshold: float = 0.5
+    version: str = "untrained"
+    scale: tuple[float, ...] = ()  # feature standardisation (mean, std) used in training
+    mean: tuple[float, ...] = ()
+
+    def threshold_for(self, language: str) -> float:
+        return self.thresholds.get(language, self.default_threshold)
+
+    def probabilities(self, rows: np.ndarray) -> np.ndarray:
+        if rows.size == 0:
+            return np.zeros(0)
+        x = rows
+        if self.mean:
+            x = (rows - np.asarray(self.mean)) / np.asarray(self.scale)
+        z = x @ np.asarray(self.weights) + self.bias
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))
+
+    def score(
+        self,
+        question: str,
+        language: str,
+        candidates: Sequence[Candidate],
+        aligner: WordAligner | None,
+        depth: int = DEPTH,
+    ) -> np.ndarray:
+        """The probability that each of the first ``depth`` candidates answers."""
+        return self.probabilities(list_features(question, language, candidates, aligner, depth))
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "features": list(FEATURES),
+            "weights": list(self.weights),
+            "bias": self.bias,
+            "mean": list(self.mean),
+            "scale": list(self.scale),
+            "thresholds": self.thresholds,
+            "default_threshold": self.default_threshold,
+            "version": self.version,
+        }
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> RelevanceModel:
+        """Read a model file; a file for other features, or with non-finite numbers, is
+        refused (ValueError naming the problem)."""
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        if data.get("features") != list(FEATURES):
+            raise ValueError(
+                f"{path}: relevance model built for features {data.get('features')}, "
+                f"this code computes {list(FEATURES)}"
+            )
+        numbers = [*data["weights"], data["bias"], *data["mean"], *data["scale"]]
+        numbers += [*data["thresholds"].values(), data["default_threshold"]]
+        if not all(isinstance(v, int | float) and math.isfinite(v) for v in numbers):
+            raise ValueError(f"{path}: relevance model holds a non-finite number")
+        return cls(
+            weights=tuple(float(w) for w in data["weights"]),
+            bias=float(data["bias"]),
+            thresholds={str(k): float(v) for k, v in data["thresholds"].items()},
+            default_threshold=float(data["default_threshold"]),
+            version=str(data["version"]),
+            mean=tuple(float(v) for v in data["mean"]),
+            scale=tuple(float(v) for v in data["scale"]),
+        )
