@@ -1,0 +1,135 @@
+"""The relevance stage (retrieval/relevance.py) with the hashing encoder: its signals, its
+model file, and the two-stage search deciding suggest / no_match by probability."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from retrieval.encoder import HashingEncoder
+from retrieval.relevance import (
+    BUNDLED,
+    FEATURES,
+    Candidate,
+    RelevanceModel,
+    WordAligner,
+    content_words,
+    list_features,
+)
+from retrieval.search import Searcher
+from service.config import ConfigError, Settings
+from service.runtime import Engine, build_engine
+
+COSINE = FEATURES.index("cosine")
+
+
+class CountingWords:
+    """The hashing encoder over words, counting the words it was asked for."""
+
+    def __init__(self) -> None:
+        self.inner = HashingEncoder(256)
+        self.asked: list[str] = []
+
+    def __call__(self, words: Sequence[str]) -> np.ndarray:
+        self.asked.extend(words)
+        return self.inner.encode(words)
+
+
+def cosine_model(threshold: float = 0.5) -> RelevanceModel:
+    """A model whose probability rises with the cosine alone: 0.5 at a cosine of 0.5."""
+    weights = [0.0] * len(FEATURES)
+    weights[COSINE] = 20.0
+    return RelevanceModel(tuple(weights), -10.0, {}, threshold, "test")
+
+
+def test_content_words_drop_stopwords_numbers_and_single_letters() -> None:
+    words = content_words("How do I reset the hub in 2024? A Lumio 4k cam, o meu hub", 10)
+    assert words == ["reset", "hub", "lumio", "4k", "cam"]
+    assert content_words("a b c the of", 5) == []
+
+
+def test_word_alignment_finds_the_missing_concept_and_caches_words() -> None:
+    words = CountingWords()
+    aligner = WordAligner(words)
+    (covered, partly) = aligner.align(
+        "reset hub factory", ["factory reset for the hub", "doorbell battery hub"]
+    )
+    assert covered[0] == pytest.approx(1.0) and covered[1] == pytest.approx(1.0)
+    # "reset" and "factory" are not in the second thread: only "hub" of three matches
+    assert partly[0] < 0.5 and partly[1] == pytest.approx(1 / 3, abs=0.15)
+    asked = len(words.asked)
+    aligner.align("reset hub", ["factory reset hub"])
+    assert len(words.asked) == asked  # every word was cached
+    assert aligner.align("", ["anything"]) == [(0.0, 0.0)]
+
+
+def test_list_features_read_the_background_and_the_margin() -> None:
+    cosines = [0.8, 0.5] + [0.3] * 18
+    cands = [Candidate(c, "en" if i else "pt", f"thread {i}") for i, c in enumerate(cosines)]
+    rows = list_features("question words", "en", cands, None, depth=3)
+    assert rows.shape == (3, len(FEATURES))
+    f = dict(zip(FEATURES, rows[0], strict=True))
+    assert f["above_background"] == pytest.approx(0.5)  # ranks 6-20 are all 0.3
+    assert f["margin"] == pytest.approx(0.3) and f["below_best"] == 0.0
+    assert f["cross_lingual"] == 1.0 and f["english_question"] == 1.0
+    g = dict(zip(FEATURES, rows[1], strict=True))
+    assert g["margin"] == pytest.approx(-0.3) and g["below_best"] == pytest.approx(0.3)
+    assert g["cross_lingual"] == 0.0
+    assert list_features("q", "en", [], None).shape == (0, len(FEATURES))
+
+
+def test_a_model_file_round_trips_and_bad_ones_are_refused(tmp_path: Path) -> None:
+    model = RelevanceModel((0.5,) * len(FEATURES), -1.0, {"pt": 0.4}, 0.5, "v1")
+    path = tmp_path / "m.json"
+    model.save(path)
+    assert RelevanceModel.load(path) == model
+    assert model.threshold_for("pt") == 0.4 and model.threshold_for("it") == 0.5
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, "features": ["cosine"]}))
+    with pytest.raises(ValueError, match="features"):
+        RelevanceModel.load(path)
+    path.write_text(json.dumps({**data, "bias": float("nan")}))
+    with pytest.raises(ValueError, match="non-finite"):
+        RelevanceModel.load(path)
+
+
+def test_the_shipped_model_loads() -> None:
+    model = RelevanceModel.load(BUNDLED)
+    assert set(model.thresholds) == {"en", "pt", "es", "it"}
+    assert all(0.0 < t < 1.0 for t in model.thresholds.values())
+
+
+def test_two_stage_search_shows_only_what_reaches_the_threshold(loaded: Engine) -> None:
+    searcher = Searcher(
+        loaded.corpus,
+        loaded.encoder,
+        loaded.searcher.params,
+        relevance=cosine_model(0.5),
+        aligner=WordAligner(CountingWords()),
+    )
+    found = searcher.search("Reset the hub to factory settings", "The hub light blinks orange")
+    assert found.decision == "suggest" and found.hits[0].thread.thread.id == "t1"
+    assert all(h.relevance is not None and h.relevance >= 0.5 for h in found.hits)
+    assert found.threshold == 0.5 and found.best_relevance == pytest.approx(
+        max(h.relevance or 0 for h in found.hits)
+    )
+    nothing = searcher.search("quux frobnicate widget zzqx")
+    assert nothing.decision == "no_match" and nothing.hits == []
+    assert nothing.best_relevance is not None and nothing.best_relevance < 0.5
+
+
+def test_relevance_on_with_a_broken_model_is_refused_by_name(
+    settings: Settings, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    with pytest.raises(ConfigError, match="relevance_model"):
+        build_engine(settings.model_copy(update={"relevance": "on", "relevance_model": bad}))
+
+
+def test_relevance_is_off_by_default_for_other_encoders(loaded: Engine) -> None:
+    assert loaded.settings.relevance_on() is False and loaded.searcher.relevance is None
