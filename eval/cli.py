@@ -253,8 +253,7 @@ def relevance_cmd(
                 engine.close(save=False)
     text = ""
     if train_model:
-        tune = [r for r in lists["tune"] if r.source != "semeval"]
-        model, tune_report = rel.train(tune)
+        model, tune_report = rel.train(lists["tune"])
         model.save(path)
         console.print(f"wrote {path} ({model.version}); thresholds {model.thresholds}")
         text += rel.markdown(tune_report, "tune (out-of-fold probabilities)")

@@ -28,7 +28,9 @@ def semeval_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]
     mp.undo()
     assert result.exit_code == 0, result.output
     assert "1170 created" in result.output
-    engine = build_engine(Settings(data_dir=data_dir), with_triage=False)
+    # the first stage alone: the relevance model is trained on a product community and on
+    # SemEval's general forum it abstains on most answerable questions (docs/evaluation.md)
+    engine = build_engine(Settings(data_dir=data_dir, relevance="off"), with_triage=False)
     yield engine
     engine.close()
 
