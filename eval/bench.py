@@ -29,6 +29,7 @@ import httpx
 import numpy as np
 
 from eval import baselines, synth
+from eval.bench_relevance import relevance_cost
 from eval.bench_report import markdown
 from eval.datasets import load_semeval
 from eval.entry import run
@@ -401,7 +402,9 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=None, help="scratch dir (default: temp)")
     parser.add_argument("--encoder-only", choices=BACKENDS, help=argparse.SUPPRESS)
     parser.add_argument(
-        "--sections", default="encoders,side_by_side,scale", help="comma-separated subset"
+        "--sections",
+        default="encoders,side_by_side,relevance,scale",
+        help="comma-separated subset",
     )
     parser.add_argument("--merge", type=Path, help="earlier JSON result to keep other sections of")
     args = parser.parse_args()
@@ -433,6 +436,8 @@ def main() -> None:
             result["side_by_side"] = side_by_side(
                 args.data, work, seeds, args.side_by_side, questions[1940:2140]
             )
+        if "relevance" in sections:
+            result["relevance"] = relevance_cost(work)
         if "scale" in sections:
             rows = scale(work, seeds, sizes, args.triage_dir.resolve(), questions, encoder)
             result["scale"] = merge_rows(result.get("scale", []), rows)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from eval.bench_relevance import markdown as relevance_markdown
+
 TARGETS = {
     "p50_1m": 15.0,
     "p99_1m": 50.0,
@@ -267,4 +269,14 @@ compares the saved IVF index, searched as a replica serves it (fast-scan codes i
 with exact search over the stored vectors for 200 questions.
 
 {scale}
+
+## The relevance stage's cost (`retrieval/relevance.py`)
+
+The default encoder pair over the demo community, in process: each lumio dev question
+(answerable, off-topic, unanswerable; en/pt/es/it) searched with the stage off and on. The
+stage reads the best 5 candidates' text, their keyword overlap and the word alignment (the
+words' vectors are cached: the first pass pays for encoding each new word once). The scale
+section above runs with it on (the default).
+
+{relevance_markdown(result.get("relevance"))}
 """
