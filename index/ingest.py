@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,13 +31,22 @@ class ThreadFile:
     ignored_fields: set[str] = field(default_factory=set)
 
 
-def _csv_rows(path: Path) -> Iterator[tuple[int, object]]:
+def _renamed(record: dict[str, object], mapping: Mapping[str, str]) -> dict[str, object]:
+    """``mapping``: thread field -> the source's name for it (``--map title=question``)."""
+    for name, column in mapping.items():
+        if column in record:
+            record[name] = record.pop(column)
+    return record
+
+
+def _csv_rows(path: Path, mapping: Mapping[str, str]) -> Iterator[tuple[int, object]]:
     with path.open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         for row in reader:
             record: dict[str, object] = {k: v for k, v in row.items() if k is not None and v != ""}
             if None in row:
                 record["__extra__"] = row[None]  # more cells than headers
+            record = _renamed(record, mapping)
             for name in CSV_LIST_FIELDS:
                 value = record.get(name)
                 if isinstance(value, str):
@@ -45,28 +54,37 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, object]]:
             yield reader.line_num, record
 
 
-def _jsonl_rows(path: Path) -> Iterator[tuple[int, object]]:
+def _jsonl_rows(path: Path, mapping: Mapping[str, str]) -> Iterator[tuple[int, object]]:
     with path.open(encoding="utf-8") as fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
             try:
-                yield number, json.loads(line)
+                record = json.loads(line)
             except json.JSONDecodeError as exc:
                 yield number, ValueError(f"invalid JSON: {exc.msg}")
+                continue
+            yield number, _renamed(record, mapping) if isinstance(record, dict) else record
 
 
-def read_threads(path: Path, fmt: str | None = None) -> ThreadFile:
+def read_threads(
+    path: Path, fmt: str | None = None, mapping: Mapping[str, str] | None = None
+) -> ThreadFile:
     """Parse and validate a whole file; raise ValidationFailed listing every bad row.
 
     Columns that are not thread fields (a data set's ``split``, say) are ignored and
     reported, so exports with extra columns load; the HTTP API, by contrast, refuses them.
+    ``mapping`` renames the source's columns to thread fields first (field -> column).
     """
+    mapping = mapping or {}
+    unknown = sorted(set(mapping) - KNOWN_FIELDS)
+    if unknown:
+        raise ValidationFailed([("--map", unknown[0], "not a thread field")])
     path = Path(path)
     fmt = fmt or ("csv" if path.suffix.lower() == ".csv" else "jsonl")
     if fmt not in ("csv", "jsonl"):
         raise ValidationFailed([(str(path), "format", f"unknown format {fmt!r}")])
-    rows = _csv_rows(path) if fmt == "csv" else _jsonl_rows(path)
+    rows = _csv_rows(path, mapping) if fmt == "csv" else _jsonl_rows(path, mapping)
     return validate_records(rows, source=str(path))
 
 

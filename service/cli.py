@@ -18,6 +18,7 @@ from index.ingest import read_threads
 from service import insights_report
 from service.clitools import console, err, fail, load_settings, or_exit, progress
 from service.db_cli import db_app
+from service.import_cli import import_app
 from service.insights import Gap, gaps_for
 from service.keys_cli import keys_app
 from service.runtime import Engine, build_engine
@@ -52,6 +53,7 @@ app.add_typer(demo_app, name="demo")
 app.add_typer(triage_app, name="triage")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
+app.add_typer(import_app, name="import")
 snapshot_app = typer.Typer(help="Checksummed snapshots of the store and the vector index.")
 app.add_typer(snapshot_app, name="snapshot")
 index_app = typer.Typer(help="The saved vector index.")
