@@ -1,5 +1,6 @@
 """Stack Exchange dump import (index/sources/stackexchange.py, `unsource import`) on a real
-public dump sample: cstheory.meta.stackexchange.com, CC BY-SA (tests/data/stackexchange/SOURCE.md)."""
+public dump sample: cstheory.meta.stackexchange.com, CC BY-SA
+(tests/data/stackexchange/SOURCE.md)."""
 
 from __future__ import annotations
 
@@ -83,7 +84,8 @@ def test_unsafe_or_truncated_xml_is_refused(tmp_path: Path, text: str, message: 
 
 
 def test_html_becomes_text() -> None:
-    html = "<p>Use <code>reset</code> &amp; wait.</p><ul><li>one</li><li>two</li></ul><script>x()</script>"
+    html = "<p>Use <code>reset</code> &amp; wait.</p><ul><li>one</li><li>two</li></ul>"
+    html += "<script>x()</script>"
     assert html_to_text(html) == "Use reset & wait.\n\none\n\ntwo"
 
 
