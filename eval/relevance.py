@@ -252,9 +252,7 @@ def _oof_errors(rows: Sequence[Listed], probs: Sequence[np.ndarray], t: float) -
     """Answerable no_match plus the mean suggest rate of the others, at threshold ``t``."""
     best = [(r.kind, best_of(p)) for r, p in zip(rows, probs, strict=True) if len(r.labels)]
     lost = np.mean([float(b < t) for k, b in best if k == "answerable"] or [0.0])
-    shown = [
-        np.mean([float(b >= t) for k, b in best if k == kind] or [0.0]) for kind in NEGATIVES
-    ]
+    shown = [np.mean([float(b >= t) for k, b in best if k == kind] or [0.0]) for kind in NEGATIVES]
     return float(lost + np.mean(shown))
 
 
