@@ -48,6 +48,9 @@ PREFIXES = [
     "x ",
 ]
 FILLERS = [" ", "1", "1 ", "1-", "1.", "1\u00a0", "a", "a.", "a-", "A1", "-", ".", "@", "\t", "12 "]
+# dense findings (security finding N5: overlap resolution was quadratic in their number)
+DENSE = ["a@b.cc ", "conto 12345 ", "11 11 11 11 11 ", "912345678 "]
+FILLERS += DENSE
 
 
 def _inputs(size: int) -> list[str]:
@@ -120,6 +123,20 @@ def test_the_audit_input_is_fast() -> None:
 def test_detectors_are_linear() -> None:
     _assert_linear(pii.detect, "pii.detect")
     _assert_linear(pii.redact, "pii.redact")
+
+
+@pytest.mark.parametrize("filler", DENSE)
+def test_detection_is_linear_in_the_number_of_findings(filler: str) -> None:
+    """A text that is nothing but findings: 8 times the text, 8 times the findings."""
+
+    def sized(size: int) -> list[str]:
+        return [filler * (size // len(filler))]
+
+    detect = pii.detect
+    _best_time(detect, sized(SMALL), 1)
+    t_small = max(_best_time(detect, sized(SMALL)), 1e-4)
+    growth = _best_time(detect, sized(LARGE)) / t_small
+    assert growth < MAX_GROWTH, f"{filler!r}: {growth:.1f}x for 8x the findings"
 
 
 def test_lexicon_is_linear() -> None:
