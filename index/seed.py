@@ -22,7 +22,7 @@ from pathlib import Path
 
 from index import files
 from index.errors import UnsourceError
-from index.vectors import MANIFEST_FILE
+from index.vectors import INDEX_FILE, MANIFEST_FILE
 
 
 class SeedError(UnsourceError):
@@ -37,6 +37,10 @@ def _copy_pair(source: Path, target: Path) -> str:
         name = str(json.loads(manifest)["file"])
     except (OSError, ValueError, KeyError) as exc:
         raise SeedError(f"no saved index in {source}: {exc}") from exc
+    if not INDEX_FILE.fullmatch(name):  # "../triage/CURRENT", "/etc/passwd": refused
+        raise SeedError(f"{source / MANIFEST_FILE}: 'file' is not an index file name: {name!r}")
+    if (source / name).is_symlink():
+        raise SeedError(f"{source / name}: a symbolic link, not an index file")
     target.mkdir(parents=True, exist_ok=True)
     tmp = target / (name + ".tmp")
     shutil.copyfile(source / name, tmp)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -208,6 +209,11 @@ def index_file(generation: int, checksum: str) -> str:
     return f"vectors-{generation}-{checksum[:16]}.faiss"
 
 
+# what a manifest may name: an index file in its own folder, nothing else (a seed's
+# manifest is read from shared storage: "../triage/CURRENT" must not be followed)
+INDEX_FILE = re.compile(r"vectors-\d+-[0-9a-f]{16}\.faiss")
+
+
 def save(
     index: VectorIndex, directory: Path, model: str, generation: int, store_id: str
 ) -> Manifest:
@@ -257,6 +263,8 @@ def read(directory: Path, mmap: bool = False, nprobe: int = 48) -> tuple[Manifes
         raise IndexMismatch(f"unreadable manifest: {exc}") from exc
     if manifest.format_version != FORMAT_VERSION:
         raise IndexMismatch("saved index unusable: format version")
+    if not INDEX_FILE.fullmatch(str(manifest.file)):
+        raise IndexMismatch(f"saved index unusable: manifest names {manifest.file!r}")
     path = directory / manifest.file
     index: VectorIndex | None = None
     unreadable: Exception | None = None

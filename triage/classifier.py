@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -42,6 +43,7 @@ from triage.lexicon import QUEUES
 
 FORMAT_VERSION = 1
 CURRENT = "CURRENT"
+VERSION = re.compile(r"triage-\d{8}T\d{6}-[0-9a-f]{10}")  # what CURRENT may name
 
 
 class ModelError(UnsourceError):
@@ -160,6 +162,7 @@ class TriageModel:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         digest = hashlib.sha256(self.coef.tobytes() + self.intercept.tobytes()).hexdigest()[:10]
         version = f"triage-{stamp}-{digest}"
+        assert VERSION.fullmatch(version)
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=root))
         tmp.chmod(0o755)
         try:
@@ -198,7 +201,11 @@ class TriageModel:
     def load(cls, path: Path) -> TriageModel:
         """Load ``path`` (a version directory, or a root with a CURRENT file)."""
         if (path / CURRENT).is_file():
-            path = path / (path / CURRENT).read_text().strip()
+            version = (path / CURRENT).read_text().strip()
+            # a version directory of this root, nothing else (no "/", no "..")
+            if not VERSION.fullmatch(version):
+                raise ModelError(f"{path / CURRENT}: not a model version name: {version[:80]!r}")
+            path = path / version
         manifest_file = path / "manifest.json"
         if not manifest_file.is_file():
             raise ModelError(
