@@ -1,6 +1,7 @@
 """``unsource import ...``: bring a forum's existing threads in.
 
 - ``import stackexchange DIR|FILE.7z``: a Stack Exchange data dump (index/sources/stackexchange.py);
+- ``import discourse --url URL [--api-key ...]``: a Discourse forum (index/sources/discourse.py);
 - ``import jsonl|csv FILE [--map field=column,...]``: any other export.
 
 Each reads and checks its whole input before writing anything (a bad input is refused
@@ -11,8 +12,11 @@ reasons. Importing again is idempotent: unchanged threads are not re-embedded.
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -22,8 +26,18 @@ from index.corpus import UpsertReport
 from index.errors import UnsourceError, ValidationFailed
 from index.ingest import read_threads
 from index.models import Thread
+from index.sources.discourse import DiscourseClient, DiscourseError, crawl
 from index.sources.stackexchange import Dump, DumpError
-from service.clitools import BAD_INPUT, console, fail, load_settings, or_exit, problems, progress
+from service.clitools import (
+    BAD_INPUT,
+    FAILED,
+    console,
+    fail,
+    load_settings,
+    or_exit,
+    problems,
+    progress,
+)
 from service.runtime import Engine, build_engine
 
 import_app = typer.Typer(help="Import a forum's threads: Stack Exchange dumps, JSONL or CSV files.")
@@ -152,3 +166,81 @@ def csv_(
 ) -> None:
     """Threads from a CSV export (every row checked before anything is written)."""
     _file(file, "csv", spec)
+
+
+def _checkpoint_path(engine: Engine, url: str) -> Path:
+    host = re.sub(r"[^A-Za-z0-9.-]", "_", url.split("://", 1)[-1]).strip("_")
+    return engine.settings.data_dir / "imports" / f"discourse-{host}.json"
+
+
+@import_app.command("discourse")
+def discourse(
+    url: Annotated[str, typer.Option("--url", help="The forum, e.g. https://forum.example.com")],
+    api_key: Annotated[
+        str | None,
+        typer.Option("--api-key", envvar="UNSOURCE_DISCOURSE_API_KEY", help="A read-only API key."),
+    ] = None,
+    api_username: Annotated[
+        str | None, typer.Option("--api-username", help="The key's user (default: system).")
+    ] = None,
+    category: Annotated[
+        str | None, typer.Option("--category", help="Only this category (its slug).")
+    ] = None,
+    since: Annotated[
+        datetime | None,
+        typer.Option("--since", help="Only topics active since this time (ISO-8601)."),
+    ] = None,
+    restart: Annotated[
+        bool, typer.Option("--restart", help="Ignore the checkpoint of an unfinished import.")
+    ] = False,
+    prefix: Annotated[str, typer.Option(help="Thread id prefix.")] = "discourse-",
+) -> None:
+    """Topics with their accepted (Solved) or most-liked answer. Private categories and
+    personal messages are never imported; unlisted or deleted topics are removed. An
+    interrupted import resumes from its checkpoint (the last finished page)."""
+    if not re.match(r"^https?://[^\s/]+", url):
+        raise fail(f"--url: not an http(s) address: {url!r}", BAD_INPUT)
+    started = time.perf_counter()
+    client = DiscourseClient(url, api_key, api_username)
+    engine = _engine()
+    report = UpsertReport()
+    skipped: dict[str, int] = {}
+    removed = 0
+    try:
+        try:
+            categories = client.categories()
+        except DiscourseError as exc:
+            raise fail(str(exc), BAD_INPUT) from exc
+        point = _checkpoint_path(engine, client.url)
+        start = 0 if restart or not point.is_file() else int(json.loads(point.read_text())["page"])
+        after = since.isoformat() if since else None
+        with progress() as bar:
+            task = bar.add_task("importing", total=None)
+            try:
+                for page, seen in crawl(client, categories, start, after, category, prefix):
+                    threads = [s.thread for s in seen if s.thread is not None]
+                    if threads:
+                        report.merge(engine.ingest(threads))
+                    for s in seen:
+                        if s.skipped:
+                            skipped[s.skipped] = skipped.get(s.skipped, 0) + 1
+                        if s.remove and engine.corpus.delete(f"{prefix}{s.topic_id}"):
+                            removed += 1
+                    point.parent.mkdir(parents=True, exist_ok=True)
+                    point.write_text(json.dumps({"url": client.url, "page": page + 1}))
+                    done = len(report.created) + len(report.updated) + len(report.unchanged_text)
+                    bar.update(task, advance=len(seen), description=f"importing: {done} threads")
+            except DiscourseError as exc:
+                raise fail(f"{exc} (resume with the same command)", FAILED) from exc
+        point.unlink(missing_ok=True)
+        engine.corpus.save()
+    finally:
+        client.close()
+        engine.close()
+    _summary(report, skipped, time.perf_counter() - started)
+    if removed:
+        console.print(f"removed {removed} threads (unlisted, deleted or now private)")
+    if client.throttled:
+        console.print(
+            f"rate limited {client.throttled} times (HTTP 429): waited {client.waited:.0f} s"
+        )
