@@ -52,7 +52,7 @@ def _forum() -> Forum:
             Topic(5, "Hidden topic", 1, [q, Post("x", "<p>hidden answer</p>")], visible=False),
             Topic(6, "Deleted topic", 1, [q, Post("x", "<p>gone</p>")], deleted=True),
             Topic(7, "Nobody answered yet", 1, [q]),
-        ],  # fmt: skip
+        ],
         api_key=KEY,
         rate_limited={"/latest.json?page=1"},
     )
