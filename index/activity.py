@@ -21,7 +21,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from index.activity_tables import feedback, leases, questions, suggest_log, thread_feedback
+from index.activity_tables import (
+    feedback,
+    hook_events,
+    leases,
+    questions,
+    suggest_log,
+    thread_feedback,
+)
 from index.migrate import upgrade
 from index.sql import SQLDatabase
 
@@ -148,6 +155,20 @@ class ActivityStore:
         with self.db.write() as conn:
             conn.execute(self._log_insert, row)
 
+    def delivered(self, source: str, event_id: str) -> bool:
+        """Whether a webhook delivery was recorded (applied) before."""
+        h = hook_events.c
+        query = sa.select(h.at).where(h.source == source, h.event_id == event_id)
+        with self.db.read() as conn:
+            return conn.execute(query).first() is not None
+
+    def first_delivery(self, source: str, event_id: str, at: datetime) -> bool:
+        """Record a webhook delivery; False (and no change) if it was recorded before."""
+        insert = self.db.insert(hook_events).values(source=source, event_id=event_id, at=iso(at))
+        with self.db.write() as conn:
+            added = insert.on_conflict_do_nothing().returning(hook_events.c.event_id)
+            return conn.execute(added).first() is not None
+
     def suggested(self, request_id: str) -> list[str] | None:
         """Thread ids a suggest request returned; None for an unknown request id."""
         query = sa.select(suggest_log.c.thread_ids).where(suggest_log.c.request_id == request_id)
@@ -231,6 +252,7 @@ class ActivityStore:
                 )
             ).rowcount
             logged = conn.execute(suggest_log.delete().where(suggest_log.c.at < cutoff)).rowcount
+            conn.execute(hook_events.delete().where(hook_events.c.at < cutoff))
         return int(logged), int(votes)
 
     def leaders(

@@ -75,3 +75,11 @@ leases = sa.Table(
     sa.Column("owner", sa.Text, nullable=False),
     sa.Column("until", sa.Text, nullable=False),
 )
+
+hook_events = sa.Table(
+    "hook_events",
+    metadata,
+    sa.Column("source", sa.Text, primary_key=True),
+    sa.Column("event_id", sa.Text, primary_key=True),
+    sa.Column("at", sa.Text, nullable=False),
+)

@@ -249,6 +249,29 @@ class Settings(BaseSettings):
     escalation_webhook_secret: str | None = Field(
         None, description="Signs webhook bodies (X-Unsource-Signature: sha256=HMAC)."
     )
+    discourse_webhook_secret: str | None = Field(
+        None,
+        min_length=16,
+        description="The secret set on the Discourse webhook: deliveries to "
+        "`POST /v1/hooks/discourse` must carry its HMAC-SHA256 (X-Discourse-Event-Signature). "
+        "Unset: the route answers 404.",
+    )
+    discourse_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s]+$",
+        description="The Discourse forum the webhook serves: a post event re-reads its topic "
+        "from there (`GET /t/{id}.json`) to store the thread as it now is.",
+    )
+    discourse_api_key: str | None = Field(
+        None, description="A read-only Discourse API key for those reads (sent in headers)."
+    )
+    discourse_api_username: str = Field("system", description="The API key's user.")
+    discourse_max_age_hours: float = Field(
+        24.0,
+        gt=0,
+        description="A delivery whose event is older than this is refused as stale: a "
+        "captured, signed body replayed later under a new event id changes nothing.",
+    )
     escalation_check_seconds: float = Field(30.0, gt=0)
     experts_at_fraction: float = Field(
         0.5,

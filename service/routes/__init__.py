@@ -9,6 +9,7 @@
 - ``community``: ``GET /v1/community/leaders`` (public)
 - ``insights``: ``GET /v1/insights/gaps`` (agent)
 - ``widget``: ``/widget.js``, ``/demo``
+- ``hooks``: ``POST /v1/hooks/discourse`` (signed by the forum, no API key)
 """
 
 from fastapi import APIRouter
@@ -16,6 +17,7 @@ from fastapi import APIRouter
 from service.routes import (
     community,
     feedback,
+    hooks,
     insights,
     ops,
     questions,
@@ -35,4 +37,5 @@ ROUTERS: list[APIRouter] = [
     community.router,
     insights.router,
     widget.router,
+    hooks.router,
 ]

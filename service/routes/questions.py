@@ -11,9 +11,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response
 
 from index.activity import ActivityStore, Question
 from index.models import MAX_ID
-from retrieval.text import question_text
-from service import experts
-from service.admission import check_ids
+from service import experts, intake
 from service.deps import Agent, EngineDep, EscalationsDep
 from service.escalation import Escalations
 from service.schemas import (
@@ -98,22 +96,7 @@ def register_question(
     stored redacted). If nobody answers it within its category's SLA it is escalated.
     Registering the same id again changes nothing and answers 200."""
     now = datetime.now(UTC)
-    check_ids([req.id])
-    decision = engine.route(question_text(req.title, req.body))
-    triage = decision.model_dump(include={"route", "queue", "confidence", "reasons"}, mode="json")
-    title, body = engine.redact(req.title), engine.redact(req.body)
-    created = engine.activity.add_question(
-        req.id,
-        title,
-        body,
-        req.category,
-        engine.redact(req.url) if req.url else None,
-        req.request_id,
-        req.created_at or now,
-        now,
-        triage,
-    )
-    if not created:
+    if not intake.register(engine, req, now):
         response.status_code = 200
     stored = engine.activity.question(req.id)
     assert stored is not None
