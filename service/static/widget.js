@@ -5,7 +5,9 @@
  *   <script src="https://unsource.example.com/widget.js" data-target="#question"
  *           data-key="uns_public_key" defer></script>
  *
- * Attributes: data-target (CSS selector of the title input, default "#question"),
+ * Attributes: data-target (CSS selector of the title input, default "#question"; an input
+ * added to the page later, such as Discourse's composer title "#reply-title", is attached
+ * when it first gets focus),
  * data-key (a *public* API key; omit in dev mode), data-k (suggestions, default 3),
  * data-debounce (ms, default 350), data-min-chars (default 10), data-staff-url (a link for
  * the staff notice), data-lang (en, pt, es or it: the widget's own language; default the
@@ -194,8 +196,23 @@
     });
   }
 
+  var attached = typeof WeakSet === "function" ? new WeakSet() : null;
+  function attachOnce(input) {
+    if (attached) {
+      if (attached.has(input)) return;
+      attached.add(input);
+    }
+    attach(input);
+  }
+
   function init() {
-    document.querySelectorAll(target).forEach(attach);
+    document.querySelectorAll(target).forEach(attachOnce);
+    // a title box created later (a forum's composer opening, e.g. Discourse's #reply-title)
+    // is attached when it first gets focus
+    document.addEventListener("focusin", function (event) {
+      var el = event.target;
+      if (el && el.matches && el.matches(target)) attachOnce(el);
+    });
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
   else init();
