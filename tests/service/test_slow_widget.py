@@ -81,5 +81,19 @@ def test_widget_suggests_and_shows_staff_notice(
         assert not browser.find_elements(By.CSS_SELECTOR, ".unsource-suggestion")
         browser.save_screenshot(str(tmp_path / "widget-staff.png"))
 
+        # a title box created after the page loaded (a forum's composer opening) is
+        # attached on its first focus
+        browser.execute_script(
+            "var old = document.getElementById('question');"
+            "var box = old.nextElementSibling; if (box) box.remove();"
+            "var late = document.createElement('input'); late.id = 'question';"
+            "old.replaceWith(late);"
+        )
+        _type(browser, "How do I reset the hub to factory settings?")
+        late = wait.until(
+            ec.visibility_of_element_located((By.CSS_SELECTOR, ".unsource-suggestion"))
+        )
+        assert late.get_attribute("data-thread-id") == "lumio-001"
+
     for name in ("widget-suggest.png", "widget-italian.png", "widget-staff.png"):
         assert (tmp_path / name).stat().st_size > 10_000
