@@ -29,6 +29,7 @@ import httpx
 import numpy as np
 
 from eval import baselines, synth
+from eval.bench_import import import_throughput
 from eval.bench_relevance import relevance_cost
 from eval.bench_report import markdown
 from eval.datasets import load_semeval
@@ -399,11 +400,12 @@ def main() -> None:
     parser.add_argument("--triage-dir", type=Path, default=Path("data/triage"))
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--side-by-side", type=int, default=10_000, help="corpus size")
+    parser.add_argument("--import-posts", type=int, default=100_000, help="dump size, posts")
     parser.add_argument("--work", type=Path, default=None, help="scratch dir (default: temp)")
     parser.add_argument("--encoder-only", choices=BACKENDS, help=argparse.SUPPRESS)
     parser.add_argument(
         "--sections",
-        default="encoders,side_by_side,relevance,scale",
+        default="encoders,side_by_side,relevance,import,scale",
         help="comma-separated subset",
     )
     parser.add_argument("--merge", type=Path, help="earlier JSON result to keep other sections of")
@@ -438,6 +440,8 @@ def main() -> None:
             )
         if "relevance" in sections:
             result["relevance"] = relevance_cost(work)
+        if "import" in sections:
+            result["import"] = import_throughput(work, seeds, args.import_posts)
         if "scale" in sections:
             rows = scale(work, seeds, sizes, args.triage_dir.resolve(), questions, encoder)
             result["scale"] = merge_rows(result.get("scale", []), rows)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from eval.bench_import import markdown as import_markdown
 from eval.bench_relevance import markdown as relevance_markdown
 
 TARGETS = {
@@ -279,4 +280,12 @@ words' vectors are cached: the first pass pays for encoding each new word once).
 section above runs with it on (the default).
 
 {relevance_markdown(result.get("relevance"))}
+
+## Import: a Stack Exchange dump, end to end (`eval/bench_import.py`)
+
+`unsource import stackexchange` as a separate process on a synthetic dump written from
+SemEval threads (1-3 answers per question, half with an accepted one, 1 in 20 closed as a
+duplicate), served default settings, fresh data dir, encoder export warmed first.
+
+{import_markdown(result.get("import"))}
 """
