@@ -265,9 +265,12 @@ class Searcher:
         whose probability reaches the question language's threshold (``_relevant``);
         without it, those whose cosine passes the abstention threshold."""
         asked_in = detect(question_text(title, body))
-        if self.relevance is not None:
-            return self._relevant(self.relevance, title, body, k, tags, language, asked_in)
-        threshold = self.params.threshold_for(asked_in)
+        model = self.relevance
+        if model is not None:  # the candidates the relevance stage may show: its best DEPTH
+            threshold, shown = model.threshold_for(asked_in), Shown(DEPTH, -1.0)
+        else:
+            threshold = self.params.threshold_for(asked_in)
+            shown = Shown(k, threshold)
         ranked = self.rank(
             title,
             body,
@@ -275,8 +278,10 @@ class Searcher:
             tags,
             language,
             asked_in=asked_in,
-            shown=Shown(k, threshold),
+            shown=shown,
         )
+        if model is not None:
+            return self._relevant(model, question_text(title, body), ranked, k, asked_in)
         best = max((r[2] for r in ranked), default=None)
         passing = [r for r in ranked if r[2] >= threshold][:k]
         stored = self.corpus.store.get_many([r[0] for r in passing])
@@ -287,11 +292,9 @@ class Searcher:
     def _relevant(
         self,
         model: RelevanceModel,
-        title: str,
-        body: str,
+        question: str,
+        ranked: list[tuple[int, float, float, float | None]],
         k: int,
-        tags: Sequence[str] | None,
-        language: str | None,
         asked_in: str,
     ) -> SearchResult:
         """The two-stage search: the first stage's candidates, best cosine first, are read
@@ -299,15 +302,6 @@ class Searcher:
         the best ``DEPTH``); those reaching the threshold are shown in the first stage's
         order (fused score with the community prior), at most ``k``."""
         threshold = model.threshold_for(asked_in)
-        ranked = self.rank(
-            title,
-            body,
-            max(self.params.candidates, k),
-            tags,
-            language,
-            asked_in=asked_in,
-            shown=Shown(DEPTH, self.params.min_similarity),
-        )
         by_cosine = sorted(ranked, key=lambda r: (-r[2], r[0]))[:20]
         best = by_cosine[0][2] if by_cosine else None
         stored = self.corpus.store.get_many([r[0] for r in by_cosine[:DEPTH]])
@@ -317,7 +311,7 @@ class Searcher:
             if pk in stored else Candidate(cos, None)
             for pk, _, cos, _ in by_cosine
         ]  # fmt: skip
-        probs = model.score(question_text(title, body), asked_in, candidates, self.aligner)
+        probs = model.score(question, asked_in, candidates, self.aligner)
         passing = [
             (r, float(p))
             for r, p in zip(by_cosine, probs, strict=False)
