@@ -5,7 +5,9 @@ A delivery is verified before it is parsed: ``X-Discourse-Event-Signature`` must
 (compared in constant time); an unsigned or wrongly signed one is refused (401). A
 delivery whose event is older than ``UNSOURCE_DISCOURSE_MAX_AGE_HOURS`` is refused as
 stale (400): the event id header is not signed, so a captured body replayed under a new
-id is stopped by its own timestamps. A repeated ``X-Discourse-Event-Id`` changes nothing
+id is stopped by its own timestamps (a post's ``updated_at``, a new topic's
+``created_at``; a topic edit carries no time of its own, and replaying one only makes
+unsource read the forum's current state again). A repeated ``X-Discourse-Event-Id`` changes nothing
 (200, ``duplicate``).
 
 What each event does:
@@ -86,7 +88,10 @@ async def discourse_hook(request: Request, engine: EngineDep) -> JSONResponse:
     except (ValueError, StopIteration, KeyError, TypeError, AttributeError):
         return _refuse(400, "bad_request", "body", "not a Discourse topic, post or solved event")
     now = datetime.now(UTC)
-    moment = _parse_time(subject.get("updated_at") or subject.get("created_at"))
+    # the event's own time: a post's last edit, a new topic's creation (an edited or deleted
+    # topic carries no time of the edit; replaying one only re-reads the forum's state)
+    dated = event == "topic_created" or "topic" not in payload
+    moment = _parse_time(subject.get("updated_at") or subject.get("created_at")) if dated else None
     if moment is not None and now - moment > timedelta(hours=settings.discourse_max_age_hours):
         return _refuse(400, "stale_delivery", "body", f"event of {moment.isoformat()} is stale")
     if await run_in_threadpool(engine.activity.delivered, "discourse", event_id):

@@ -109,6 +109,8 @@ def test_a_stale_delivery_is_refused(hooked: tuple[TestClient, Engine]) -> None:
     old = (datetime.now(UTC) - timedelta(days=3)).isoformat()
     r = _deliver(client, "topic_created", _topic(created_at=old), "e-old")
     assert r.status_code == 400 and r.json()["error"] == "stale_delivery"
+    r = _deliver(client, "post_edited", _post(2, updated_at=old), "e-old-edit")
+    assert r.status_code == 400 and r.json()["error"] == "stale_delivery"
 
 
 def test_replies_edits_and_solutions_keep_the_thread_current(
@@ -158,8 +160,9 @@ def test_a_topic_moved_to_a_private_category_or_deleted_is_removed(
     f.topics[0].posts.append(Post("bob", "<p>Unplug it.</p>"))
     _deliver(client, "post_created", _post(2), "e1")
     assert engine.store.get("discourse-1") is not None
-    f.topics[0].category_id = 2
-    r = _deliver(client, "topic_edited", _topic(category_id=2), "e2")
+    f.topics[0].category_id = 2  # an old topic moved: its own times are old, still applied
+    old = (datetime.now(UTC) - timedelta(days=300)).isoformat()
+    r = _deliver(client, "topic_edited", _topic(category_id=2, created_at=old), "e2")
     assert r.json()["result"] == "removed (private category)", r.text
     assert engine.store.get("discourse-1") is None
     f.topics[0].category_id, f.topics[0].deleted = 1, True
