@@ -13,7 +13,6 @@ from index.models import (
     MAX_TAGS,
     MAX_TITLE,
     NO_NUL,
-    NON_BLANK,
     NON_BLANK_NO_NUL,
     AwareTimestamp,
     JsonBool,
@@ -38,8 +37,9 @@ class SuggestRequest(BaseModel):
         },
     )
 
-    title: str = Field(min_length=1, max_length=MAX_TITLE, pattern=NON_BLANK)
-    body: str = Field(default="", max_length=MAX_BODY)
+    # no NUL: the question is logged, and PostgreSQL text cannot hold one (security N11)
+    title: str = Field(min_length=1, max_length=MAX_TITLE, pattern=NON_BLANK_NO_NUL)
+    body: str = Field(default="", max_length=MAX_BODY, pattern=NO_NUL)
     k: JsonInt = Field(default=5, ge=1, le=MAX_K)
     tags: list[Tag] | None = Field(default=None, max_length=MAX_TAGS)
     language: Language | None = None
@@ -104,7 +104,7 @@ class TriageRequest(BaseModel):
         },
     )
 
-    text: str = Field(min_length=1, max_length=MAX_TITLE + MAX_BODY, pattern=NON_BLANK)
+    text: str = Field(min_length=1, max_length=MAX_TITLE + MAX_BODY, pattern=NON_BLANK_NO_NUL)
 
 
 class BulkRequest(BaseModel):

@@ -170,3 +170,14 @@ def test_pii_in_url_tags_and_ids_never_reaches_a_public_response(client: TestCli
     assert r.status_code == 422
     r = client.put("/v1/threads/c-4111111111111111", json={"title": "x"})
     assert r.status_code == 422 and r.json()["detail"][0]["field"].endswith("id")
+
+
+def test_a_nul_in_a_question_is_refused_by_field(client: TestClient) -> None:
+    """Security finding N11: a NUL reached the suggest log (PostgreSQL: 503)."""
+    for path, body, field in (
+        ("/v1/suggest", {"title": "charged twice \u0000"}, "title"),
+        ("/v1/suggest", {"title": "charged twice", "body": "a\u0000b"}, "body"),
+        ("/v1/triage", {"text": "my card \u0000"}, "text"),
+    ):
+        r = client.post(path, json=body)
+        assert r.status_code == 422 and r.json()["detail"][0]["field"] == field, r.text
