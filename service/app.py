@@ -221,8 +221,16 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         return _error(422, "validation_error", [(f"{loc}.{f}", m) for loc, f, m in exc.problems])
 
     @app.exception_handler(UnsourceError)
-    async def _internal(_: Request, exc: UnsourceError) -> JSONResponse:
-        return _error(503, "unavailable", [("-", str(exc))])
+    async def _internal(request: Request, exc: UnsourceError) -> JSONResponse:
+        # an admin key sees the whole message ("write not committed: database or disk is
+        # full"); anyone else what failed in unsource's own words ("thread store
+        # unavailable"), never the driver's text after it: it names hosts, ports and paths
+        # (security N10). The whole message goes to the log.
+        log.error("503 on %s: %s", request.url.path, exc)
+        if getattr(request.state, "role", None) == "admin":
+            return _error(503, "unavailable", [("-", str(exc))])
+        head = str(exc).split(":", 1)[0].strip() or "unavailable"
+        return _error(503, "unavailable", [("-", f"{head}; retry later")])
 
     @app.exception_handler(StarletteHTTPException)  # FastAPI's own subclass included
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -73,6 +73,7 @@ def authorize(role: Role) -> Callable[..., Awaitable[Principal]]:
         if not principal.allows(role):
             raise HTTPException(403, f"this key has role {principal.role!r}; needs {role!r}")
         request.state.principal = principal.name
+        request.state.role = principal.role
         client = request.client.host if request.client else "-"
         limiter = state.limiter  # a shared (Redis) limiter counts over the network: off-loop
         retry = (

@@ -1,4 +1,7 @@
+import pytest
 from fastapi.testclient import TestClient
+
+from service.runtime import Engine
 
 
 def _fields(resp) -> list[str]:  # type: ignore[no-untyped-def]
@@ -181,3 +184,21 @@ def test_a_nul_in_a_question_is_refused_by_field(client: TestClient) -> None:
     ):
         r = client.post(path, json=body)
         assert r.status_code == 422 and r.json()["detail"][0]["field"] == field, r.text
+
+
+def test_a_503_names_what_failed_but_not_the_drivers_text(
+    client: TestClient, loaded: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Security finding N10: the driver's message (host, port) reached 503 bodies."""
+    from index.errors import StoreError
+
+    def down(*_: object, **__: object) -> None:
+        raise StoreError(
+            'thread store unavailable: connection to server at "10.1.2.3", port 5432 failed'
+        )
+
+    monkeypatch.setattr(loaded.corpus, "count_at_generation", down)
+    r = client.get("/readyz")
+    assert r.status_code == 503
+    message = r.json()["detail"][0]["message"]
+    assert message == "thread store unavailable; retry later" and "10.1.2.3" not in r.text
