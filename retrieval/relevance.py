@@ -7,8 +7,9 @@ as many answerable cross-lingual questions do (0.43-0.90). What separates them i
 shape of the candidate list: an answered question has one thread (or a few) standing out
 of the product's background, an unanswered one a flat list of near misses.
 
-``RelevanceModel`` is a logistic regression over per-candidate signals that the first stage
-already computed (no extra encoding):
+``RelevanceModel`` is a logistic regression over per-candidate signals, for the best
+``DEPTH`` candidates by cosine; all but the last two come from what the first stage
+already computed:
 
 - ``cosine``: the per-pair similarity (retrieval.multilingual);
 - ``above_background``: cosine minus the mean cosine of the list's ranks 6-20 (how far the
@@ -19,10 +20,15 @@ already computed (no extra encoding):
 - ``english_question``;
 - ``keyword_overlap``: the share of the question's analysed (stemmed, stopword-free) words
   found in the thread's title, body and answer, for a thread in the question's language
-  (0 across languages, which ``cross_lingual`` tells the model).
+  (0 across languages, which ``cross_lingual`` tells the model);
+- ``word_min`` / ``word_mean``: word-level late interaction across languages
+  (``WordAligner``): each content word of the question against its closest word in the
+  thread's title and body, by the multilingual encoder's word vectors (cached); the least
+  matched word is the concept the thread never mentions.
 
-Its output is a calibrated probability that the thread answers the question (Platt
-scaling on the training folds is the logistic itself). A candidate is shown when it
+Its output is a probability that the thread answers the question (a logistic model is
+calibrated on its own training data; the threshold is chosen on out-of-fold
+probabilities). A candidate is shown when it
 reaches the question language's threshold; none: ``no_match``. The weights and the
 thresholds are data (``retrieval/models/relevance.json``), trained and chosen by
 ``unsource eval relevance`` on the dev sets' tune splits (docs/evaluation.md).
