@@ -118,17 +118,33 @@ async def _refuse(send: Send, status: int, payload: dict[str, Any], bearer: bool
     await send({"type": "http.response.body", "body": data})
 
 
+SHARED_TIMEOUT = 0.05  # seconds a shared (Redis) count may take before it counts as down
+BREAKER_SECONDS = 5.0  # after a failure, the shared storage is left alone this long
+
+
 class RateLimiter:
     """A moving-window budget per key (per key and client address for public keys), counted
     in ``storage``: in this process (``memory://``), or in Redis (``redis://...``), shared
-    by every replica. A Redis that cannot be reached lets requests through (fail open,
-    logged once a minute at most): rate limits must not take the service down with them."""
+    by every replica. Redis is given 50 ms (connect and answer); when it fails, a circuit
+    breaker leaves it alone for 5 s and the budgets are counted in this process meanwhile
+    (security N6: a hung Redis held every request for redis-py's 5 s, a refused one removed
+    every limit). So an outage neither stalls the service nor lifts the limits: each
+    replica enforces the whole budget on its own, which lets N replicas serve up to N times
+    the budget until Redis is back (logged once a minute at most)."""
 
     def __init__(self, budgets: dict[str, str], storage: str = "memory://") -> None:
         self._items: dict[str, RateLimitItem] = {r: parse(b) for r, b in budgets.items()}
         self.shared = not storage.startswith("memory://")  # counting is network I/O
-        self._storage = MemoryStorage() if not self.shared else storage_from_string(storage)
+        self._storage = (
+            MemoryStorage()
+            if not self.shared
+            else storage_from_string(
+                storage, socket_timeout=SHARED_TIMEOUT, socket_connect_timeout=SHARED_TIMEOUT
+            )
+        )
         self._limiter = MovingWindowRateLimiter(self._storage)
+        self._local = MovingWindowRateLimiter(MemoryStorage())  # while the shared one is down
+        self._down_until = 0.0
         self._warned = 0.0
 
     def retry_after(self, principal: Principal, client: str) -> int | None:
@@ -137,15 +153,26 @@ class RateLimiter:
         if item is None:
             return None
         who = f"{principal.name}@{client}" if principal.role == "public" else principal.name
-        try:
-            if self._limiter.hit(item, who):
-                return None
-            reset = self._limiter.get_window_stats(item, who).reset_time
-        except Exception as exc:  # the shared storage is down: fail open
-            if time.monotonic() - self._warned > 60:
-                self._warned = time.monotonic()
-                log.warning("rate-limit storage unavailable (%s); not limiting", exc)
+        if time.monotonic() >= self._down_until:
+            try:
+                return self._count(self._limiter, item, who)
+            except Exception as exc:  # the shared storage is down: count here for a while
+                self._down_until = time.monotonic() + BREAKER_SECONDS
+                if time.monotonic() - self._warned > 60:
+                    self._warned = time.monotonic()
+                    log.warning("rate-limit storage unavailable (%s); limiting per replica", exc)
+        return self._count(self._local, item, who)
+
+    @property
+    def degraded(self) -> bool:
+        """Whether the shared storage is being left alone after a failure."""
+        return time.monotonic() < self._down_until
+
+    @staticmethod
+    def _count(limiter: MovingWindowRateLimiter, item: RateLimitItem, who: str) -> int | None:
+        if limiter.hit(item, who):
             return None
+        reset = limiter.get_window_stats(item, who).reset_time
         return max(1, math.ceil(reset - time.time()))
 
 

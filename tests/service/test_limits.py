@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import pytest
 from fastapi.testclient import TestClient
 
 from service.app import behind_proxies, create_app
@@ -139,3 +140,25 @@ def test_keys_are_checked_before_a_body_is_read(settings: Settings, loaded: Engi
             assert r.status_code == 413, role
         r = c.post("/v1/threads:bulk", content=big, headers=auth("admin"))
         assert r.status_code == 422  # read and parsed: an empty list of threads
+
+
+def test_a_failing_shared_storage_trips_the_breaker_and_limits_locally(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Security finding N6, without a server: the shared count raising is tried once, then
+    left alone for BREAKER_SECONDS while the budget is counted in this process."""
+    from service import limits as limits_mod
+    from service.auth import Principal
+
+    limiter = limits_mod.RateLimiter({"public": "2/minute"})
+    calls = []
+
+    def down(*_: object) -> bool:
+        calls.append(1)
+        raise ConnectionError("redis down")
+
+    monkeypatch.setattr(limiter._limiter, "hit", down)
+    reader = Principal("widget", "public")
+    results = [limiter.retry_after(reader, "10.0.0.1") for _ in range(3)]
+    assert results[:2] == [None, None] and results[2] is not None
+    assert len(calls) == 1 and limiter.degraded

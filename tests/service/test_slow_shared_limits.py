@@ -1,8 +1,10 @@
 """Rate limits shared by replicas through Redis (a real server the test starts): a key's
-budget is one budget, whichever replica a request reaches; Redis down fails open."""
+budget is one budget, whichever replica a request reaches; with Redis down, each replica
+counts the budget itself."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,6 +64,13 @@ def test_a_request_over_budget_is_refused_by_whichever_replica_gets_it(
         assert int(codes[-1].headers["Retry-After"]) >= 1
 
 
-def test_redis_unreachable_fails_open() -> None:
+def test_redis_unreachable_limits_per_replica() -> None:
+    """Security finding N6: a refused Redis removed every limit (fail open). Now the
+    budget is counted in the replica while a circuit breaker leaves Redis alone."""
     limiter = RateLimiter({"public": "1/minute"}, "redis://127.0.0.1:1/0")
-    assert all(limiter.retry_after(READER, "10.0.0.9") is None for _ in range(3))
+    start = time.monotonic()
+    assert limiter.retry_after(READER, "10.0.0.9") is None  # Redis refused: counted here
+    assert limiter.degraded
+    assert limiter.retry_after(READER, "10.0.0.9") is not None  # the budget still holds
+    assert limiter.retry_after(READER, "10.0.0.10") is None  # per client address
+    assert time.monotonic() - start < 1.0  # no call waited on Redis's 5 s default
