@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from datetime import datetime
 from pathlib import Path
 
@@ -28,6 +30,17 @@ def _plot(gaps: list[Gap], path: Path) -> None:
     plt.close(fig)
 
 
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~])")
+
+
+def inert(text: str) -> str:
+    """Public text as plain Markdown text: HTML characters as entities, Markdown's
+    metacharacters escaped, one line (security N16: a question's image, link or tag in
+    gaps.md rendered live in the staff's viewer)."""
+    one_line = " ".join(text.split())
+    return _MARKDOWN.sub(r"\\\1", html.escape(one_line, quote=False))
+
+
 def write(gaps: list[Gap], start: datetime, end: datetime, questions: int, out: Path) -> Path:
     """Write DIR/gaps.md (and DIR/gaps.png when there are gaps); returns the Markdown path."""
     out.mkdir(parents=True, exist_ok=True)
@@ -48,9 +61,9 @@ def write(gaps: list[Gap], start: datetime, end: datetime, questions: int, out: 
             f"## #{i}: {g.size} questions ({g.trend:+d} on the previous window)",
             "",
             f"- languages: {languages}; outcomes: {outcomes}",
-            f"- nearest thread: {g.nearest_thread or '-'} {g.nearest_title or ''} "
+            f"- nearest thread: {inert(g.nearest_thread or '-')} {inert(g.nearest_title or '')} "
             f"(similarity {g.nearest_similarity})",
-            *[f"- \u201c{q}\u201d" for q in g.questions],
+            *[f"- \u201c{inert(q)}\u201d" for q in g.questions],
             "",
         ]
     path = out / "gaps.md"

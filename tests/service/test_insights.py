@@ -189,3 +189,21 @@ def test_a_window_is_clustered_from_a_bounded_sample(client: TestClient, loaded:
     assert stored[0].text.startswith(f"q{UNRESOLVED_MAX - 1} ")  # the newest were kept
     r = client.get("/v1/insights/gaps", headers=auth("agent")).json()
     assert r["questions"] == UNRESOLVED_MAX and r["sampled"] is True
+
+
+def test_gaps_md_renders_public_text_inert(tmp_path: Path) -> None:
+    """Security finding N16: a question's image, HTML tag or link rendered live in gaps.md."""
+    from service import insights_report
+    from service.insights import Gap
+
+    evil = (
+        "![status](https://evil.example/pixel.png) <img src=x onerror=y> "
+        "[official fix, sign in here](https://evil.example/login)"
+    )
+    gap = Gap(size=4, previous=0, trend=4, languages={"en": 4}, outcomes={"no_match": 4},
+              questions=[evil], nearest_thread="t1", nearest_title="<b>Reset</b>")  # fmt: skip
+    now = datetime.now(UTC)
+    text = insights_report.write([gap], now, now, 4, tmp_path).read_text()
+    for live in ("![status", "<img", "](http", "<b>"):
+        assert live not in text, live
+    assert "official fix, sign in here" in text  # the words are still there to read
