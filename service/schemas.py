@@ -18,6 +18,7 @@ from index.models import (
     JsonBool,
     JsonInt,
     Language,
+    RawLengthChecked,
     Tag,
     Thread,
 )
@@ -28,7 +29,7 @@ MAX_BULK = 1000
 EXCERPT_CHARS = 300
 
 
-class SuggestRequest(BaseModel):
+class SuggestRequest(RawLengthChecked):
     model_config = ConfigDict(
         extra="forbid",
         str_strip_whitespace=True,
@@ -95,7 +96,7 @@ class SuggestResponse(BaseModel):
     )
 
 
-class TriageRequest(BaseModel):
+class TriageRequest(RawLengthChecked):
     model_config = ConfigDict(
         extra="forbid",
         str_strip_whitespace=True,
@@ -163,7 +164,7 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$"
 CATEGORY_PATTERN = r"^[a-z0-9][a-z0-9_\-]*$"
 
 
-class QuestionCreate(BaseModel):
+class QuestionCreate(RawLengthChecked):
     """A question just posted on the forum, registered so it can be escalated if it stays
     unanswered."""
 

@@ -202,3 +202,12 @@ def test_a_503_names_what_failed_but_not_the_drivers_text(
     assert r.status_code == 503
     message = r.json()["detail"][0]["message"]
     assert message == "thread store unavailable; retry later" and "10.1.2.3" not in r.text
+
+
+def test_lengths_are_checked_before_whitespace_is_stripped(client: TestClient) -> None:
+    """The schema fuzzer's find: 501 characters with a leading space passed max_length 500."""
+    r = client.post("/v1/suggest", json={"title": " " + "a" * 500})
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "title", r.text
+    r = client.put("/v1/threads/t-long", json={"title": "\f" + "a" * 500})
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "title", r.text
+    assert client.post("/v1/suggest", json={"title": "  reset the hub  "}).status_code == 200
