@@ -216,6 +216,13 @@ class Settings(BaseSettings):
         description="Days the suggest log and readers' votes are kept (a purge runs hourly; "
         "the per-thread vote totals behind the ranking prior stay). 0 keeps them forever.",
     )
+    gaps_keep_confidential: bool = Field(
+        False,
+        description="Keep the (redacted) text of staff-routed suggests for knowledge gaps. "
+        "Off by default: a confidential question keeps only its decision, queue and language, "
+        "since redaction cannot catch names, addresses or health details and every agent key "
+        "can read the gaps.",
+    )
     rate_limit_storage: str = Field(
         "memory://",
         max_length=2048,

@@ -77,8 +77,11 @@ def _answer(engine: Engine, req: SuggestRequest, rid: str) -> SuggestOutcome:
         triage.queue,
         [h.thread.thread.id for h in hits],
         # kept (redacted by triage) for knowledge gaps: if nothing answered it, or if the
-        # suggestions turn out not to (a not-helpful vote, a question posted after them)
-        question=triage.redacted_text,
+        # suggestions turn out not to (a not-helpful vote, a question posted after them);
+        # a confidential one keeps no text unless the operator asks (security N8)
+        question=triage.redacted_text
+        if outcome.decision != "staff" or engine.settings.gaps_keep_confidential
+        else None,
         language=result.language if result else detect(question_text(req.title, req.body)),
     )
     return outcome

@@ -51,6 +51,8 @@ def _ask(client: TestClient, title: str, body: str = "") -> str:
 
 
 def test_planted_gaps_are_found_with_their_questions(client: TestClient, loaded: Engine) -> None:
+    # the test triage is crude (some planted questions go to staff): keep their text too
+    loaded.settings = loaded.settings.model_copy(update={"gaps_keep_confidential": True})
     for qs in PLANTED.values():
         for q in qs:
             assert _ask(client, q) in ("no_match", "staff"), q  # the test triage is crude
@@ -84,7 +86,22 @@ def test_planted_gaps_are_found_with_their_questions(client: TestClient, loaded:
     assert client.get("/v1/insights/gaps", params=ancient, headers=auth("agent")).status_code == 200
 
 
-def test_confidential_questions_are_stored_redacted(client: TestClient, loaded: Engine) -> None:
+def test_confidential_questions_keep_no_text(client: TestClient, loaded: Engine) -> None:
+    """Security N8: a staff-routed suggest keeps its decision and language, not its text."""
+    assert _ask(client, "refund to my card 4111 1111 1111 1111 please, Maria Silva") == "staff"
+    hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    assert loaded.activity.unresolved(hour_ago, datetime.now(UTC)) == []
+    r = client.get("/v1/insights/gaps", params={"min_size": "2"}, headers=auth("agent"))
+    assert r.status_code == 200 and r.json()["questions"] == 0
+    assert "Maria" not in r.text
+    days = client.get("/v1/insights/daily", headers=auth("agent")).json()["rows"]
+    assert sum(d["staff"] for d in days) == 1  # still counted
+
+
+def test_confidential_questions_kept_redacted_when_asked(
+    client: TestClient, loaded: Engine
+) -> None:
+    loaded.settings = loaded.settings.model_copy(update={"gaps_keep_confidential": True})
     card = "4111 1111 1111 1111"
     assert _ask(client, f"refund to my card {card} please") == "staff"
     stored = loaded.activity.unresolved(datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC))
