@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
@@ -28,17 +29,29 @@ def fsync_path(path: Path) -> None:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``path`` so that a crash leaves the old file or the new one, never a mix:
-    temp file, fsync, rename over, fsync the directory."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        point("after_temp_write", path)
-        fh.flush()
-        point("before_fsync", path)
-        os.fsync(fh.fileno())
-    point("before_rename", path)
-    os.replace(tmp, path)
+    """Write ``path`` so that a crash leaves the old file or the new one, never a mix."""
+    replace_with(path, lambda fh: fh.write(data))
+
+
+def replace_with(path: Path, write: Callable[[IO[bytes]], object]) -> None:
+    """Replace ``path`` with what ``write`` writes: a new temp file beside it (a random
+    name created with O_EXCL, so a planted file or symlink is never written through and
+    never blocks the write), fsync, rename over, fsync the directory. On an error the
+    temp file is removed and ``path`` is left as it was."""
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            point("after_temp_write", path)
+            fh.flush()
+            point("before_fsync", path)
+            os.fsync(fh.fileno())
+        point("before_rename", path)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     fsync_path(path.parent)
 
 

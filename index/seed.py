@@ -16,7 +16,6 @@ unusable seed costs a rebuild, as no seed would.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -42,11 +41,8 @@ def _copy_pair(source: Path, target: Path) -> str:
     if (source / name).is_symlink():
         raise SeedError(f"{source / name}: a symbolic link, not an index file")
     target.mkdir(parents=True, exist_ok=True)
-    tmp = target / (name + ".tmp")
-    shutil.copyfile(source / name, tmp)
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, target / name)
+    with open(source / name, "rb") as src:  # temp files of random names: nothing planted
+        files.replace_with(target / name, lambda dst: shutil.copyfileobj(src, dst, 1 << 20))
     files.write_atomic(target / MANIFEST_FILE, manifest)
     for stale in target.iterdir():
         if stale.name not in (name, MANIFEST_FILE) and stale.suffix == ".faiss":

@@ -241,7 +241,6 @@ def save(
             directory / MANIFEST_FILE, json.dumps(asdict(manifest), indent=2).encode()
         )
     except OSError as exc:  # disk full, I/O error: the old manifest and file still stand
-        (directory / (manifest.file + ".tmp")).unlink(missing_ok=True)
         raise IndexSaveError(f"vector index not saved: {exc}") from exc
     for stale in directory.iterdir():
         if stale.name != manifest.file and (stale.suffix in (".faiss", ".tmp")):

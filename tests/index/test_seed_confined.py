@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from index import seed, vectors
+from index.faiss_index import FlatIndex
 from index.errors import IndexMismatch
 from triage.classifier import CURRENT, ModelError, TriageModel
 
@@ -53,3 +54,26 @@ def test_triage_current_must_name_a_version_of_its_root(tmp_path: Path, pointer:
     (tmp_path / CURRENT).write_text(pointer + "\n")
     with pytest.raises(ModelError, match="not a model version name"):
         TriageModel.load(tmp_path)
+
+
+def _saved_index(directory: Path) -> str:
+    index = FlatIndex(4)
+    return vectors.save(index, directory, "m", 0, "store").file
+
+
+@pytest.mark.parametrize("planted", ["manifest", "index"])
+def test_publish_never_writes_through_a_planted_symlink(tmp_path: Path, planted: str) -> None:
+    """Security N9: `index publish` opened ``NAME.tmp`` in the seed dir with open("wb"),
+    following a symlink planted there onto any file the publisher may write."""
+    name = _saved_index(tmp_path / "index")
+    seed_dir = tmp_path / "seed"
+    seed_dir.mkdir()
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    target = vectors.MANIFEST_FILE if planted == "manifest" else name
+    (seed_dir / (target + ".tmp")).symlink_to(victim)
+    assert seed.publish(tmp_path / "index", seed_dir) == name
+    assert victim.read_bytes() == b"precious"
+    for published in (vectors.MANIFEST_FILE, name):
+        assert not (seed_dir / published).is_symlink()
+    assert vectors.read(seed_dir)[0].file == name
