@@ -258,6 +258,11 @@ class Corpus:
             self.save()
             return True
 
+    def reencode(self, pks: list[int]) -> int:
+        """Re-encode these stored rows from their text, in the store and the index."""
+        with self.lock:
+            return self._reencode(pks, self.index, None)
+
     def _reencode(
         self,
         pks: list[int],

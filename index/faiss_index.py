@@ -434,9 +434,15 @@ def from_bytes(data: bytes | memoryview, nprobe: int = 48) -> _FaissIndex:
 
 
 def _wrap(raw: Any, nprobe: int) -> _FaissIndex:
+    """The index kind a deserialised faiss index is; RuntimeError (as faiss raises for a
+    malformed file) for any other faiss type, e.g. a bare ``IndexFlatIP`` without ids."""
     if isinstance(raw, faiss.IndexIVF):
         return IVFIndex(raw.d, raw, nprobe)
-    return FlatIndex(raw.d, raw)
+    if isinstance(raw, faiss.IndexIDMap2) and isinstance(
+        faiss.downcast_index(raw.index), faiss.IndexFlatIP
+    ):
+        return FlatIndex(raw.d, raw)
+    raise RuntimeError(f"a {type(raw).__name__}, not an index unsource writes")
 
 
 def new_index(

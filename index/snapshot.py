@@ -25,7 +25,7 @@ import json
 import os
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +46,11 @@ MANIFEST = "manifest.json"
 THREADS = "threads.jsonl"
 INDEX = "vectors.faiss"
 MEMBERS = {MANIFEST, THREADS, INDEX}
+
+
+# the embedding model of a row whose text changed on restore: no space matches it, so a
+# rebuild after a crash before its re-encoding re-encodes it
+STALE = "stale:admitted-on-restore"
 
 
 class SnapshotError(UnsourceError):
@@ -283,26 +288,48 @@ def _rows(fh: IO[bytes], dimension: int) -> Iterator[Exported]:
             yield Exported(
                 StoredThread(int(r["pk"]), thread), r["content_hash"], r["embed_model"], vec
             )
-        except (ValueError, KeyError, TypeError, ValidationError) as exc:
-            raise SnapshotError(f"{THREADS} line {n}: {exc}") from exc
+        except (ValueError, KeyError, TypeError, ValidationError, RecursionError) as exc:
+            raise SnapshotError(f"{THREADS} line {n}: {type(exc).__name__}: {exc}") from exc
 
 
-def _checked_rows(fh: IO[bytes], manifest: Manifest, index_ids: set[int]) -> Iterator[Exported]:
-    """The rows, streamed; raises (inside the store's transaction, so nothing is kept) if
-    they are not exactly the manifest's count and the index's keys."""
+Admit = Callable[[Thread], Thread]
+
+
+def _checked_rows(
+    fh: IO[bytes], manifest: Manifest, index_ids: set[int], admit: Admit, changed: list[int]
+) -> Iterator[Exported]:
+    """The rows, streamed and admitted as any write is (ids checked, text redacted); the
+    keys of rows whose text admission changed go to ``changed`` (their vectors are of the
+    text as it was: marked stale, re-encoded before the index is saved). Raises (inside
+    the store's transaction, so nothing is kept) if they are not exactly the manifest's
+    count and the index's keys."""
     seen: set[int] = set()
     for e in _rows(fh, manifest.dimension):
         if e.stored.pk in seen or e.stored.pk not in index_ids or len(seen) >= manifest.threads:
             raise SnapshotError(f"{THREADS}: row {e.stored.pk} is duplicated, extra or unindexed")
         seen.add(e.stored.pk)
+        try:
+            thread = admit(e.stored.thread)
+        except UnsourceError as exc:
+            raise SnapshotError(f"{THREADS}: row {e.stored.pk}: {exc}") from exc
+        if thread != e.stored.thread:
+            changed.append(e.stored.pk)
+            e = Exported(StoredThread(e.stored.pk, thread), "", STALE, e.embedding)
         yield e
     if seen != index_ids or len(seen) != manifest.threads:
         raise SnapshotError(f"{THREADS}: {len(seen)} rows, manifest says {manifest.threads}")
 
 
-def restore(corpus: Corpus, path: Path, expected_sha256: str | None = None) -> SnapshotInfo:
+def restore(
+    corpus: Corpus,
+    path: Path,
+    expected_sha256: str | None = None,
+    admit: Admit = lambda thread: thread,
+) -> SnapshotInfo:
     """Replace the store and the index with the snapshot's, after every check passed. The
-    file is copied privately while its SHA-256 is checked, and only the copy is read."""
+    file is copied privately while its SHA-256 is checked, and only the copy is read.
+    Every row passes ``admit`` (the service's admission: a snapshot is input like any
+    other); rows it changed are re-encoded."""
     path = Path(path)
     copy = _private_copy(path, expected_sha256, corpus.index_dir)
     try:
@@ -320,11 +347,13 @@ def restore(corpus: Corpus, path: Path, expected_sha256: str | None = None) -> S
             if index.dimension != manifest.dimension or index.count != manifest.threads:
                 raise SnapshotError(f"{INDEX} does not hold exactly the snapshot's threads")
             ids = set(index.ids().tolist())
+            changed: list[int] = []
             with corpus.lock:
                 generation = corpus.store.replace_all(
-                    _checked_rows(_member(tar, THREADS), manifest, ids)
+                    _checked_rows(_member(tar, THREADS), manifest, ids, admit, changed)
                 )
                 corpus.index, corpus.generation = index, generation
+                corpus.reencode(changed)
                 corpus.save()
         digest = sha256_file(copy)
     finally:

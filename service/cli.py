@@ -16,6 +16,7 @@ from index import seed, snapshot
 from index.errors import UnsourceError, ValidationFailed
 from index.ingest import read_threads
 from service import insights_report
+from service.admission import admit
 from service.clitools import console, err, fail, load_settings, or_exit, progress
 from service.db_cli import db_app
 from service.import_cli import import_app
@@ -295,7 +296,7 @@ def snapshot_restore(
     the change up within UNSOURCE_INDEX_REFRESH_SECONDS)."""
     engine = _engine()
     try:
-        info = snapshot.restore(engine.corpus, path, sha256)
+        info = snapshot.restore(engine.corpus, path, sha256, admit=lambda t: admit([t])[0])
     except UnsourceError as exc:
         raise fail(f"PATH: {exc}") from exc
     finally:

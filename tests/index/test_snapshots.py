@@ -299,3 +299,77 @@ def test_create_never_follows_a_planted_symlink(tmp_path: Path, loaded: Engine) 
         planted.unlink()
         assert victim.read_text() == "precious" and not target.exists()
     assert not (tmp_path / "snap" / "s.tar").exists()
+
+
+def _rows_with(path: Path, edit: dict[str, str], thread_id: str = "t1") -> bytes:
+    import json
+
+    with tarfile.open(path) as tar:
+        raw = tar.extractfile(snapshot.THREADS).read()  # type: ignore[union-attr]
+    rows = [json.loads(line) for line in raw.splitlines()]
+    for row in rows:
+        if row["thread"]["id"] == thread_id:
+            row["thread"].update(edit)
+    return b"".join(json.dumps(r).encode() + b"\n" for r in rows)
+
+
+def test_restored_rows_are_admitted_like_any_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings: Settings
+) -> None:
+    """Security N12: snapshot rows skipped admission, so a rewritten snapshot put raw
+    phone numbers, e-mails and card numbers into the store, served by suggest."""
+    for name in ("data_dir", "model", "triage_model_dir"):
+        monkeypatch.setenv(f"UNSOURCE_{name.upper()}", str(getattr(settings, name)))
+    eng = build_engine(settings)
+    eng.upsert(SAMPLE)
+    path = snapshot.create(eng.corpus, tmp_path / "s.tar").path
+    eng.close()
+    pii = {
+        "answer": "call me on +44 20 7946 0958 or maria.silva@exemplo.pt, card 4111 1111 1111 1111",
+        "url": "https://forum.example/t/1?email=maria.silva@exemplo.pt",
+    }
+    _rewrite(path, snapshot.THREADS, _rows_with(path, pii))
+    r = CliRunner().invoke(app, ["snapshot", "restore", str(path)])
+    assert r.exit_code == 0, r.output
+    eng = build_engine(settings)
+    try:
+        stored = eng.corpus.get("t1")
+        assert stored is not None
+        for raw in ("7946 0958", "maria.silva", "4111 1111"):
+            assert raw not in stored.thread.answer and raw not in (stored.thread.url or "")
+        assert eng.corpus.verify().ok  # the changed row was re-encoded from its new text
+        answer = eng.searcher.search(stored.thread.title, k=1).hits[0].thread.thread.answer
+        assert "4111" not in answer
+    finally:
+        eng.close(save=False)
+    _rewrite(path, snapshot.THREADS, _rows_with(path, {"id": "card-4111111111111111"}))
+    r = CliRunner().invoke(app, ["snapshot", "restore", str(path)])
+    assert r.exit_code == 2 and "personal data" in r.output, r.output
+
+
+@pytest.mark.parametrize("kind", ["flat-ip", "hnsw", "nested-row"])
+def test_the_last_malformed_snapshots_are_refused_not_crashed(
+    tmp_path: Path, loaded: Engine, kind: str, monkeypatch: pytest.MonkeyPatch, settings: Settings
+) -> None:
+    """Round-2 finding 11 (partly closed): a bare IndexFlatIP or an HNSW index as
+    vectors.faiss, or a deeply nested threads.jsonl row, ended in a traceback."""
+    info = snapshot.create(loaded.corpus, tmp_path / "s.tar")
+    if kind == "nested-row":
+        nested = b'{"pk": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n"
+        _rewrite(info.path, snapshot.THREADS, nested)
+    else:
+        raw = (
+            vectors.faiss.IndexFlatIP(64) if kind == "flat-ip" else vectors.faiss.IndexHNSWFlat(64, 8)
+        )
+        raw.add(np.eye(4, 64, dtype=np.float32))
+        _rewrite(info.path, snapshot.INDEX, bytes(vectors.faiss.serialize_index(raw)))
+    g = loaded.store.generation()
+    with pytest.raises(SnapshotError):
+        snapshot.restore(loaded.corpus, info.path)
+    assert loaded.store.generation() == g
+    loaded.close(save=False)
+    for name in ("data_dir", "model", "triage_model_dir"):
+        monkeypatch.setenv(f"UNSOURCE_{name.upper()}", str(getattr(settings, name)))
+    r = CliRunner().invoke(app, ["snapshot", "restore", str(info.path)])
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert ("not an index unsource writes" if kind != "nested-row" else "RecursionError") in r.output
