@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from index import seed, vectors
-from index.faiss_index import FlatIndex
 from index.errors import IndexMismatch
+from index.faiss_index import FlatIndex
 from triage.classifier import CURRENT, ModelError, TriageModel
 
 

@@ -359,7 +359,9 @@ def test_the_last_malformed_snapshots_are_refused_not_crashed(
         _rewrite(info.path, snapshot.THREADS, nested)
     else:
         raw = (
-            vectors.faiss.IndexFlatIP(64) if kind == "flat-ip" else vectors.faiss.IndexHNSWFlat(64, 8)
+            vectors.faiss.IndexFlatIP(64)
+            if kind == "flat-ip"
+            else vectors.faiss.IndexHNSWFlat(64, 8)
         )
         raw.add(np.eye(4, 64, dtype=np.float32))
         _rewrite(info.path, snapshot.INDEX, bytes(vectors.faiss.serialize_index(raw)))
@@ -372,4 +374,6 @@ def test_the_last_malformed_snapshots_are_refused_not_crashed(
         monkeypatch.setenv(f"UNSOURCE_{name.upper()}", str(getattr(settings, name)))
     r = CliRunner().invoke(app, ["snapshot", "restore", str(info.path)])
     assert r.exit_code == 2 and "Traceback" not in r.output, r.output
-    assert ("not an index unsource writes" if kind != "nested-row" else "RecursionError") in r.output
+    assert (
+        "not an index unsource writes" if kind != "nested-row" else "RecursionError"
+    ) in r.output
