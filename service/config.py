@@ -254,7 +254,10 @@ class Settings(BaseSettings):
         None, description="POSTed once when a question passes its SLA."
     )
     escalation_webhook_secret: str | None = Field(
-        None, description="Signs webhook bodies (X-Unsource-Signature: sha256=HMAC)."
+        None,
+        description="Signs webhook deliveries (X-Unsource-Signature: sha256=HMAC over "
+        "timestamp, delivery id and body); at least 32 characters, and required with a "
+        "webhook URL (`unsource serve` refuses to start without it).",
     )
     discourse_webhook_secret: str | None = Field(
         None,
@@ -404,6 +407,12 @@ class Settings(BaseSettings):
                 "api_keys: no API keys configured. Create one with `unsource keys create "
                 "--role admin` and set UNSOURCE_API_KEYS, or set UNSOURCE_DEV_MODE=true for "
                 "local development"
+            )
+        if self.escalation_webhook_url and len(self.escalation_webhook_secret or "") < 32:
+            raise ConfigError(
+                "escalation_webhook_secret: a webhook URL is set, so a secret of at least 32 "
+                "characters must sign its deliveries (e.g. `python -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))'`)"
             )
         copied = [k.name for k in self.api_keys if k.sha256 in EXAMPLE_KEY_HASHES]
         if copied:

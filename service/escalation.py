@@ -40,11 +40,14 @@ def utcnow() -> datetime:
 SIGNATURE_TOLERANCE_SECONDS = 300
 
 
-def sign(secret: str, body: bytes, timestamp: int) -> dict[str, str]:
-    """Webhook signature headers: HMAC-SHA256 over ``"<timestamp>.<body>"``, so a captured
-    delivery cannot be replayed later. Receivers recompute it and refuse a timestamp more
-    than ``SIGNATURE_TOLERANCE_SECONDS`` from their clock (``verify``)."""
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+def sign(secret: str, body: bytes, timestamp: int, delivery: str) -> dict[str, str]:
+    """Webhook signature headers: HMAC-SHA256 over ``"<timestamp>.<delivery>.<body>"``, so
+    a captured delivery can neither be replayed later nor passed off as another delivery
+    (receivers deduplicate on ``X-Unsource-Delivery``, so that id is signed as well).
+    Receivers recompute it and refuse a timestamp more than
+    ``SIGNATURE_TOLERANCE_SECONDS`` from their clock (``verify``)."""
+    signed = f"{timestamp}.{delivery}.".encode() + body
+    mac = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
     return {"x-unsource-timestamp": str(timestamp), "x-unsource-signature": f"sha256={mac}"}
 
 
@@ -55,14 +58,16 @@ def verify(
     now: float,
     tolerance: float = SIGNATURE_TOLERANCE_SECONDS,
 ) -> bool:
-    """What a receiver checks: a fresh timestamp and a matching signature."""
+    """What a receiver checks (``headers`` lower-cased): a fresh timestamp and a signature
+    matching the body and the delivery id."""
     try:
         timestamp = int(headers["x-unsource-timestamp"])
+        delivery = headers["x-unsource-delivery"]
     except (KeyError, ValueError):
         return False
     if abs(now - timestamp) > tolerance:
         return False
-    expected = sign(secret, body, timestamp)["x-unsource-signature"]
+    expected = sign(secret, body, timestamp, delivery)["x-unsource-signature"]
     return hmac.compare_digest(expected, headers.get("x-unsource-signature", ""))
 
 
@@ -198,7 +203,7 @@ class Escalations:
         headers = {"content-type": "application/json", "x-unsource-delivery": delivery}
         secret = self.settings.escalation_webhook_secret
         if secret:
-            headers.update(sign(secret, body, int(self.clock().timestamp())))
+            headers.update(sign(secret, body, int(self.clock().timestamp()), delivery))
         try:
             r = httpx.post(
                 url, content=body, headers=headers, timeout=self.settings.webhook_timeout_seconds

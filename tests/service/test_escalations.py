@@ -17,11 +17,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from service.config import Settings
+from service.config import ConfigError, Settings
 from service.escalation import Escalations, verify
 from service.experts import as_payload
 from service.runtime import Engine
 from tests.conftest import SAMPLE, auth
+
+SECRET = "escalation-test-secret-0123456789abcdef"
 
 NOW = datetime.now(UTC)
 
@@ -163,7 +165,10 @@ def test_webhook_is_sent_once_with_retry_and_backoff(
     payload = json.loads(body)
     assert payload["event"] == "question.sla_breached" and payload["question"]["id"] == "late"
     stamp = headers["x-unsource-timestamp"]
-    mac = hmac.new(b"s3cret", f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+    delivery = headers["x-unsource-delivery"]
+    assert delivery == "late:sla_breached"
+    signed = f"{stamp}.{delivery}.".encode() + body
+    mac = hmac.new(b"s3cret", signed, hashlib.sha256).hexdigest()
     assert headers["x-unsource-signature"] == f"sha256={mac}"
     # the signature covers the time: a replay later, or a changed body, does not verify
     lower = {k.lower(): v for k, v in headers.items()}
@@ -171,6 +176,9 @@ def test_webhook_is_sent_once_with_retry_and_backoff(
     assert verify("s3cret", body, lower, now=sent_at + 10)
     assert not verify("s3cret", body, lower, now=sent_at + 301)
     assert not verify("s3cret", body + b" ", lower, now=sent_at)
+    # security N13: nor does a replay within the tolerance under a fresh delivery id
+    assert not verify("s3cret", body, {**lower, "x-unsource-delivery": "x:1"}, now=sent_at)
+    assert not verify("s3cret", body, {k: v for k, v in lower.items() if "delivery" not in k}, 1)
     # "early" crosses its SLA later and gets its own notice
     clock[0] = NOW + timedelta(hours=23)
     assert esc.notify_once() == 1
@@ -202,7 +210,11 @@ def test_background_loop_delivers_without_blocking_requests(
     url, handler = hook
     handler.fail_first = 0
     conf = settings.model_copy(
-        update={"escalation_webhook_url": url, "escalation_check_seconds": 0.05}
+        update={
+            "escalation_webhook_url": url,
+            "escalation_webhook_secret": SECRET,
+            "escalation_check_seconds": 0.05,
+        }
     )
     with TestClient(create_app(conf, engine=loaded), headers=auth("agent")) as c:
         r = _register(c, "stale", 48)
@@ -224,7 +236,12 @@ def test_1500_overdue_every_breach_is_delivered_and_listed(
 ) -> None:
     """Audit finding 6: with more than 1,000 overdue questions the loop re-read the same
     1,000 oldest (already notified) ones, so a newer breach was never delivered or listed."""
-    conf = settings.model_copy(update={"escalation_webhook_url": "http://hook.invalid/x"})
+    conf = settings.model_copy(
+        update={
+            "escalation_webhook_url": "http://hook.invalid/x",
+            "escalation_webhook_secret": SECRET,
+        }
+    )
     clock = [NOW]
     esc = Escalations(engine.activity, conf, clock=lambda: clock[0])
     for i in range(1500):
@@ -275,7 +292,12 @@ def test_experts_hear_first_staff_at_the_sla_and_confidential_questions_never_go
 ) -> None:
     authors = {"t1": "maria.h", "t2": None, "t3": "maria.h", "t4": "joao_p"}
     engine.upsert([t.model_copy(update={"answer_author": authors[t.id]}) for t in SAMPLE])
-    conf = settings.model_copy(update={"escalation_webhook_url": "http://hook.invalid/x"})
+    conf = settings.model_copy(
+        update={
+            "escalation_webhook_url": "http://hook.invalid/x",
+            "escalation_webhook_secret": SECRET,
+        }
+    )
     clock = [NOW]
     esc = Escalations(
         engine.activity, conf, clock=lambda: clock[0], find_experts=partial(as_payload, engine)
@@ -310,3 +332,19 @@ def test_experts_hear_first_staff_at_the_sla_and_confidential_questions_never_go
         secret = c.get("/v1/questions/card/experts").json()
         assert secret["experts"] == [] and secret["withheld"].startswith("confidential")
         assert c.get("/v1/questions/none/experts").status_code == 404
+
+
+@pytest.mark.parametrize("secret", [None, "", "short-secret-of-31-characters.."])
+def test_a_webhook_url_needs_a_long_secret_to_serve(settings: Settings, secret: str | None) -> None:
+    """Security N13: a webhook URL without a secret sent unsigned POSTs with no warning."""
+    conf = settings.model_copy(
+        update={
+            "escalation_webhook_url": "https://helpdesk.example/hook",
+            "escalation_webhook_secret": secret,
+            "dev_mode": True,
+        }
+    )
+    with pytest.raises(ConfigError, match="escalation_webhook_secret"):
+        conf.check_serving()
+    conf.escalation_webhook_secret = "x" * 32
+    conf.check_serving()

@@ -232,6 +232,7 @@ def test_three_replicas_share_all_state(tmp_path: Path, triage_dir: Path, pg_ser
             "UNSOURCE_INDEX_REFRESH_SECONDS": "1",
             "UNSOURCE_SLA_HOURS": json.dumps({"default": SLA_HOURS}),
             "UNSOURCE_ESCALATION_WEBHOOK_URL": hook.url,
+            "UNSOURCE_ESCALATION_WEBHOOK_SECRET": "three-replicas-test-secret-0123456789",
             "UNSOURCE_ESCALATION_CHECK_SECONDS": "0.5",
             "UNSOURCE_ESCALATION_LEASE_SECONDS": str(LEASE_S),
             "UNSOURCE_WEBHOOK_TIMEOUT_SECONDS": "5",
