@@ -18,6 +18,7 @@ from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi_offline import FastAPIOffline
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
@@ -30,6 +31,7 @@ from service import experts
 from service.auth import Keyring
 from service.background import Periodic
 from service.config import Settings
+from service.headers import SecurityHeaders
 from service.escalation import Escalations
 from service.limits import BodyLimit, DevGuard, RateLimiter
 from service.observability import Metrics, RequestContext
@@ -172,7 +174,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             app.state.engine.close()
             blas.restore_original_limits()
 
-    app = FastAPI(
+    # with docs on, Swagger UI and ReDoc are served from this origin (fastapi-offline),
+    # never from a CDN: the console's agent key lives in this origin's sessionStorage
+    make = FastAPIOffline if settings.api_docs else FastAPI
+    app = make(
         title="unsource",
         version="0.2.0",
         summary="Suggest existing community answers; route confidential questions to staff.",
@@ -204,7 +209,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         )
     if settings.dev_mode:
         app.add_middleware(DevGuard)
-    app.add_middleware(RequestContext, metrics=metrics)  # outermost: sees every response
+    app.add_middleware(RequestContext, metrics=metrics)  # sees every response
+    app.add_middleware(SecurityHeaders)  # outermost: on every response, errors included
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

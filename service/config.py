@@ -234,9 +234,8 @@ class Settings(BaseSettings):
     )
     api_docs: bool = Field(
         True,
-        description="Serve the interactive API docs at /docs and /redoc. Their pages load "
-        "Swagger UI / ReDoc scripts from a CDN: turn them off in production (UNSOURCE_API_DOCS="
-        "false); /openapi.json stays.",
+        description="Serve the interactive API docs at /docs and /redoc (Swagger UI and ReDoc "
+        "served from this origin by fastapi-offline, never a CDN); /openapi.json stays.",
     )
     trusted_proxies: list[str] = Field(
         default_factory=list,

@@ -32,6 +32,19 @@ def widget_js() -> Response:
     )
 
 
+@router.get(
+    "/console.js", response_class=Response, responses={200: {"content": {"text/javascript": {}}}}
+)
+def console_js() -> Response:
+    """The staff console's script (a file of its own: the console's CSP allows no inline
+    script)."""
+    return Response(
+        _static("console.js"),
+        media_type="text/javascript; charset=utf-8",
+        headers={"Cache-Control": "no-cache"},
+    )
+
+
 @router.get("/demo", response_class=HTMLResponse)
 def demo(request: Request) -> HTMLResponse:
     """A forum page with the widget, over whatever threads are loaded (`make serve` loads

@@ -46,6 +46,7 @@ ROUTES: dict[tuple[str, str], str | None] = {
     ("GET", "/widget.js"): OPEN,
     ("GET", "/demo"): OPEN,
     ("GET", "/console"): OPEN,
+    ("GET", "/console.js"): OPEN,
     ("GET", "/openapi.json"): OPEN,
     ("GET", "/docs"): OPEN,
     ("GET", "/docs/oauth2-redirect"): OPEN,

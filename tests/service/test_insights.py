@@ -161,7 +161,10 @@ def test_daily_and_language_figures(client: TestClient, loaded: Engine) -> None:
 def test_console_page_holds_no_data_and_sets_text_not_html(client: TestClient) -> None:
     page = client.get("/console")
     assert page.status_code == 200 and "staff console" in page.text
-    assert "innerHTML" not in page.text and page.headers["cache-control"] == "no-store"
+    assert page.headers["cache-control"] == "no-store"
+    script = client.get("/console.js")
+    assert script.status_code == 200 and "textContent" in script.text
+    assert "innerHTML" not in page.text + script.text
 
 
 def test_gaps_count_questions_the_suggestions_did_not_answer(

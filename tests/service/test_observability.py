@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import logging
 
 import numpy as np
@@ -149,8 +150,30 @@ def test_pii_after_escaped_characters_is_redacted_and_lines_stay_json() -> None:
         assert raw not in decoded
 
 
+def test_pages_send_security_headers_and_load_no_third_party_script(client: TestClient) -> None:
+    """Security N14: /console sent no CSP, framing or sniffing headers, and /docs loaded
+    Swagger UI from a CDN on the origin whose sessionStorage holds the agent key."""
+    console = client.get("/console")
+    policy = console.headers["content-security-policy"]
+    assert "script-src 'self';" in policy and "frame-ancestors 'none'" in policy
+    assert "<script>" not in console.text  # no inline script: the policy allows none
+    for path in ("/console", "/docs", "/redoc", "/demo", "/healthz", "/v1/nothing-here"):
+        r = client.get(path)
+        assert r.headers["x-content-type-options"] == "nosniff", path
+        assert r.headers["referrer-policy"] == "no-referrer", path
+        assert r.headers["x-frame-options"] == "DENY", path
+    for path in ("/docs", "/redoc"):
+        page = client.get(path)
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        sources = re.findall(r"""(?:src|href)=["']?([^"' >]+)""", page.text)
+        assert sources and all(src.startswith(("/", "data:")) for src in sources), sources
+        for src in sources:
+            assert client.get(src).status_code == 200, src
+    assert "unsafe-inline" not in client.get("/healthz").headers.get("content-security-policy", "")
+
+
 def test_api_docs_can_be_turned_off(settings: Settings, loaded: Engine) -> None:
-    """/docs and /redoc load scripts from a CDN; production can switch them off."""
+    """/docs and /redoc can be switched off (/openapi.json stays)."""
     off = settings.model_copy(update={"api_docs": False})
     with TestClient(create_app(off, engine=loaded)) as c:
         assert c.get("/docs").status_code == 404 and c.get("/redoc").status_code == 404
