@@ -18,10 +18,10 @@ from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi_offline import FastAPIOffline
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from threadpoolctl import threadpool_limits
 
@@ -31,8 +31,8 @@ from service import experts
 from service.auth import Keyring
 from service.background import Periodic
 from service.config import Settings
-from service.headers import SecurityHeaders
 from service.escalation import Escalations
+from service.headers import SecurityHeaders
 from service.limits import BodyLimit, DevGuard, RateLimiter
 from service.observability import Metrics, RequestContext
 from service.routes import ROUTERS

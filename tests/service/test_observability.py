@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 import json
-import re
 import logging
+import re
 
 import numpy as np
 from fastapi.testclient import TestClient
