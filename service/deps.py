@@ -17,6 +17,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from service.auth import Principal, Role
 from service.escalation import Escalations
+from service.limits import client_bucket
 from service.observability import Metrics
 from service.runtime import Engine
 
@@ -74,7 +75,7 @@ def authorize(role: Role) -> Callable[..., Awaitable[Principal]]:
             raise HTTPException(403, f"this key has role {principal.role!r}; needs {role!r}")
         request.state.principal = principal.name
         request.state.role = principal.role
-        client = request.client.host if request.client else "-"
+        client = client_bucket(request.client.host) if request.client else "-"
         limiter = state.limiter  # a shared (Redis) limiter counts over the network: off-loop
         retry = (
             await run_in_threadpool(limiter.retry_after, principal, client)

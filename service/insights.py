@@ -16,7 +16,6 @@ missing documentation).
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ import numpy as np
 
 from index.activity import UNRESOLVED_MAX, Unresolved
 from retrieval.encoder import normalise
+from service.ttl import TTLCache
 
 DISTANCE = 0.55  # cosine distance where the dendrogram is cut: the middle of the range (0.45-0.65)
 # that recovered every planted gap of the tuning stream in tests/service/test_slow_insights.py
@@ -129,7 +129,7 @@ class _Engine(Protocol):  # what gaps_for needs of service.runtime.Engine
 WINDOW = timedelta(days=7)
 CACHE_SECONDS = 60.0  # a window's gaps are computed at most once a minute
 _computing = threading.Lock()  # one clustering at a time per process
-_cache: dict[tuple[int, str, str, int, int], tuple[float, GapsReport]] = {}
+_cache: TTLCache[GapsReport] = TTLCache(CACHE_SECONDS, size=64)
 
 
 @dataclass(frozen=True)
@@ -158,15 +158,7 @@ def gaps_for(
     with _computing:
         # what the window holds now is part of the key: a new question is seen at once
         key = (id(engine), _minute(start), _minute(end), min_size, _held(engine, start, end))
-        now = time.monotonic()
-        for old in [k for k, (at, _) in _cache.items() if now - at >= CACHE_SECONDS]:
-            del _cache[old]
-        hit = _cache.get(key)
-        if hit is not None:
-            return hit[1]
-        report = _compute(engine, start, end, min_size)
-        _cache[key] = (time.monotonic(), report)
-        return report
+        return _cache.get_or_compute(key, lambda: _compute(engine, start, end, min_size))
 
 
 def _held(engine: _Engine, start: datetime, end: datetime) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import math
@@ -188,6 +189,31 @@ def _host_of(value: str) -> str:
     return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
 
 
+def _authority(value: str) -> str:
+    """host[:port] of a Host header or an Origin URL (scheme and path dropped; the
+    default port made explicit, so Origin http://localhost matches Host localhost:80)."""
+    scheme, _, rest = value.rpartition("://")
+    authority = rest.split("/", 1)[0].lower()
+    host = _host_of(authority)
+    port = authority[len(host) :].lstrip(":") or ("443" if scheme == "https" else "80")
+    return f"{host}:{port}"
+
+
+def client_bucket(address: str) -> str:
+    """Who a client address counts as, for rate limits and one-vote-per-reader: an IPv4
+    address as it is; an IPv6 address by its /64 (one subscriber's allocation, so rotating
+    through its 2^64 addresses buys no extra budget or votes)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
 class DevGuard:
     """Keyless dev mode answers only requests meant for loopback: the Host must be a
     loopback name (a rebinding DNS name pointing at 127.0.0.1 is refused), and a request
@@ -210,7 +236,9 @@ class DevGuard:
         if scope["method"] not in ("GET", "HEAD", "OPTIONS"):
             origin = headers.get(b"origin", b"").decode("latin-1")
             site = headers.get(b"sec-fetch-site", b"").decode("latin-1").lower()
-            foreign = (origin and _host_of(origin) not in LOOPBACK_HOSTS) or site == "cross-site"
+            # same origin only: another local app (http://localhost:3000) is another site
+            own = _authority(headers.get(b"host", b"").decode("latin-1"))
+            foreign = (origin and _authority(origin) != own) or site in ("cross-site", "same-site")
             if foreign:
                 detail = [{"field": "Origin", "message": "cross-site request refused in dev mode"}]
                 await _refuse(send, 403, {"error": "forbidden", "detail": detail})

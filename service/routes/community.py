@@ -5,15 +5,18 @@ readers never appear."""
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from index.models import AwareTimestamp, Language
 from service.deps import EngineDep, Public
 from service.schemas import AUTH_ERRORS, Leader, LeadersResponse, example
+from service.ttl import TTLCache
 
 router = APIRouter()
+LEADERS_CACHE_SECONDS = 300.0
 
 
 @router.get(
@@ -35,6 +38,7 @@ router = APIRouter()
 def leaders(
     engine: EngineDep,
     _: Public,
+    request: Request,
     since: Annotated[
         AwareTimestamp | None, Query(description="ISO-8601 time with offset; default: all time")
     ] = None,
@@ -46,10 +50,15 @@ def leaders(
     """Answer authors ranked by the questions their answers deflected: suggest requests
     where a reader marked one of their threads helpful and posted no question after.
     Credit lasts as long as the votes do (UNSOURCE_RETENTION_DAYS). ``since`` counts from
-    the start of its hour, so that no window can single out one reader's vote."""
+    the start of its day (UTC) and each answer is reused for five minutes, so that no
+    window and no polling can single out one reader's vote."""
     if since is not None:
-        since = since.replace(minute=0, second=0, microsecond=0)
-    rows = engine.activity.leaders(since, language, limit)
+        since = since.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    answers = getattr(request.app.state, "leaders", None)
+    if answers is None:  # one per app: a test's fresh app starts with none
+        answers = request.app.state.leaders = TTLCache(LEADERS_CACHE_SECONDS, size=512)
+    key = (since, language, limit)
+    rows = answers.get_or_compute(key, lambda: engine.activity.leaders(since, language, limit))
     return LeadersResponse(
         since=since,
         language=language,

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 
 from index.models import AwareTimestamp
 from service.deps import Agent, EngineDep, MetricsDep, Public
+from service.limits import client_bucket
 from service.schemas import (
     AUTH_ERRORS,
     ERRORS,
@@ -33,15 +34,15 @@ def feedback(
     req: FeedbackRequest, engine: EngineDep, metrics: MetricsDep, _: Public, request: Request
 ) -> FeedbackResult:
     """A reader found a suggestion helpful (or not). One vote per reader (key and client
-    address) and thread, whichever request it comes through; voting again replaces it.
-    Votes feed the ranking prior and /v1/stats."""
+    address; an IPv6 client by its /64) and thread, whichever request it comes through;
+    voting again replaces it. Votes feed the ranking prior and /v1/stats."""
     shown = engine.activity.suggested(req.request_id)
     if shown is None:
         raise HTTPException(404, f"no suggest request {req.request_id!r}")
     if req.thread_id not in shown:
         raise _invalid("thread_id", "this thread was not suggested in that request")
     principal = request.state.principal
-    client = request.client.host if request.client else "-"
+    client = client_bucket(request.client.host) if request.client else "-"
     voted = engine.store.get(req.thread_id)  # None if deleted since: no one to credit
     thread = voted.thread if voted is not None else None
     result = engine.activity.record_feedback(

@@ -191,6 +191,11 @@ def test_dev_mode_refuses_rebinding_hosts_and_cross_site_writes(
         assert r.status_code == 403 and r.json()["detail"][0]["field"] == "Origin"
         r = c.post("/v1/admin/reindex", headers={"Sec-Fetch-Site": "cross-site"})
         assert r.status_code == 403
+        # round-2 finding 14's residue: another local app (any other port) is another site
+        for other in ({"Origin": "http://localhost:3000"}, {"Origin": "http://127.0.0.1:8000"},
+                      {"Origin": "null"}, {"Sec-Fetch-Site": "same-site"}):  # fmt: skip
+            r = c.post("/v1/admin/reindex", headers=other)
+            assert r.status_code == 403, other
         same = {"Origin": "http://localhost:8000", "Sec-Fetch-Site": "same-origin"}
         assert c.put("/v1/threads/dev-2", json={"title": "Mine"}, headers=same).status_code == 201
         assert c.get("/healthz", headers={"Host": "[::1]:8000"}).status_code == 200

@@ -4,6 +4,7 @@ authors by the questions their answers deflected (GET /v1/community/leaders)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -63,3 +64,36 @@ def test_leaders_refuse_bad_parameters_by_name(community: TestClient) -> None:
                           ({"since": "yesterday"}, "since")):  # fmt: skip
         r = community.get("/v1/community/leaders", params=params, headers=auth("public"))
         assert r.status_code == 422 and r.json()["detail"][0]["field"] == field, params
+
+
+def test_the_leaderboard_cannot_be_polled_for_one_readers_vote(
+    settings: Settings, engine: Engine
+) -> None:
+    """Security N15: ``since`` at any resolution, answered live, made a feed of when each
+    reader found which author helpful. Now: whole UTC days, answers reused for minutes."""
+    engine.upsert([t.model_copy(update={"answer_author": AUTHORS[t.id]}) for t in SAMPLE])
+    with TestClient(create_app(settings, engine=engine)) as c:
+        _vote(c, "Camera records to microSD card", "t3")
+        now = datetime.now(UTC)
+        just_after = (now + timedelta(seconds=1)).isoformat()
+        r = c.get("/v1/community/leaders", params={"since": just_after}, headers=auth("public"))
+        assert r.json()["since"].startswith(now.date().isoformat() + "T00:00:00")
+        assert _leaders(c, since=just_after) == [("maria.h", 1, 1)]  # the whole day counts
+        _vote(c, "Reset the hub to factory settings", "t1")
+        assert _leaders(c, since=just_after) == [("maria.h", 1, 1)]  # the same answer, reused
+
+
+def test_one_vote_per_ipv6_reader_across_its_slash_64(settings: Settings, engine: Engine) -> None:
+    """Security N15: votes were counted per full IPv6 address, so one subscriber could cast
+    a vote per address of its /64."""
+    engine.upsert([t.model_copy(update={"answer_author": AUTHORS[t.id]}) for t in SAMPLE])
+    app = create_app(settings, engine=engine)
+    results = []
+    with TestClient(app):  # the app's lifespan, once; each reader is its own client
+        for host in ("2001:db8:7:1::10", "2001:db8:7:1:ffff::2", "2001:db8:7:2::10"):
+            c = TestClient(app, client=(host, 40000))
+            r = c.post("/v1/suggest", json={"title": "Camera records to microSD card", "k": 4},
+                       headers=auth("public"))  # fmt: skip
+            vote = {"request_id": r.json()["request_id"], "thread_id": "t3", "helpful": True}
+            results.append(c.post("/v1/feedback", json=vote, headers=auth("public")).json())
+    assert [r["result"] for r in results] == ["created", "unchanged", "created"]
