@@ -43,7 +43,7 @@ class Finding:
 _SEP = "[ \u00a0\u202f.-]"
 # a maximal run of digit groups joined by separators (each match is one run: linear); a
 # card may be glued to a label ("nº4111...") and written with "/", "_" or up to 3 spaces
-_CARD_SEP = "[ \u00a0\u202f./_-]"
+_CARD_SEP = "[ \t\u00a0\u202f./_-]"
 _DIGIT_RUN = re.compile(rf"(?<!\d)\d{{1,40}}(?:{_CARD_SEP}{{1,3}}\d{{1,40}})*(?!\d)")
 _GROUP = re.compile(r"\d+")
 _NOT_DIGIT = re.compile(r"\D")

@@ -21,7 +21,7 @@ LEAKED = {
     "email": ["maría.lópez@correo.es", "joao@exemplo-açores.pt"],
     "card": [
         "nº4111111111111111", "4111   1111   1111   1111", "4111/1111/1111/1111",
-        "4111_1111_1111_1111",
+        "4111_1111_1111_1111", "4111\t1111\t1111\t1111", "n.º 4111 1111 1111 1111 12/27 cvv 123",
     ],
 }  # fmt: skip
 CASES = [(kind, value) for kind, values in LEAKED.items() for value in values]
