@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -18,12 +16,12 @@ from index.vectors import Keys
 from retrieval.encoder import Encoder
 from retrieval.fusion import linear_fusion, reciprocal_rank_fusion
 from retrieval.language import detect
+from retrieval.pools import FilterPools
 from retrieval.prior import SignalSource, apply_prior
 from retrieval.relevance import DEPTH, Candidate, RelevanceModel, WordAligner
 from retrieval.text import question_text, thread_text
 
 Fusion = Literal["linear", "rrf", "dense", "bm25"]
-POOL_CACHE = 64  # tag/language filters whose key sets are kept
 KEYWORD_OVERFETCH = 20  # filtered keyword search: candidates fetched per one kept
 KEYWORD_MAX = 5000
 
@@ -114,10 +112,7 @@ class Searcher:
         self.aligner = aligner
         # the query vector from the question's document vector (pairwise encoders)
         self.query_form = query_form
-        self._pools: OrderedDict[
-            tuple[tuple[str, ...], str | None], tuple[tuple[int, int], np.ndarray]
-        ] = OrderedDict()
-        self._pool_lock = threading.Lock()
+        self._pools = FilterPools(lambda tags, lang: self.corpus.store.filter_pks(tags, lang))
         self.encoder = encoder
         self.params = params or SearchParams()
         self.signals = signals  # community signals for the ranking prior
@@ -234,24 +229,14 @@ class Searcher:
         return [(pk, fused[pk], dense[pk], lexical.get(pk)) for pk in order]
 
     def _pool(self, tags: Sequence[str] | None, language: str | None) -> np.ndarray:
-        """The keys a tag/language filter allows, as an array, cached until this process
-        writes to the store or the vector index applies other processes' writes (at its
-        refresh): a popular filter is read from the store once per change the search can
-        see, not once per request; a key the index lacks is never found anyway. (Asking
-        the store its generation instead cost 0.9 ms a request at 1M threads.)"""
-        key = (tuple(sorted(t.lower() for t in tags or ())), language)
+        """The keys a tag/language filter allows, as an array, cached per tag until this
+        process writes to the store or the vector index applies other processes' writes
+        (at its refresh): a popular filter is read from the store once per change the
+        search can see, not once per request; a key the index lacks is never found
+        anyway. (Asking the store its generation instead cost 0.9 ms a request at 1M
+        threads.)"""
         generation = (self.corpus.generation, self.corpus.store.writes())
-        with self._pool_lock:
-            cached = self._pools.get(key)
-            if cached is not None and cached[0] == generation:
-                self._pools.move_to_end(key)
-                return cached[1]
-        keys = np.asarray(self.corpus.store.filter_pks(tags, language), dtype=np.int64)
-        with self._pool_lock:
-            self._pools[key] = (generation, keys)
-            while len(self._pools) > POOL_CACHE:
-                self._pools.popitem(last=False)
-        return keys
+        return self._pools.keys(tags, language, generation)
 
     def search(
         self,
