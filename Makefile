@@ -12,7 +12,7 @@ PORT    ?= 8000
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install system-deps triage-model semeval-model serve test test-fast lint bench clean
+.PHONY: test-soak install system-deps triage-model semeval-model serve test test-fast lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -64,6 +64,12 @@ test: $(STAMP) system-deps
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -m "not slow" -q
+
+# the long runs: the crash harness over 20 seeds x 10,000 threads (about 12 minutes; make
+# test runs it over 4 seeds x 3,000)
+test-soak: $(STAMP) system-deps
+	UNSOURCE_CRASH_SEEDS=0:20 UNSOURCE_CRASH_THREADS=10000 \
+		$(BIN)/pytest -q tests/service/test_slow_crash.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
