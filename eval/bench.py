@@ -61,10 +61,9 @@ def _timed(fn: Any, *args: Any) -> tuple[Any, float]:
 
 def _semeval_map(encoder: Encoder, work: Path, data_dir: Path) -> float:
     dev = load_semeval(data_dir, "dev")
-    engine = build_engine(Settings(data_dir=work), encoder=encoder, with_triage=False)
-    engine.ingest(corpus_threads(dev))
-    result = evaluate("final", engine.searcher, dev, "candidates").scores["map"]
-    engine.close()
+    with build_engine(Settings(data_dir=work), encoder=encoder, with_triage=False) as engine:
+        engine.ingest(corpus_threads(dev))
+        result = evaluate("final", engine.searcher, dev, "candidates").scores["map"]
     return round(result, 4)
 
 
@@ -150,18 +149,17 @@ def side_by_side(
     threads = [t for t, _ in synth.threads(seeds, size, seed=7)]
     texts = [thread_text(t) for t in threads]
     settings = Settings(data_dir=work / "sbs")
-    engine = build_engine(settings, with_triage=False)
-    t0 = time.perf_counter()
-    engine.ingest(threads)
-    engine.corpus.save()
-    build_s = time.perf_counter() - t0
-    for q in questions[:5]:
-        engine.searcher.search(q, k=10)
-    lat = []
-    for q in questions:
-        _, s = _timed(engine.searcher.search, q, "", 10)
-        lat.append(s * 1000)
-    engine.close()
+    with build_engine(settings, with_triage=False) as engine:
+        t0 = time.perf_counter()
+        engine.ingest(threads)
+        engine.corpus.save()
+        build_s = time.perf_counter() - t0
+        for q in questions[:5]:
+            engine.searcher.search(q, k=10)
+        lat = []
+        for q in questions:
+            _, s = _timed(engine.searcher.search, q, "", 10)
+            lat.append(s * 1000)
     ours: dict[str, Any] = {
         "system": f"unsource ({settings.model}, openvino, {settings.fusion})",
         "corpus": f"{size:,}",

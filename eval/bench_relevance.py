@@ -41,7 +41,9 @@ def relevance_cost(work: Path) -> dict[str, Any]:
     out: dict[str, Any] = {"questions": len(questions)}
     for mode in ("off", "on"):
         settings = Settings(data_dir=work / f"relevance-{mode}", relevance=mode, query_cache_size=0)
-        with build_engine(settings, with_triage=False) as engine:
+        engine = build_engine(settings, with_triage=False)
+        engine.save_on_exit = False
+        with engine:
             engine.ingest(corpus_threads(load_beir(DEVSET, "tune")))
             rounds = []
             for _ in range(2):
@@ -52,7 +54,6 @@ def relevance_cost(work: Path) -> dict[str, Any]:
                     took.append(time.perf_counter() - start)
                 rounds.append(took)
             out[mode] = {**_ms(rounds[1]), "cold": _ms(rounds[0])}
-            engine.close(save=False)
     out["added_p50_ms"] = round(out["on"]["p50_ms"] - out["off"]["p50_ms"], 2)
     return out
 

@@ -8,8 +8,11 @@ on the service's library API, not the other way round.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -37,9 +40,12 @@ WorkOpt = Annotated[
 ]
 
 
-def _prepare(
+@contextmanager
+def _prepared(
     data_dir: Path, split: str, work: Path | None
-) -> tuple[Engine, RetrievalSet, tempfile.TemporaryDirectory[str] | None]:
+) -> Iterator[tuple[Engine, RetrievalSet]]:
+    """An engine over the data set's threads (in ``work``, or a temp dir removed after);
+    the engine is closed (pools, both stores) when the block leaves."""
     if not data_dir.is_dir():
         raise fail(f"--data: no such folder: {data_dir}")
     try:
@@ -47,15 +53,13 @@ def _prepare(
         threads = harness.corpus_threads(data)
     except ValidationFailed as exc:
         raise problems(exc, 20) from exc
-    tmp = None
-    if work is None:
-        tmp = tempfile.TemporaryDirectory(prefix="unsource-eval-")
-        work = Path(tmp.name)
-    settings = load_settings(data_dir=work)
-    engine = build_engine(settings, with_triage=False)
-    with console.status(f"indexing {len(threads)} threads of {data.name}"):
-        engine.ingest(threads)
-    return engine, data, tmp
+    with contextlib.ExitStack() as stack:
+        if work is None:
+            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="unsource-eval-")))
+        engine = stack.enter_context(build_engine(load_settings(data_dir=work), with_triage=False))
+        with console.status(f"indexing {len(threads)} threads of {data.name}"):
+            engine.ingest(threads)
+        yield engine, data
 
 
 @eval_app.command("retrieval")
@@ -72,16 +76,11 @@ def retrieval_cmd(
     """MAP, MRR@10, nDCG@10, Recall@5, P@1 for BM25, dense, hybrids and the final ranker."""
     if protocol not in ("candidates", "full"):
         raise fail("--protocol: must be 'candidates' or 'full'")
-    engine, data, tmp = _prepare(data_dir, split, work)
     proto: Literal["candidates", "full"] = "candidates" if protocol == "candidates" else "full"
-    try:
+    with _prepared(data_dir, split, work) as (engine, data):
         if proto == "candidates" and not data.candidates:
             raise fail("--protocol: this data set has no candidate lists")
         result = harness.run_retrieval(engine, data, proto, split)
-    finally:
-        engine.store.close()
-        if tmp is not None:
-            tmp.cleanup()
     table = Table("ranker", *harness.METRICS, title=f"{result['dataset']} ({proto})")
     for name, scores in result["runs"].items():
         table.add_row(name, *(f"{scores[m]:.4f}" for m in harness.METRICS))
@@ -105,13 +104,8 @@ def abstention_cmd(
     work: WorkOpt = None,
 ) -> None:
     """Precision of the top suggestion against coverage, over the similarity threshold."""
-    engine, data, tmp = _prepare(data_dir, split, work)
-    try:
+    with _prepared(data_dir, split, work) as (engine, data):
         result = harness.run_abstention(engine, data, split, target_precision)
-    finally:
-        engine.store.close()
-        if tmp is not None:
-            tmp.cleanup()
     paths = harness.write(
         out, "abstention", result, harness.markdown_abstention(result), harness.plot_abstention
     )
@@ -250,7 +244,7 @@ def relevance_cmd(
                     rel.load_semeval_corpus(engine, shared / "semeval2016")
                     lists["tune"] += rel.semeval_lists(engine, shared / "semeval2016", "train")
                     lists["report"] += rel.semeval_lists(engine, shared / "semeval2016", "dev")
-                engine.close(save=False)
+                engine.save_on_exit = False  # a temp dir: nothing to keep
     text = ""
     if train_model:
         model, tune_report = rel.train(lists["tune"])

@@ -50,47 +50,50 @@ def main() -> None:
     data = load(args.data, args.split)
     with tempfile.TemporaryDirectory() as tmp:
         engine = build_engine(Settings(data_dir=Path(tmp)), with_triage=False)
-        engine.ingest(harness.corpus_threads(data))
-        pks = [int(p) for p in engine.corpus.index.ids()]
-        base = engine.searcher.params
-        print(
-            f"| weight | MAP, real signals (none) | MAP, random signals: mean (min) over "
-            f"{args.seeds} seeds |"
-        )
-        print("|---|---|---|")
-        for w in WEIGHTS:
-            params = replace(base, prior_weight=w)
-            real = evaluate(
-                "real",
-                Searcher(
-                    engine.corpus,
-                    engine.encoder,
-                    params,
-                    engine.signals,
-                    query_form=engine.searcher.query_form,
-                ),
-                data,
-                "candidates",
+        engine.save_on_exit = False
+        with engine:
+            engine.ingest(harness.corpus_threads(data))
+            pks = [int(p) for p in engine.corpus.index.ids()]
+            base = engine.searcher.params
+            print(
+                f"| weight | MAP, real signals (none) | MAP, random signals: mean (min) over "
+                f"{args.seeds} seeds |"
             )
-            noisy = []
-            for seed in range(args.seeds):
-                table = random_signals(pks, seed)
-                source = lambda ids, t=table: {i: t[i] for i in ids if i in t}  # noqa: E731
-                run = evaluate(
-                    "noise",
+            print("|---|---|---|")
+            for w in WEIGHTS:
+                params = replace(base, prior_weight=w)
+                real = evaluate(
+                    "real",
                     Searcher(
                         engine.corpus,
                         engine.encoder,
                         params,
-                        source,
+                        engine.signals,
                         query_form=engine.searcher.query_form,
                     ),
                     data,
                     "candidates",
                 )
-                noisy.append(run.scores["map"])
-            print(f"| {w} | {real.scores['map']:.4f} | {np.mean(noisy):.4f} ({min(noisy):.4f}) |")
-        engine.close(save=False)
+                noisy = []
+                for seed in range(args.seeds):
+                    table = random_signals(pks, seed)
+                    source = lambda ids, t=table: {i: t[i] for i in ids if i in t}  # noqa: E731
+                    run = evaluate(
+                        "noise",
+                        Searcher(
+                            engine.corpus,
+                            engine.encoder,
+                            params,
+                            source,
+                            query_form=engine.searcher.query_form,
+                        ),
+                        data,
+                        "candidates",
+                    )
+                    noisy.append(run.scores["map"])
+                print(
+                    f"| {w} | {real.scores['map']:.4f} | {np.mean(noisy):.4f} ({min(noisy):.4f}) |"
+                )
 
 
 if __name__ == "__main__":

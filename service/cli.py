@@ -78,12 +78,15 @@ _add_plugins()
 DEMO_FILE = Path(__file__).parent / "demo" / "threads.jsonl"
 
 
-def _engine(with_triage: bool = False) -> Engine:
-    """The engine; only commands that route questions load the triage model."""
+def _engine(with_triage: bool = False, save: bool = True) -> Engine:
+    """The engine, for ``with``; only commands that route questions load the triage
+    model, and only commands that change the index write it when they leave (``save``)."""
     try:
-        return build_engine(load_settings(), with_triage=with_triage)
+        engine = build_engine(load_settings(), with_triage=with_triage)
     except UnsourceError as exc:
         raise or_exit(exc) from exc
+    engine.save_on_exit = save
+    return engine
 
 
 def _load(engine: Engine, path: Path, fmt: str | None) -> None:
@@ -119,11 +122,8 @@ def ingest(
     """Load threads from FILE. A file with any bad row is refused whole (rows are listed)."""
     if not file.is_file():
         raise fail(f"FILE: no such file: {file}")
-    engine = _engine()
-    try:
+    with _engine() as engine:
         _load(engine, file, fmt)
-    finally:
-        engine.close()
 
 
 @app.command()
@@ -136,11 +136,8 @@ def suggest(
     """Suggest existing threads that answer QUESTION."""
     if not question.strip():
         raise fail("QUESTION: must not be empty")
-    engine = _engine(with_triage=True)
-    try:
+    with _engine(with_triage=True, save=False) as engine:
         outcome = engine.suggest(question, body, k)
-    finally:
-        engine.close(save=False)
     if outcome.result is None:
         t = outcome.triage
         if as_json:
@@ -179,13 +176,10 @@ def suggest(
 @app.command()
 def delete(thread_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
     """Delete thread ID from the store, keyword index and vectors."""
-    engine = _engine()
-    try:
+    with _engine() as engine:
         if not engine.corpus.delete(thread_id):
             raise fail(f"ID: no thread {thread_id!r}", 1)
         console.print(f"deleted {thread_id}")
-    finally:
-        engine.close()
 
 
 @app.command()
@@ -193,14 +187,11 @@ def reindex(
     reembed: Annotated[bool, typer.Option(help="Re-encode every thread.")] = False,
 ) -> None:
     """Rebuild the vector index from the store."""
-    engine = _engine()
-    try:
+    with _engine() as engine:
         with progress() as bar:
             task = bar.add_task("reindex", total=engine.corpus.count())
             n = engine.corpus.rebuild(reembed=reembed, progress=lambda m: bar.advance(task, m))
         console.print(f"index rebuilt: {engine.corpus.index.count} vectors, {n} re-encoded")
-    finally:
-        engine.close()
 
 
 @app.command()
@@ -208,14 +199,11 @@ def verify(
     sample: Annotated[int, typer.Option(min=0, help="Threads ranked by their own vector.")] = 100,
 ) -> None:
     """Check the vector index against the store (exit 1 on any difference)."""
-    engine = _engine()
-    try:
+    with _engine(save=False) as engine:
         v = engine.corpus.verify(sample)
         console.print_json(data={"ok": v.ok, **asdict(v)})
         if not v.ok:
             raise typer.Exit(1)
-    finally:
-        engine.close(save=False)
 
 
 @insights_app.command("gaps")
@@ -230,11 +218,8 @@ def insights_gaps(
     """Clusters of the questions nothing answered (no_match, staff, escalated, posted
     after suggestions, suggestions voted not helpful)."""
     aware = [t if t is None or t.tzinfo else t.replace(tzinfo=UTC) for t in (since, until)]
-    engine = _engine(with_triage=True)
-    try:
+    with _engine(with_triage=True, save=False) as engine:
         r = gaps_for(engine, aware[0], aware[1], min_size)
-    finally:
-        engine.close(save=False)
     if out is not None:
         console.print(f"wrote {insights_report.write(r.gaps, r.since, r.until, r.questions, out)}")
         return
@@ -270,13 +255,11 @@ def snapshot_create(
     path: Annotated[Path, typer.Argument(help="Snapshot file to write (a tar).")],
 ) -> None:
     """Write the threads and the vector index to PATH, and its SHA-256 to PATH.sha256."""
-    engine = _engine()
-    try:
-        info = snapshot.create(engine.corpus, path)
-    except UnsourceError as exc:
-        raise fail(f"PATH: {exc}") from exc
-    finally:
-        engine.close(save=False)
+    with _engine(save=False) as engine:
+        try:
+            info = snapshot.create(engine.corpus, path)
+        except UnsourceError as exc:
+            raise fail(f"PATH: {exc}") from exc
     console.print(
         f"snapshot {info.path}: {info.threads} threads, generation {info.generation}, "
         f"sha256 {info.sha256}",
@@ -294,13 +277,11 @@ def snapshot_restore(
 ) -> None:
     """Replace the store and the index with a verified snapshot (a running service picks
     the change up within UNSOURCE_INDEX_REFRESH_SECONDS)."""
-    engine = _engine()
-    try:
-        info = snapshot.restore(engine.corpus, path, sha256, admit=lambda t: admit([t])[0])
-    except UnsourceError as exc:
-        raise fail(f"PATH: {exc}") from exc
-    finally:
-        engine.close(save=False)
+    with _engine(save=False) as engine:
+        try:
+            info = snapshot.restore(engine.corpus, path, sha256, admit=lambda t: admit([t])[0])
+        except UnsourceError as exc:
+            raise fail(f"PATH: {exc}") from exc
     console.print(
         f"restored {info.threads} threads from {info.path}", highlight=False, soft_wrap=True
     )
@@ -313,14 +294,11 @@ def demo_load(
     ] = False,
 ) -> None:
     """Load the bundled demo community (fictional smart-home product)."""
-    engine = _engine()
-    try:
+    with _engine() as engine:
         if if_empty and engine.corpus.count() > 0:
             console.print(f"store already holds {engine.corpus.count()} threads; demo not loaded")
             return
         _load(engine, DEMO_FILE, "jsonl")
-    finally:
-        engine.close()
 
 
 @app.command()

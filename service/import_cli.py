@@ -99,12 +99,8 @@ def stackexchange(
         dump = Dump.open(path)
     except DumpError as exc:
         raise fail(str(exc), BAD_INPUT) from exc
-    with dump:
-        engine = _engine()
-        try:
-            report = _write(engine, dump.threads(prefix, site_url), dump.report.questions)
-        finally:
-            engine.close()
+    with dump, _engine() as engine:
+        report = _write(engine, dump.threads(prefix, site_url), dump.report.questions)
     _summary(report, dump.report.skipped, time.perf_counter() - started)
     if dump.report.duplicates:
         console.print(f"{len(dump.report.duplicates)} duplicates point at their originals")
@@ -131,14 +127,11 @@ def _file(path: Path, fmt: str, spec: str | None) -> None:
         loaded = read_threads(path, fmt, _mapping(spec))
     except ValidationFailed as exc:
         raise problems(exc, 20) from exc
-    engine = _engine()
-    try:
+    with _engine() as engine:
         threads = loaded.threads
         size = 256
         batches = (threads[i : i + size] for i in range(0, len(threads), size))
         report = _write(engine, batches, len(threads))
-    finally:
-        engine.close()
     skipped = {f"column {c} is not a thread field": 1 for c in sorted(loaded.ignored_fields)}
     _summary(report, {}, time.perf_counter() - started)
     for reason in skipped:
@@ -202,11 +195,10 @@ def discourse(
         raise fail(f"--url: not an http(s) address: {url!r}", BAD_INPUT)
     started = time.perf_counter()
     client = DiscourseClient(url, api_key, api_username)
-    engine = _engine()
     report = UpsertReport()
     skipped: dict[str, int] = {}
     removed = 0
-    try:
+    with client, _engine() as engine:
         try:
             categories = client.categories()
         except DiscourseError as exc:
@@ -234,9 +226,6 @@ def discourse(
                 raise fail(f"{exc} (resume with the same command)", FAILED) from exc
         point.unlink(missing_ok=True)
         engine.corpus.save()
-    finally:
-        client.close()
-        engine.close()
     _summary(report, skipped, time.perf_counter() - started)
     if removed:
         console.print(f"removed {removed} threads (unlisted, deleted or now private)")

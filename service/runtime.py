@@ -92,12 +92,13 @@ class Engine:
     activity: ActivityStore
     pools: Pools
     closed: bool = False
+    save_on_exit: bool = True  # `with engine:` writes the vector index when it leaves
 
     def __enter__(self) -> Engine:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        self.close(save=self.save_on_exit)
 
     @property
     def suggest(self) -> SuggestPolicy:

@@ -65,6 +65,12 @@ class DiscourseClient:
     def close(self) -> None:
         self.http.close()
 
+    def __enter__(self) -> DiscourseClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def get(self, path: str, **params: Any) -> dict[str, Any]:
         for _ in range(self.retries + 1):
             try:
