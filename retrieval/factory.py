@@ -7,6 +7,7 @@ OpenVINO backend and the pair build on, so that no module imports one that impor
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
 from index.errors import EncoderError
 from retrieval.encoder import (
@@ -40,6 +41,9 @@ def load_encoder(
     process's BLAS setting, see ``USEEncoder``); ``query_threads`` for one-text calls
     where the backend can differ (openvino); ``precision`` for openvino: auto, f32, bf16
     or int8 (``retrieval.openvino_encoder``)."""
+    if backend not in get_args(Backend):  # a typo would otherwise silently run torch fp32
+        known = ", ".join(get_args(Backend))
+        raise EncoderError(f"unknown encoder backend {backend!r}; use one of {known}")
     if "+" in model:
         english, _, multilingual = model.partition("+")
         if not english or not multilingual or "+" in multilingual:
@@ -68,6 +72,6 @@ def load_encoder(
             query_threads=query_threads,
             precision=precision,
         )
-    return SentenceTransformerEncoder(
+    return SentenceTransformerEncoder(  # torch or torch-bf16
         model, batch_size=batch_size, bf16=backend == "torch-bf16", threads=threads
     )

@@ -163,3 +163,12 @@ def test_a_filter_is_read_once_per_change_own_writes_at_once_others_at_the_refre
     finally:
         ours.close(save=False)
         other.close(save=False)
+
+
+def test_an_unknown_encoder_backend_is_refused_by_name() -> None:
+    """Architecture review 7: an unknown backend silently became torch fp32."""
+    from index.errors import EncoderError
+    from retrieval.factory import load_encoder
+
+    with pytest.raises(EncoderError, match="unknown encoder backend 'onnx'"):
+        load_encoder("hash:8", backend="onnx")  # type: ignore[arg-type]
