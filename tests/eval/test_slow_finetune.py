@@ -10,7 +10,7 @@ import pytest
 from eval.datasets import load_semeval
 from eval.finetune import finetune
 from retrieval.factory import load_encoder
-from tests.conftest import SEMEVAL
+from tests.support import SEMEVAL
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ from eval.retrieval import evaluate, given_order
 from service.cli import app
 from service.config import Settings
 from service.runtime import Engine, build_engine
-from tests.conftest import SEMEVAL
+from tests.support import SEMEVAL
 
 pytestmark = pytest.mark.slow
 

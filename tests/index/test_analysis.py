@@ -10,7 +10,7 @@ import pytest
 from index.analysis import ANALYZER, query_terms, terms
 from index.sqlite_store import SQLiteStore
 from index.store import Row
-from tests.conftest import make_thread
+from tests.support import make_thread
 
 
 @pytest.mark.parametrize(

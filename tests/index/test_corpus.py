@@ -9,7 +9,7 @@ from index import seed, vectors
 from index.errors import ValidationFailed
 from service.config import Settings
 from service.runtime import Engine, build_engine
-from tests.conftest import SAMPLE, CountingEncoder, make_thread
+from tests.support import SAMPLE, CountingEncoder, make_thread
 
 
 def test_upsert_reembeds_only_changed_text(engine: Engine, encoder: CountingEncoder) -> None:

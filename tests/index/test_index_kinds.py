@@ -15,7 +15,7 @@ import pytest
 from index import vectors
 from index.corpus import Corpus, IndexLayout
 from retrieval.encoder import HashingEncoder
-from tests.conftest import make_thread
+from tests.support import make_thread
 
 DIM = 32
 

@@ -18,7 +18,7 @@ from index.snapshot import SnapshotError
 from service.cli import app
 from service.config import Settings
 from service.runtime import Engine, build_engine
-from tests.conftest import SAMPLE, CountingEncoder, make_thread
+from tests.support import SAMPLE, CountingEncoder, make_thread
 
 DIM = 8
 
@@ -90,7 +90,7 @@ def test_service_rebuilds_a_truncated_index_before_it_is_ready(
     from fastapi.testclient import TestClient
 
     from service.app import create_app
-    from tests.conftest import auth
+    from tests.support import auth
 
     loaded.close()
     m = vectors.read(settings.index_dir)[0]

@@ -12,7 +12,7 @@ import pytest
 
 from index.sqlite_store import SQLiteStore
 from index.store import Row
-from tests.conftest import make_thread
+from tests.support import make_thread
 
 FIRST_RELEASE = """
 CREATE TABLE threads (

@@ -9,7 +9,7 @@ import pytest
 from index.errors import StoreError
 from index.lexical import CommonTerms
 from index.store import Exported, Row, StoredThread, ThreadStore, fts_query
-from tests.conftest import SAMPLE, make_thread
+from tests.support import SAMPLE, make_thread
 
 
 def _rows(threads, dim=4, value=1.0):  # type: ignore[no-untyped-def]

@@ -14,8 +14,8 @@ import pytest
 from index.factory import open_store
 from index.pg_store import PostgresStore
 from index.store import Row, ThreadStore
-from tests.conftest import make_thread
 from tests.pg import fresh_database
+from tests.support import make_thread
 
 pytestmark = pytest.mark.slow
 
@@ -87,7 +87,7 @@ def test_engine_on_postgres_searches_snapshots_and_catches_up(
     from index import snapshot
     from service.config import Settings
     from service.runtime import build_engine
-    from tests.conftest import SAMPLE, TEST_POLICY
+    from tests.support import SAMPLE, TEST_POLICY
 
     url = fresh_database(pg_server)
 

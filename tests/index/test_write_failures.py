@@ -109,7 +109,7 @@ def test_failed_commit_is_reported_and_rolled_back(
     the transaction is rolled back."""
     from index.errors import StoreError
     from index.sqlite_store import SQLiteStore
-    from tests.conftest import make_thread
+    from tests.support import make_thread
 
     assert isinstance(loaded.store, SQLiteStore)
     dialect = type(loaded.store.db.engine.dialect)

@@ -6,7 +6,7 @@ import pytest
 from index.models import Thread
 from retrieval.search import Searcher, SearchParams
 from service.runtime import Engine
-from tests.conftest import make_thread
+from tests.support import make_thread
 
 
 def test_exact_question_finds_its_thread(loaded: Engine) -> None:

@@ -19,7 +19,7 @@ from eval.harness import corpus_threads
 from eval.relevance import REPORT_WEEKS, sumo_questions
 from service.clitools import load_settings
 from service.runtime import Engine, build_engine
-from tests.conftest import SHARED
+from tests.support import SHARED
 
 pytestmark = pytest.mark.slow
 DEVSET = Path(__file__).resolve().parents[2] / "eval" / "devsets" / "lumio"

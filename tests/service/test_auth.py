@@ -16,7 +16,7 @@ from service.auth import EXAMPLE_KEYS, RANK, ApiKey, Keyring, digest
 from service.cli import app as cli
 from service.config import ConfigError, Settings
 from service.runtime import Engine
-from tests.conftest import KEYS, auth
+from tests.support import KEYS, auth
 
 OPEN = None
 # (method, path) -> least role allowed; None: no key needed

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 from index.errors import ValidationFailed
 from index.ingest import read_threads
 from service.cli import app
-from tests.conftest import TEST_POLICY, TRIAGE_TRAIN
+from tests.support import TEST_POLICY, TRIAGE_TRAIN
 
 runner = CliRunner()
 

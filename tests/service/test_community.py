@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from service.app import create_app
 from service.config import Settings
 from service.runtime import Engine
-from tests.conftest import SAMPLE, auth
+from tests.support import SAMPLE, auth
 
 AUTHORS = {"t1": "maria.h", "t2": None, "t3": "maria.h", "t4": "joao_p"}
 

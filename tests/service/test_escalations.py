@@ -21,7 +21,7 @@ from service.config import ConfigError, Settings
 from service.escalation import Escalations, verify
 from service.experts import as_payload
 from service.runtime import Engine
-from tests.conftest import SAMPLE, auth
+from tests.support import SAMPLE, auth
 
 SECRET = "escalation-test-secret-0123456789abcdef"
 

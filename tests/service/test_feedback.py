@@ -16,7 +16,7 @@ from index.store import Row
 from retrieval.prior import Signals, apply_prior, prior
 from service.app import retention
 from service.runtime import Engine
-from tests.conftest import auth, make_thread
+from tests.support import auth, make_thread
 
 
 def _suggest(client: TestClient, title: str) -> dict:

@@ -17,8 +17,8 @@ from fastapi.testclient import TestClient
 from service.app import create_app
 from service.config import Settings
 from service.runtime import Engine, build_engine
-from tests.conftest import CountingEncoder
 from tests.discourse_fake import Forum, Post, Topic, serve
+from tests.support import CountingEncoder
 
 SECRET = "a-webhook-secret-of-some-length"
 NOW = datetime.now(UTC).isoformat()

@@ -14,27 +14,8 @@ from typer.testing import CliRunner
 from service.cli import app
 from service.config import Settings
 from service.runtime import Engine
-from tests.conftest import auth
+from tests.support import PLANTED, auth
 
-PLANTED = {
-    "toner": [
-        "printer toner cartridge empty warning",
-        "printer toner cartridge warning stays on",
-        "toner cartridge warning printer display",
-        "printer shows toner cartridge empty",
-    ],
-    "garage": [
-        "garage door opener remote stopped working",
-        "garage door remote opener not working",
-        "opener remote for garage door stopped",
-        "garage door opener remote battery stopped",
-    ],
-    "solar": [
-        "solar panel inverter shows error code",
-        "inverter error code on solar panel",
-        "solar inverter panel error code blinking",
-    ],
-}
 NOISE = ["zzqx vvwy", "quux frobnicate widget", "lorem ipsum dolor", "?!", "..."]  # no words
 
 

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from service.app import behind_proxies, create_app
 from service.config import Settings
 from service.runtime import Engine
-from tests.conftest import CountingEncoder, auth
+from tests.support import CountingEncoder, auth
 
 
 def test_oversized_body_is_413_before_embedding(

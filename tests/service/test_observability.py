@@ -14,7 +14,7 @@ from service.app import create_app
 from service.config import Settings
 from service.observability import configure_logging
 from service.runtime import Engine
-from tests.conftest import KEYS, auth
+from tests.support import KEYS, auth
 
 
 def test_metrics_count_routes_decisions_and_index(client: TestClient) -> None:

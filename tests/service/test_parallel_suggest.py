@@ -12,7 +12,7 @@ from threadpoolctl import threadpool_info
 from service.app import create_app
 from service.config import Settings
 from service.runtime import Engine, build_engine
-from tests.conftest import SAMPLE, CountingEncoder, auth
+from tests.support import SAMPLE, CountingEncoder, auth
 
 QUESTIONS = [
     ("Camera records to microSD card", ""),  # community, suggest

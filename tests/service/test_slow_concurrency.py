@@ -13,8 +13,8 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.conftest import auth
 from tests.server import serve_demo
+from tests.support import auth
 
 pytestmark = pytest.mark.slow
 CLIENTS = 16

@@ -17,10 +17,8 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.conftest import KEYS, TEST_POLICY, auth
 from tests.server import BIN, serve_demo
-from tests.service.test_insights import PLANTED
-from tests.service.test_slow_widget import browser  # noqa: F401 - the fixture
+from tests.support import KEYS, PLANTED, TEST_POLICY, auth
 
 pytestmark = pytest.mark.slow
 PANELS = ("escalations", "gaps", "rates", "languages", "leaders")
@@ -63,7 +61,7 @@ def _seed(base: str) -> None:
 def test_console_shows_every_panel(
     tmp_path: Path,
     triage_dir: Path,
-    browser: WebDriver,  # noqa: F811 - the fixture
+    browser: WebDriver,
 ) -> None:
     env = {
         "UNSOURCE_MODEL": "hash:256",

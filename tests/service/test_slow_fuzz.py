@@ -21,7 +21,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from service.app import create_app
 from service.config import Settings
 from service.runtime import Engine
-from tests.conftest import auth
+from tests.support import auth
 
 pytestmark = pytest.mark.slow
 EXAMPLES = 100

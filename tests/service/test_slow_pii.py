@@ -23,7 +23,7 @@ from service.cli import app as cli
 from service.config import Settings
 from service.observability import configure_logging
 from service.runtime import build_engine
-from tests.conftest import CountingEncoder, auth
+from tests.support import CountingEncoder, auth
 from triage import pii
 
 pytestmark = pytest.mark.slow

@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import TEST_POLICY, auth
 from tests.pg import fresh_database, postgres_server
 from tests.server import BIN, Served, serve_demo
+from tests.support import TEST_POLICY, auth
 
 pytestmark = pytest.mark.slow
 BOUND_S = 3.0  # refresh every 1 s + the refresh itself, with room for a loaded CI machine

@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import auth
 from tests.server import serve_demo
+from tests.support import auth
 
 pytestmark = pytest.mark.slow
 

@@ -16,8 +16,8 @@ from service.auth import Principal
 from service.config import Settings
 from service.limits import RateLimiter
 from service.runtime import build_engine
-from tests.conftest import SAMPLE, CountingEncoder, auth
 from tests.redis_server import redis_server
+from tests.support import SAMPLE, CountingEncoder, auth
 
 pytestmark = pytest.mark.slow
 READER = Principal("forum", "public")

@@ -33,10 +33,10 @@ import httpx
 import psycopg
 import pytest
 
-from tests.conftest import TEST_POLICY, auth
 from tests.pg import fresh_database
 from tests.redis_server import redis_server
 from tests.server import BIN, Served, free_port, serve_demo
+from tests.support import TEST_POLICY, auth
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,8 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import KEYS, SHARED
 from tests.server import serve_demo
+from tests.support import KEYS, SHARED
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]

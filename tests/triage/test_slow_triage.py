@@ -15,7 +15,7 @@ from eval.triage import evaluate
 from service.app import create_app
 from service.config import Settings
 from service.runtime import build_engine, load_triage
-from tests.conftest import API_KEYS, SHARED, SUMO_FILE, auth
+from tests.support import API_KEYS, SHARED, SUMO_FILE, auth
 from triage.datasets import read_forum, read_labelled, read_routes
 from triage.decision import Triage
 

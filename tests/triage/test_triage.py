@@ -11,7 +11,7 @@ import pytest
 
 from index.errors import ValidationFailed
 from retrieval.encoder import HashingEncoder
-from tests.conftest import TEST_POLICY, TRIAGE_TRAIN
+from tests.support import TEST_POLICY, TRIAGE_TRAIN
 from triage.classifier import CURRENT, ModelError, TriageModel, train
 from triage.datasets import expand_sources, read_labelled, read_routes, read_sources
 from triage.decision import Triage
