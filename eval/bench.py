@@ -15,7 +15,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from eval.bench_report import markdown
 from eval.datasets import load_semeval
 from eval.entry import run
 from eval.harness import corpus_threads
+from eval.launcher import ServerProcess
 from eval.retrieval import evaluate
 from index import seed, vectors
 from index.factory import open_store
@@ -183,18 +183,11 @@ def side_by_side(
     return rows
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    """A real ``unsource serve`` on loopback, in its own process."""
+class Server(ServerProcess):
+    """A real ``unsource serve`` on loopback (dev mode, the bench's rate limits), started
+    on construction; ``start_s`` is how long it took to be ready."""
 
     def __init__(self, data: Path, triage: Path, log: Path, **env: str) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         environ = {
             **os.environ,
             "UNSOURCE_DATA_DIR": str(data),
@@ -202,24 +195,11 @@ class Server:
             "UNSOURCE_RATE_LIMITS": RATES,
             **env,
         }
-        cli = Path(sys.executable).with_name("unsource")
+        super().__init__(environ, log, args=["--dev"])
         t0 = time.perf_counter()
-        self.proc = subprocess.Popen(
-            [str(cli), "serve", "--dev", "--host", "127.0.0.1", "--port", str(self.port)],
-            env=environ,
-            stdout=log.open("ab"),
-            stderr=subprocess.STDOUT,
-        )
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited ({self.proc.returncode}); see {log}")
-            try:
-                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
+        self.start(timeout=3600, poll=0.5)  # a million threads take minutes to load
         self.start_s = round(time.perf_counter() - t0, 1)
+        self.url = self.base
 
     def fast_scan_s(self, timeout: float = 600.0) -> float:
         """Seconds from now until /readyz no longer says the IVF fast-scan codes are
@@ -233,10 +213,9 @@ class Server:
         raise RuntimeError(f"the fast-scan codes were not built in {timeout:.0f} s")
 
     def memory_mib(self) -> dict[str, float]:
-        fields = dict(
-            line.split(":", 1)
-            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines()
-        )
+        assert self.proc is not None
+        status = Path(f"/proc/{self.proc.pid}/status").read_text().splitlines()
+        fields = dict(line.split(":", 1) for line in status if ":" in line)
         return {k: round(int(fields[k].split()[0]) / 1024, 1) for k in ("VmRSS", "VmHWM")}
 
     def load(self, questions: Path, clients: int, tags: str = "") -> dict[str, Any]:
@@ -251,10 +230,6 @@ class Server:
             "--tags",
             tags,
         )
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(60)
 
 
 def _recall(data: Settings, queries: np.ndarray) -> float | None:

@@ -30,11 +30,8 @@ import os
 import random
 import re
 import shutil
-import signal
-import socket
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -45,10 +42,10 @@ from pathlib import Path
 import httpx
 
 from eval.entry import run
+from eval.launcher import BIN, ServerProcess
 from triage.datasets import SEED_EXAMPLES
 
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent / "unsource"
 KEY = "uns_crash_harness_admin_key_0000000000"
 KEY_SHA256 = hashlib.sha256(KEY.encode()).hexdigest()  # how keys are configured
 WORDS = [
@@ -92,12 +89,6 @@ class SeedReport:
         )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def thread_body(tid: str, version: int, rng: random.Random) -> dict[str, object]:
     words = rng.choices(WORDS, k=18)
     return {
@@ -106,49 +97,6 @@ def thread_body(tid: str, version: int, rng: random.Random) -> dict[str, object]
         "body": " ".join(words[6:]),
         "answer": f"answer to {tid}, version {version}",
     }
-
-
-class Server:
-    """One ``unsource serve`` process at a time over a fixed data dir."""
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.env = env
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.base = ""
-
-    def spawn(self) -> None:
-        port = free_port()
-        self.base = f"http://127.0.0.1:{port}"
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [str(BIN), "serve", "--host", "127.0.0.1", "--port", str(port)],
-                env=self.env, stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-
-    def wait_ready(self, timeout: float = 120) -> None:
-        assert self.proc is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.base}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited ({self.proc.returncode}); see {self.log}")
-            time.sleep(0.05)
-        raise RuntimeError(f"server not ready in {timeout} s; see {self.log}")
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=30)
 
 
 class Workload:
@@ -244,7 +192,7 @@ class Harness:
         self.work = Workload(seed, threads, batch)
         self.writers = writers
         self.data = workdir / "data"
-        self.server = Server(self._env(workdir), workdir / "server.log")
+        self.server = ServerProcess(self._env(workdir), workdir / "server.log")
         self.up = threading.Event()
         self.epoch = 0
         self.cond = threading.Condition()

@@ -26,7 +26,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from tests.server import free_port
+from eval.launcher import free_port
 
 SPEC = json.loads(
     (Path(__file__).parent / "data" / "discourse" / "openapi-subset.json").read_text()

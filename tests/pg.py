@@ -20,7 +20,7 @@ from pathlib import Path
 
 import psycopg
 
-from tests.server import free_port
+from eval.launcher import free_port
 
 
 def _bin(name: str) -> str:

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 import redis
 
-from tests.server import free_port
+from eval.launcher import free_port
 
 
 @contextmanager

@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
+from eval.launcher import BIN, ServerProcess
 from tests.support import API_KEYS
-
-BIN = Path(sys.executable).parent / "unsource"
 
 
 @dataclass
@@ -25,12 +19,6 @@ class Served:
     base: str
     log: Path  # the server's stdout + stderr
     proc: subprocess.Popen[bytes]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager
@@ -55,26 +43,10 @@ def serve_demo(
         [bin_path, "demo", "load", "--if-empty"], env=env, capture_output=True, text=True, cwd=cwd
     )
     assert load.returncode == 0, load.stderr
-    port = free_port()
-    log = tmp_path / "server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [bin_path, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env, stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
-        )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    server = ServerProcess(env, tmp_path / "server.log", bin_path=bin_path, cwd=cwd)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.5)
-        yield Served(base, log, proc)
+        server.start(poll=0.5)
+        assert server.proc is not None
+        yield Served(server.base, server.log, server.proc)
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        server.stop(timeout=30)

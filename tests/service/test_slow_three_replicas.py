@@ -33,9 +33,10 @@ import httpx
 import psycopg
 import pytest
 
+from eval.launcher import free_port
 from tests.pg import fresh_database
 from tests.redis_server import redis_server
-from tests.server import BIN, Served, free_port, serve_demo
+from tests.server import BIN, Served, serve_demo
 from tests.support import TEST_POLICY, auth
 
 pytestmark = pytest.mark.slow
