@@ -76,8 +76,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# encoders, side by side with txtai and sentence-transformers + faiss, /suggest over HTTP at
-# 10k/100k/1M threads (about 20 minutes on 2 cores; needs ~6 GB of scratch disk)
+# encoders, side by side with txtai and sentence-transformers + faiss (two jobs, three
+# repeats, each run in its own process: about 40 minutes at 10k threads), /suggest over HTTP
+# at 10k/100k/1M threads (about 20 minutes on 2 cores; needs ~6 GB of scratch disk)
 bench: $(STAMP) $(TRIAGE)
 	$(BIN)/python -m eval.bench --data $(SHARED)/semeval2016 --out docs/benchmarks.md
 

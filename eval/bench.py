@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from eval import baselines, synth
+from eval import side_by_side, synth
 from eval.bench_import import import_throughput
 from eval.bench_relevance import relevance_cost
 from eval.bench_report import markdown
@@ -38,7 +38,7 @@ from eval.launcher import ServerProcess
 from eval.retrieval import evaluate
 from index import seed, vectors
 from index.factory import open_store
-from retrieval.encoder import DEFAULT_MODEL, Encoder, Precision, resolve_model_path
+from retrieval.encoder import DEFAULT_MODEL, Encoder, Precision
 from retrieval.factory import load_encoder
 from retrieval.text import question_text, thread_text
 from service.config import Settings
@@ -137,48 +137,6 @@ def encoders(data_dir: Path, work: Path) -> list[dict[str, Any]]:
         row["mean_cosine_to_fp32"] = round(float((got["docs"] * ref["docs"]).sum(axis=1).mean()), 5)
         row["top10_overlap"] = round(float(overlap), 4)
         row["speedup"] = round(row["texts_per_s"] / rows[0]["texts_per_s"], 2)
-        print(json.dumps(row), flush=True)
-    return rows
-
-
-def side_by_side(
-    data_dir: Path, work: Path, seeds: synth.Seeds, size: int, questions: list[str]
-) -> list[dict[str, Any]]:
-    """unsource, plain sentence-transformers + faiss and txtai on one corpus."""
-    dev = load_semeval(data_dir, "dev")
-    threads = [t for t, _ in synth.threads(seeds, size, seed=7)]
-    texts = [thread_text(t) for t in threads]
-    settings = Settings(data_dir=work / "sbs")
-    with build_engine(settings, with_triage=False) as engine:
-        t0 = time.perf_counter()
-        engine.ingest(threads)
-        engine.corpus.save()
-        build_s = time.perf_counter() - t0
-        for q in questions[:5]:
-            engine.searcher.search(q, k=10)
-        lat = []
-        for q in questions:
-            _, s = _timed(engine.searcher.search, q, "", 10)
-            lat.append(s * 1000)
-    ours: dict[str, Any] = {
-        "system": f"unsource ({settings.model}, openvino, {settings.fusion})",
-        "corpus": f"{size:,}",
-        "build_s": round(build_s, 2),
-        "ingest_threads_per_s": round(size / build_s, 1),
-        "query_p50_ms": _ms(lat, 50),
-        "query_p99_ms": _ms(lat, 99),
-        "dev_map": _semeval_map(load_encoder_for(settings), work / "sbs-map", data_dir),
-    }
-    rows = [ours]
-    path = resolve_model_path(DEFAULT_MODEL)
-    for system in (baselines.PlainFaiss(path), baselines.Txtai(path)):
-        row: dict[str, Any] = {
-            "system": system.name,
-            **baselines.measure(system, texts, questions, dev),
-        }
-        row["build_vs_unsource"] = round(row["build_s"] / ours["build_s"], 2)
-        row["query_vs_unsource"] = round(row["query_p50_ms"] / ours["query_p50_ms"], 2)
-        rows.append(row)
         print(json.dumps(row), flush=True)
     return rows
 
@@ -373,6 +331,9 @@ def main() -> None:
     parser.add_argument("--triage-dir", type=Path, default=Path("data/triage"))
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--side-by-side", type=int, default=10_000, help="corpus size")
+    parser.add_argument(
+        "--side-by-side-repeats", type=int, default=3, help="runs of each system and job"
+    )
     parser.add_argument("--import-posts", type=int, default=100_000, help="dump size, posts")
     parser.add_argument("--work", type=Path, default=None, help="scratch dir (default: temp)")
     parser.add_argument("--encoder-only", choices=BACKENDS, help=argparse.SUPPRESS)
@@ -408,8 +369,8 @@ def main() -> None:
         seeds = synth.Seeds.from_semeval(args.data, encoder)
         questions = synth.questions(seeds, 2520, seed=11)
         if "side_by_side" in sections:
-            result["side_by_side"] = side_by_side(
-                args.data, work, seeds, args.side_by_side, questions[1940:2140]
+            result["side_by_side"] = side_by_side.run(
+                args.data, args.side_by_side, args.side_by_side_repeats
             )
         if "relevance" in sections:
             result["relevance"] = relevance_cost(work)

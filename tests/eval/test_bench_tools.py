@@ -9,6 +9,7 @@ import numpy as np
 
 from eval import synth
 from eval.bench_report import markdown
+from eval.side_by_side import summarise
 from index.sqlite_store import SQLiteStore
 
 
@@ -67,15 +68,31 @@ def _result(p50: float, speedup: float, gain: float, recall: float, map_: float)
                 "semeval_dev_map": 0.7702,
             },
         ],
-        "side_by_side": [
-            {"system": "unsource", "corpus": "1,000", "dev_map": map_},
-            {
-                "system": "txtai",
-                "build_vs_unsource": 1.5,
-                "query_vs_unsource": 1.2,
-                "dev_map": 0.75,
-            },
-        ],
+        "side_by_side": {
+            "size": 1000,
+            "repeats": 1,
+            "jobs": summarise(
+                [
+                    {**run, "job": "english", "repeat": 0, "size": 1000, "query_p99_ms": 9.0}
+                    for run in (
+                        {
+                            "system": "unsource",
+                            "name": "unsource",
+                            "build_s": 10.0,
+                            "query_p50_ms": 4.0,
+                            "dev_map": map_,
+                        },
+                        {
+                            "system": "txtai",
+                            "name": "txtai",
+                            "build_s": 35.0,
+                            "query_p50_ms": 10.0,
+                            "dev_map": 0.75,
+                        },
+                    )
+                ]
+            ),
+        },
         "scale": [
             {
                 "threads": 1_000_000,
