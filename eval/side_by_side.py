@@ -151,7 +151,7 @@ def _other(job: str, system: str, threads: list[Any], questions: list[str]) -> d
 def _other_quality(job: str, system: str, data_dir: Path) -> dict[str, Any]:
     impl = _baseline(job, system)
     dev = load_semeval(data_dir, "dev")
-    out: dict[str, Any] = {"dev_map": baselines.measure(impl, ["x"], ["x"], dev)["dev_map"]}
+    out: dict[str, Any] = {"dev_map": baselines.dev_map(impl, dev)}
     if job == "multilingual":
         lumio = load_beir(LUMIO, "report")
         impl.build([question_text(r.get("title", ""), r.get("body", "")) for r in lumio.corpus])
