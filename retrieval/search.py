@@ -19,9 +19,10 @@ from retrieval.language import detect
 from retrieval.pools import FilterPools
 from retrieval.prior import SignalSource, apply_prior
 from retrieval.relevance import DEPTH, Candidate, RelevanceModel, WordAligner
+from retrieval.rescore import keyword_rescore
 from retrieval.text import question_text, thread_text
 
-Fusion = Literal["linear", "rrf", "dense", "bm25"]
+Fusion = Literal["rescore", "linear", "rrf", "dense", "bm25"]
 KEYWORD_OVERFETCH = 20  # filtered keyword search: candidates fetched per one kept
 KEYWORD_MAX = 5000
 
@@ -37,6 +38,11 @@ class SearchParams:
     prior_weight: float = 0.0
     # abstention threshold per question language (``min_similarity`` for the others)
     language_thresholds: tuple[tuple[str, float], ...] = ()
+    # ``rescore``: the question languages whose best same-language candidates BM25 reads,
+    # how many of them, and the keyword term's weight (retrieval/rescore.py)
+    rescore_languages: tuple[str, ...] = ("en",)
+    rescore_depth: int = 10
+    keyword_weight: float = 0.3
 
     def threshold_for(self, language: str) -> float:
         return dict(self.language_thresholds).get(language, self.min_similarity)
@@ -158,10 +164,12 @@ class Searcher:
         limit: int,
         keyword: Callable[[], list[tuple[int, float]]],
         shown: Shown | None = None,
+        rescore: Callable[[dict[int, float]], dict[int, float]] | None = None,
     ) -> tuple[dict[int, float], dict[int, float], dict[int, float]]:
         """Scores for the candidates: (fused, cosine, bm25), keyed by thread pk. With
         ``shown``, the prior is looked up only for the candidates it could carry into
-        what is shown (``contenders``); the others keep their fused score."""
+        what is shown (``contenders``); the others keep their fused score. ``rescore``
+        (fusion ``rescore``): BM25 of the best same-language candidates, from the cosines."""
         p = self.params
         index = self.corpus.index
         with self.corpus.lock:
@@ -173,7 +181,10 @@ class Searcher:
                 vecs = index.vectors_for(missing)
             dense.update({pk: float(np.dot(v, qvec)) for pk, v in vecs.items()})
         lexical = {pk: s for pk, s in lexical.items() if pk in dense}  # drop rows deleted mid-way
-        if p.fusion == "dense":
+        if rescore is not None:
+            lexical = rescore(dense)
+            fused = keyword_rescore(dense, lexical, lexical.keys(), p.keyword_weight)
+        elif p.fusion in ("dense", "rescore"):
             fused = dict(dense)
         elif p.fusion == "bm25":
             fused = {pk: lexical.get(pk, 0.0) for pk in dense}
@@ -216,17 +227,40 @@ class Searcher:
         if within is not None:
             pool = list(within) if allowed is None else sorted(set(allowed.tolist()) & set(within))
         limit = limit or self.params.candidates
+        fusion = self.params.fusion
         keyword = (
             _no_keyword_hits
-            if self.params.fusion == "dense"
+            if fusion in ("dense", "rescore")
             else self._keyword(query, limit, within, allowed, asked_in)
+        )
+        language = asked_in or detect(query)
+        rescore = (
+            partial(self._same_language_bm25, query, language)
+            if fusion == "rescore" and language in self.params.rescore_languages
+            else None
         )
         qvec = self.encoder.encode([query])[0]
         if self.query_form is not None:
             qvec = self.query_form(qvec)
-        fused, dense, lexical = self._score(qvec, pool, limit, keyword, shown)
+        fused, dense, lexical = self._score(qvec, pool, limit, keyword, shown, rescore)
         order = sorted(fused, key=lambda pk: (-fused[pk], pk))
         return [(pk, fused[pk], dense[pk], lexical.get(pk)) for pk in order]
+
+    def _same_language_bm25(
+        self, query: str, language: str, cosine: dict[int, float]
+    ) -> dict[int, float]:
+        """BM25 for the best ``rescore_depth`` candidates (by cosine) written in the
+        question's language, keyed by thread pk; one with no keyword hit scores 0."""
+        best = sorted(cosine, key=lambda pk: (-cosine[pk], pk))[: self.params.rescore_depth]
+        stored = self.corpus.store.get_many(best)
+        same = [pk for pk in best if pk in stored and stored[pk].thread.language == language]
+        if not same:
+            return {}
+        hits = self.corpus.store.keyword_search(
+            query, len(same), within=same, weights=self.params.bm25_weights, language=language
+        )
+        found = dict(hits)
+        return {pk: found.get(pk, 0.0) for pk in same}
 
     def _pool(self, tags: Sequence[str] | None, language: str | None) -> np.ndarray:
         """The keys a tag/language filter allows, as an array, cached per tag until this

@@ -142,12 +142,18 @@ class Settings(BaseSettings):
         default=["title", "body"],
         description="Thread fields embedded, in order (measured on SemEval dev).",
     )
-    fusion: Literal["linear", "rrf", "dense", "bm25"] = Field(
-        "dense",
-        description="How dense and keyword scores combine. `dense` (default): cosine only, no "
-        "keyword search is run; keyword matches only reach threads in the question's own "
-        "language, so fusing them pushes answers in other languages down (lumio dev, SemEval "
-        "dev: docs/evaluation.md).",
+    fusion: Literal["rescore", "linear", "rrf", "dense", "bm25"] = Field(
+        "rescore",
+        description="How dense and keyword scores combine. `rescore` (default): the dense "
+        "ranking, then BM25 read for the best 10 candidates in the question's language when "
+        "that is English, centred so that answers in other languages keep their place "
+        "(retrieval/rescore.py; SemEval train/dev in docs/evaluation.md). `dense`: cosine "
+        "only. `linear`/`rrf`: a keyword search over the whole corpus fused in; keyword "
+        "matches only reach threads in the question's own language, so these push answers "
+        "in other languages down.",
+    )
+    keyword_weight: float = Field(
+        0.3, ge=0.0, le=1.0, description="`rescore`: weight of the centred BM25 term."
     )
     dense_weight: float = Field(0.8, ge=0.0, le=1.0)
     rrf_k: int = Field(60, ge=1)

@@ -170,6 +170,7 @@ def search_params(settings: Settings) -> SearchParams:
     return SearchParams(
         fusion=settings.fusion,
         dense_weight=settings.dense_weight,
+        keyword_weight=settings.keyword_weight,
         rrf_k=settings.rrf_k,
         candidates=settings.candidates,
         min_similarity=settings.min_similarity,

@@ -84,7 +84,7 @@ def test_eval_retrieval_cli_writes_reports(tmp_path: Path, hashing_env: None) ->
     result = json.loads((out / "retrieval.json").read_text())
     assert result["map"] == 1.0  # lexical overlap puts the relevant thread first
     assert result["runs"]["given order (search engine)"]["map"] == 0.5
-    assert set(result["runs"]) >= {"bm25 (FTS5)", "dense", "hybrid rrf", "final (dense)"}
+    assert set(result["runs"]) >= {"bm25 (FTS5)", "dense", "hybrid rrf", "final (rescore)"}
     assert (out / "retrieval.md").read_text().startswith("# Retrieval")
     assert (out / "retrieval.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -48,7 +48,7 @@ def test_rerank_orders_given_candidates_only(loaded: Engine) -> None:
 
 
 def test_each_fusion_mode_ranks_the_match_first(loaded: Engine) -> None:
-    for mode in ("linear", "rrf", "dense", "bm25"):
+    for mode in ("rescore", "linear", "rrf", "dense", "bm25"):
         s = Searcher(loaded.corpus, loaded.encoder, SearchParams(fusion=mode, min_similarity=0))
         assert s.search("Camera records to microSD card", k=1).hits[0].thread.thread.id == "t3", (
             mode
