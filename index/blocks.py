@@ -36,12 +36,11 @@ from index.faiss_index import (
     _FaissIndex,
     _ids,
     _wrap,
-    best,
     faiss,
     new_index,
-    run_all,
 )
 from index.faiss_index import from_bytes as part_from_bytes
+from index.search_threads import best, run_all
 
 MAGIC = b"UNSOURCE-BLOCKS-1\n"
 FILTERS_KEPT = 16

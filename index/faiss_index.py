@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Sequence
 from functools import partial
 from itertools import pairwise
 from typing import Any
@@ -22,51 +19,10 @@ from typing import Any
 import faiss as _faiss
 import numpy as np
 
+from index.search_threads import SPLIT_WAYS, best, one_thread, run_all
+
 faiss: Any = _faiss  # faiss's SWIG signatures are looser than its stubs
 log = logging.getLogger("unsource.index")
-
-
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """One question's search, run on the calling thread alone. Its OpenMP team gains
-    little on one query, and on a busy server each search waited for a descheduled team
-    member (flat 10k under load: 2.5 ms vs 0.55 ms). OpenMP thread counts are per calling
-    thread, so builds and training elsewhere keep every core."""
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(before)
-
-
-Hits = list[tuple[int, float]]
-# one question's search split across cores: faiss releases the GIL while it scans, so the
-# pieces run at once (index/blocks.py searches its parts so; IVFIndex its lists)
-SPLIT_WAYS = max(1, min(4, os.cpu_count() or 1))
-_pools: dict[str, ThreadPoolExecutor] = {}
-_pools_lock = threading.Lock()
-
-
-def run_all(jobs: Sequence[Callable[[], Hits]], pool: str) -> Hits:
-    """Every job's hits, the jobs run at once: the first on the calling thread, the others
-    on the named shared pool (a job on one pool may wait on another pool's jobs, never on
-    its own pool's, so no pool can fill with jobs waiting on jobs queued behind them)."""
-    if len(jobs) <= 1:
-        return jobs[0]() if jobs else []
-    with _pools_lock:
-        executor = _pools.get(pool)
-        if executor is None:
-            executor = _pools[pool] = ThreadPoolExecutor(16, thread_name_prefix=pool)
-    others = [executor.submit(job) for job in jobs[1:]]
-    hits = jobs[0]()
-    for other in others:
-        hits += other.result()
-    return hits
-
-
-def best(hits: Hits, k: int) -> Hits:
-    return sorted(hits, key=lambda h: -h[1])[:k]
 
 
 class VectorIndex(ABC):
@@ -154,7 +110,7 @@ class _FaissIndex(VectorIndex):
             return []
         q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, self.dimension)
         params = self._params(selector, allowed)
-        with _one_thread():
+        with one_thread():
             scores, ids = self._index.search(q, min(k, self.count), params=params)
         return _hits(scores[0], ids[0])
 
@@ -242,7 +198,7 @@ class IVFIndex(_FaissIndex):
         changes, raw, d = self._changes, self._index, self.dimension
         t0 = time.perf_counter()
         try:
-            with _one_thread():
+            with one_thread():
                 pq = faiss.IndexIVFPQ(
                     raw.quantizer, d, raw.nlist, d // FAST_DIMS, 4, raw.metric_type
                 )
@@ -283,7 +239,7 @@ class IVFIndex(_FaissIndex):
     def _fast_search(self, fast: Any, query: np.ndarray, k: int) -> list[tuple[int, float]]:
         q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, self.dimension)
         want = min(self.count, max(FAST_REFINE_MIN, FAST_REFINE * k))
-        with _one_thread():
+        with one_thread():
             _, found = fast.search(q, want, params=faiss.SearchParametersIVF(nprobe=self.nprobe))
         ids = found[0][found[0] >= 0]
         if not len(ids):
@@ -355,7 +311,7 @@ class IVFIndex(_FaissIndex):
         if ways <= 1 or self.count == 0 or k <= 0:
             return super().search_selected(query, k, selector, allowed)
         q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, self.dimension)
-        with _one_thread():
+        with one_thread():
             cell_scores, cells = self._index.quantizer.search(q, nprobe)
         bounds = np.linspace(0, nprobe, ways + 1).astype(int)
         jobs = [
@@ -375,7 +331,7 @@ class IVFIndex(_FaissIndex):
         params = faiss.SearchParametersIVF(nprobe=cells.shape[1])
         if selector is not None:
             params.sel = selector
-        with _one_thread():
+        with one_thread():
             self._index.search_preassigned_c(
                 1, faiss.swig_ptr(q), k, faiss.swig_ptr(cells), faiss.swig_ptr(cell_scores),
                 faiss.swig_ptr(scores), faiss.swig_ptr(ids), False, params,

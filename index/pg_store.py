@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 from index.analysis import ANALYZER, analyze_text
 from index.errors import StoreError
 from index.sql import SQLDatabase
-from index.thread_store import SQLThreadStore
+from index.thread_store import SQLThreadStore, TermSearch
 from index.thread_tables import threads
 
 SCHEMA_LOCK = 7_320_417  # pg_advisory_xact_lock key: replicas creating the schema at once
@@ -137,27 +137,22 @@ class PostgresStore(SQLThreadStore):
             ).scalar_one()
         )
 
-    def _search_terms(
-        self,
-        conn: Connection,
-        terms: list[str],
-        k: int,
-        within: list[int] | None,
-        weights: tuple[float, float, float],
-    ) -> list[tuple[int, float]]:
+    def _search_terms(self, conn: Connection, search: TermSearch) -> list[tuple[int, float]]:
         """ts_rank with the title/body/answer weights BM25 has on SQLite (as D, C, B, A)."""
+        weights = search.weights
         top = max(weights)
         ranks = [0.0, weights[2] / top, weights[1] / top, weights[0] / top]
         sql = (
             "SELECT pk, ts_rank(%(ranks)s::float4[], fts, q) AS s "
             "FROM threads, to_tsquery('simple', %(q)s) AS q WHERE fts @@ q"
         )
-        params: dict[str, Any] = {"ranks": ranks, "q": " | ".join(f"'{t}'" for t in terms)}
-        if within is not None:
+        terms = " | ".join(f"'{t}'" for t in search.terms)
+        params: dict[str, Any] = {"ranks": ranks, "q": terms}
+        if search.within is not None:
             sql += " AND pk = ANY(%(within)s)"
-            params["within"] = within
+            params["within"] = search.within
         sql += " ORDER BY s DESC, pk LIMIT %(k)s"
-        params["k"] = k
+        params["k"] = search.k
         return [(int(r[0]), float(r[1])) for r in conn.exec_driver_sql(sql, params)]
 
     table = pg_threads

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from index.analysis import ANALYZER, analyze_text
 from index.sql import SQLDatabase
 from index.store import StoredThread, fts_match, to_stored
-from index.thread_store import SQLThreadStore
+from index.thread_store import SQLThreadStore, TermSearch
 from index.thread_tables import THREAD_COLUMNS, threads
 
 SCHEMA = """
@@ -214,24 +214,17 @@ class SQLiteStore(SQLThreadStore):
             ).scalar_one()
         )
 
-    def _search_terms(
-        self,
-        conn: Connection,
-        terms: list[str],
-        k: int,
-        within: list[int] | None,
-        weights: tuple[float, float, float],
-    ) -> list[tuple[int, float]]:
+    def _search_terms(self, conn: Connection, search: TermSearch) -> list[tuple[int, float]]:
         """BM25 (lower is better in FTS5, so negated)."""
         sql = (
             "SELECT rowid, bm25(threads_fts, ?, ?, ?) AS s FROM threads_fts "
             "WHERE threads_fts MATCH ?"
         )
-        params: list[Any] = [*weights, fts_match(terms)]
-        if within is not None:
-            sql += f" AND rowid IN ({','.join('?' * len(within))})"
-            params.extend(within)
+        params: list[Any] = [*search.weights, fts_match(search.terms)]
+        if search.within is not None:
+            sql += f" AND rowid IN ({','.join('?' * len(search.within))})"
+            params.extend(search.within)
         sql += " ORDER BY s LIMIT ?"
-        params.append(k)
+        params.append(search.k)
         rows = conn.exec_driver_sql(sql, tuple(params)).all()
         return [(int(r[0]), -float(r[1])) for r in rows]

@@ -16,6 +16,7 @@ smaller number.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -61,6 +62,18 @@ def _record(row: Row | Exported) -> dict[str, Any]:
         "embed_model": model,
         "embedding": _blob(vector),
     }
+
+
+@dataclass(frozen=True)
+class TermSearch:
+    """A keyword search the backend runs: the best ``k`` threads holding any of ``terms``
+    (analysed, common ones already dropped), within ``within`` keys when given, with the
+    title/body/answer ``weights``."""
+
+    terms: list[str]
+    k: int
+    within: list[int] | None
+    weights: tuple[float, float, float]
 
 
 class SQLThreadStore:
@@ -240,7 +253,7 @@ class SQLThreadStore:
             return []
         keys = None if within is None else [int(p) for p in within]
         with self.db.read() as conn:
-            return self._search_terms(conn, terms, int(k), keys, weights)
+            return self._search_terms(conn, TermSearch(terms, int(k), keys, weights))
 
     # -- writes ------------------------------------------------------------------------
     def _bump(self, conn: Connection) -> int:
@@ -397,14 +410,7 @@ class SQLThreadStore:
         """Threads whose keyword index holds ``term``, counted up to ``limit``."""
         raise NotImplementedError
 
-    def _search_terms(
-        self,
-        conn: Connection,
-        terms: list[str],
-        k: int,
-        within: list[int] | None,
-        weights: tuple[float, float, float],
-    ) -> list[tuple[int, float]]:
+    def _search_terms(self, conn: Connection, search: TermSearch) -> list[tuple[int, float]]:
         """The best ``k`` threads holding any of ``terms``: (pk, score), higher = better."""
         raise NotImplementedError
 

@@ -49,6 +49,21 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(norms, 1e-12)
 
 
+class Described:
+    """The name and dimension an encoder reports, set once by its constructor."""
+
+    _name: str
+    _dimension: int
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+
 def offline() -> None:
     """No downloads and no progress bars. transformers reads these when it is imported, and
     is only imported by the backends that need it (importing it here cost 0.8 s of every
@@ -73,7 +88,7 @@ def resolve_model_path(name: str) -> str:
     return name
 
 
-class SentenceTransformerEncoder:
+class SentenceTransformerEncoder(Described):
     """Any sentence-transformers model, on the CPU, offline unless told otherwise."""
 
     def __init__(
@@ -103,14 +118,6 @@ class SentenceTransformerEncoder:
         if dim is None:
             raise EncoderError(f"model {model!r} does not report an embedding dimension")
         self._dimension = int(dim)
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def dimension(self) -> int:
-        return self._dimension
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:

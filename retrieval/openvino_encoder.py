@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from index.errors import EncoderError
-from retrieval.encoder import Precision, normalise
+from retrieval.encoder import Described, Precision, normalise
 
 _EXPORT_FORMAT = 1
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -186,7 +186,7 @@ def _quantize(target: Path, tokenizer: Any, inputs: list[str], max_length: int) 
     return out
 
 
-class OpenVINOEncoder:
+class OpenVINOEncoder(Described):
     """Same interface as ``SentenceTransformerEncoder``; ``name`` is the model's, since
     the vectors are the same embedding space (cosine ≥ 0.9999 to torch fp32)."""
 
@@ -247,14 +247,6 @@ class OpenVINOEncoder:
         self._batch_size = batch_size
         self._local = threading.local()  # one infer request per calling thread
         self._dimension = int(meta["dimension"]) or int(self.encode(["x"]).shape[1])
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def dimension(self) -> int:
-        return self._dimension
 
     def _request(self, single: bool) -> Any:
         name = "single" if single else "batch"

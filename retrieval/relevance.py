@@ -219,17 +219,6 @@ class RelevanceModel:
         z = x @ np.asarray(self.weights) + self.bias
         return 1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))
 
-    def score(
-        self,
-        question: str,
-        language: str,
-        candidates: Sequence[Candidate],
-        aligner: WordAligner | None,
-        depth: int = DEPTH,
-    ) -> np.ndarray:
-        """The probability that each of the first ``depth`` candidates answers."""
-        return self.probabilities(list_features(question, language, candidates, aligner, depth))
-
     def to_json(self) -> dict[str, object]:
         return {
             "features": list(FEATURES),

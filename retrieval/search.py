@@ -18,7 +18,7 @@ from retrieval.fusion import linear_fusion, reciprocal_rank_fusion
 from retrieval.language import detect
 from retrieval.pools import FilterPools
 from retrieval.prior import SignalSource, apply_prior
-from retrieval.relevance import DEPTH, Candidate, RelevanceModel, WordAligner
+from retrieval.relevance import DEPTH, Candidate, RelevanceModel, WordAligner, list_features
 from retrieval.rescore import keyword_rescore
 from retrieval.text import question_text, thread_text
 
@@ -330,7 +330,7 @@ class Searcher:
             if pk in stored else Candidate(cos, None)
             for pk, _, cos, _ in by_cosine
         ]  # fmt: skip
-        probs = model.score(question, asked_in, candidates, self.aligner)
+        probs = model.probabilities(list_features(question, asked_in, candidates, self.aligner))
         passing = [
             (r, float(p))
             for r, p in zip(by_cosine, probs, strict=False)

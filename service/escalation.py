@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from index.activity import ActivityStore, Question
+from index.activity import ActivityStore, Claim, Question
 from service.background import Periodic
 from service.config import Settings
 
@@ -119,9 +119,10 @@ class Escalations:
         cutoffs = {c: now - timedelta(hours=h * fraction) for c, h in sla.items() if c != "default"}
         default = now - timedelta(hours=sla["default"] * fraction)
         until = now + timedelta(seconds=self.settings.escalation_lease_seconds)
+        claim = Claim(now, cutoffs, default, self.owner, until)
         if fraction < 1.0:
-            return self.activity.claim_experts_due(now, cutoffs, default, self.owner, until)
-        return self.activity.claim_breached(now, cutoffs, default, self.owner, until)
+            return self.activity.claim_experts_due(claim)
+        return self.activity.claim_breached(claim)
 
     def notify_experts(self, url: str) -> int:
         """Send each due experts notice once (one attempt: a head start before the SLA

@@ -23,6 +23,7 @@ from index.activity.reports import Reports
 from index.activity.rows import (
     QUESTION_CHARS,
     UNRESOLVED_MAX,
+    Claim,
     Question,
     Stats,
     Unresolved,
@@ -34,7 +35,7 @@ from index.migrate import upgrade
 from index.sql import SQLDatabase
 
 __all__ = [
-    "QUESTION_CHARS", "UNRESOLVED_MAX", "ActivityStore", "Question", "Stats", "Unresolved",
+    "QUESTION_CHARS", "UNRESOLVED_MAX", "ActivityStore", "Claim", "Question", "Stats", "Unresolved",
     "iso", "parse",
 ]  # fmt: skip
 

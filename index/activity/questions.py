@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from index.activity.rows import Question, _question, iso
+from index.activity.rows import Claim, Question, _question, iso
 from index.activity_tables import (
     questions,
 )
@@ -79,14 +78,7 @@ class Questions:
         with self.db.read() as conn:
             return [_question(r._mapping) for r in conn.execute(query)]
 
-    def claim_breached(
-        self,
-        now: datetime,
-        cutoffs: Mapping[str, datetime],
-        default_cutoff: datetime,
-        owner: str,
-        until: datetime,
-    ) -> Question | None:
+    def claim_breached(self, claim: Claim) -> Question | None:
         """Claim the oldest question whose breach notice is owed now: unanswered, created
         before its category's cutoff (``cutoffs``, else ``default_cutoff``), never
         delivered, not waiting for a retry, and not claimed by a live lease. The claim
@@ -95,44 +87,30 @@ class Questions:
         on PostgreSQL, the IMMEDIATE write lock on SQLite: two replicas never claim the
         same question at once."""
         q = questions.c
-        now_text = iso(now)
+        now_text = iso(claim.now)
         owed = sa.and_(
             q.notified_at.is_(None),
             sa.or_(q.notify_after.is_(None), q.notify_after <= now_text),
         )
-        return self._claim(owed, now, cutoffs, default_cutoff, owner, until)
+        return self._claim(owed, claim)
 
-    def claim_experts_due(
-        self,
-        now: datetime,
-        cutoffs: Mapping[str, datetime],
-        default_cutoff: datetime,
-        owner: str,
-        until: datetime,
-    ) -> Question | None:
+    def claim_experts_due(self, claim: Claim) -> Question | None:
         """Claim the oldest question whose notice to community experts is due (created
         before its cutoff, a fraction of its SLA), not yet sent or given up, and not yet
         past its SLA notice (staff have it then). Same claims as ``claim_breached``."""
         q = questions.c
         owed = sa.and_(q.experts_at.is_(None), q.notified_at.is_(None))
-        return self._claim(owed, now, cutoffs, default_cutoff, owner, until)
+        return self._claim(owed, claim)
 
-    def _claim(
-        self,
-        owed: sa.ColumnElement[bool],
-        now: datetime,
-        cutoffs: Mapping[str, datetime],
-        default_cutoff: datetime,
-        owner: str,
-        until: datetime,
-    ) -> Question | None:
+    def _claim(self, owed: sa.ColumnElement[bool], claim: Claim) -> Question | None:
         q = questions.c
-        now_text = iso(now)
+        now_text = iso(claim.now)
         due = [
             sa.and_(q.category == category, q.created_at <= iso(cutoff))
-            for category, cutoff in cutoffs.items()
+            for category, cutoff in claim.cutoffs.items()
         ]
-        due.append(sa.and_(q.category.not_in(list(cutoffs)), q.created_at <= iso(default_cutoff)))
+        default = iso(claim.default_cutoff)
+        due.append(sa.and_(q.category.not_in(list(claim.cutoffs)), q.created_at <= default))
         query = (
             sa.select(questions)
             .where(
@@ -152,7 +130,7 @@ class Questions:
             conn.execute(
                 questions.update()
                 .where(q.id == row.id)
-                .values(claimed_by=owner, claimed_until=iso(until))
+                .values(claimed_by=claim.owner, claimed_until=iso(claim.until))
             )
         return _question(row._mapping)
 

@@ -4,6 +4,7 @@ its time format: UTC ISO-8601 strings with microseconds, which sort as text."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +19,18 @@ def iso(moment: datetime) -> str:
 
 def parse(text: str) -> datetime:
     return datetime.fromisoformat(text)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A replica (``owner``) claiming, at ``now`` until ``until``, a question that is due:
+    created before its category's cutoff (``cutoffs``, else ``default_cutoff``)."""
+
+    now: datetime
+    cutoffs: Mapping[str, datetime]
+    default_cutoff: datetime
+    owner: str
+    until: datetime
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from service.schemas import (
     rate,
 )
 
-router = APIRouter()
+router = APIRouter(prefix="/v1/insights", tags=["agent"])
 GAPS_EXAMPLE = {
     "since": "2026-11-24T00:00:00Z",
     "until": "2026-12-01T00:00:00Z",
@@ -44,10 +44,9 @@ GAPS_EXAMPLE = {
 
 
 @router.get(
-    "/v1/insights/gaps",
+    "/gaps",
     response_model=GapsResponse,
     responses=AUTH_ERRORS | example(GAPS_EXAMPLE),
-    tags=["agent"],
 )
 def gaps(
     engine: EngineDep,
@@ -116,10 +115,9 @@ LANGUAGES_EXAMPLE = {
 
 
 @router.get(
-    "/v1/insights/daily",
+    "/daily",
     response_model=BreakdownResponse,
     responses=AUTH_ERRORS | example(BREAKDOWN_EXAMPLE),
-    tags=["agent"],
 )
 def daily(
     engine: EngineDep, _: Agent, days: Annotated[int, Query(ge=1, le=366)] = 30
@@ -131,10 +129,9 @@ def daily(
 
 
 @router.get(
-    "/v1/insights/languages",
+    "/languages",
     response_model=BreakdownResponse,
     responses=AUTH_ERRORS | example(LANGUAGES_EXAMPLE),
-    tags=["agent"],
 )
 def languages(
     engine: EngineDep,

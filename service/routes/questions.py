@@ -28,7 +28,7 @@ from service.schemas import (
     example,
 )
 
-router = APIRouter()
+router = APIRouter(tags=["agent"])
 QuestionIdPath = Annotated[
     str, Path(min_length=1, max_length=MAX_ID, pattern=ID_PATTERN, examples=["forum-48213"])
 ]
@@ -83,7 +83,6 @@ def _public(q: Question, esc: Escalations, now: datetime) -> QuestionPublic:
         200: {"description": "Already registered (unchanged)"},
         **example(QUESTION_EXAMPLE, 201),
     },
-    tags=["agent"],
 )
 def register_question(
     req: QuestionCreate,
@@ -107,7 +106,6 @@ def register_question(
     "/v1/questions/{question_id}",
     response_model=QuestionPublic,
     responses={**AUTH_ERRORS, 404: ERRORS[404], **example(QUESTION_EXAMPLE)},
-    tags=["agent"],
 )
 def get_question(
     question_id: QuestionIdPath, engine: EngineDep, esc: EscalationsDep, _: Agent
@@ -137,7 +135,6 @@ def get_question(
             ],
         }
     ),
-    tags=["agent"],
 )
 def question_experts(
     question_id: QuestionIdPath,
@@ -164,7 +161,6 @@ def question_experts(
     "/v1/questions/{question_id}/answered",
     response_model=QuestionPublic,
     responses={**AUTH_ERRORS, 404: ERRORS[404]},
-    tags=["agent"],
 )
 def mark_answered(
     question_id: QuestionIdPath,
@@ -194,7 +190,6 @@ def mark_answered(
             "escalations": [{**QUESTION_EXAMPLE, "overdue": True, "notified": True}],
         }
     ),
-    tags=["agent"],
 )
 def escalations(
     esc: EscalationsDep,

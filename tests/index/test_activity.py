@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from index.activity import ActivityStore
+from index.activity import ActivityStore, Claim
 from index.migrate import HEAD, current, head
 from index.sql import SQLDatabase
 from tests.server import BIN
@@ -28,10 +28,9 @@ def _question(a: ActivityStore, qid: str, hours_ago: float, category: str = "gen
 
 
 def _claim(a: ActivityStore, owner: str, at: datetime = NOW, lease_s: float = 60) -> str | None:
-    q = a.claim_breached(
-        at, {"billing": at - timedelta(hours=4)}, at - timedelta(hours=24), owner,
-        at + timedelta(seconds=lease_s),
-    )  # fmt: skip
+    cutoffs = {"billing": at - timedelta(hours=4)}
+    until = at + timedelta(seconds=lease_s)
+    q = a.claim_breached(Claim(at, cutoffs, at - timedelta(hours=24), owner, until))
     return None if q is None else q.id
 
 
