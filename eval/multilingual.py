@@ -54,7 +54,6 @@ def best_similarities(
 ) -> list[tuple[str, bool, float, bool]]:
     """Per question: (language, off topic?, best similarity, top-1 relevant?)."""
     out = []
-    store = searcher.corpus.store
     for q in data.queries:
         ranked = searcher.rank(q.title, q.body, limit=20)
         language = q.language or detect(f"{q.title}\n{q.body}")
@@ -62,7 +61,7 @@ def best_similarities(
             out.append((language, q.off_topic, -1.0, False))
             continue
         best_pk, _, _, _ = ranked[0]
-        stored = store.get_many([best_pk]).get(best_pk)
+        stored = searcher.corpus.threads([best_pk]).get(best_pk)
         correct = stored is not None and stored.thread.id in data.relevant(q.id)
         out.append((language, q.off_topic, max(r[2] for r in ranked), correct))
     return out

@@ -53,7 +53,7 @@ def main() -> None:
         engine.save_on_exit = False
         with engine:
             engine.ingest(harness.corpus_threads(data))
-            pks = [int(p) for p in engine.corpus.index.ids()]
+            pks = engine.corpus.store.pks().tolist()
             base = engine.searcher.params
             print(
                 f"| weight | MAP, real signals (none) | MAP, random signals: mean (min) over "

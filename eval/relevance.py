@@ -83,7 +83,7 @@ def candidates_of(searcher: Searcher, text: str) -> tuple[list[str], list[Candid
     """The first stage's list for a question, best cosine first (what the service scores)."""
     ranked = searcher.rank(text, "", limit=100)
     ranked = sorted(ranked, key=lambda r: -r[2])[:20]
-    stored = searcher.corpus.store.get_many([r[0] for r in ranked])
+    stored = searcher.corpus.threads([r[0] for r in ranked])
     ids, out = [], []
     for pk, _, cosine, _ in ranked:
         if pk not in stored:

@@ -39,9 +39,7 @@ def rank_queries(
         ranked = searcher.rank(q.title, q.body, limit=depth)
         missing = [pk for pk, *_ in ranked if pk not in pk_to_id]
         if missing:
-            pk_to_id.update(
-                {pk: s.thread.id for pk, s in searcher.corpus.store.get_many(missing).items()}
-            )
+            pk_to_id.update({pk: s.thread.id for pk, s in searcher.corpus.threads(missing).items()})
         rankings[q.id] = [pk_to_id[pk] for pk, *_ in ranked if pk in pk_to_id]
         if ranked:
             top_sim[q.id] = ranked[0][2]

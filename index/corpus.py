@@ -11,117 +11,31 @@ only rows embedded by another model.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import random
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Literal
 
 import numpy as np
 
 from index import seed, vectors
-from index.blocks import new_block_index
+from index.corpus_parts import (
+    Embedder,
+    UpsertReport,
+    Verification,
+    content_hash,
+    duplicate_ids,
+)
 from index.errors import IndexMismatch, ValidationFailed
+from index.layout import IndexLayout
 from index.models import Thread
-from index.store import Row, StoredThread, ThreadStore
+from index.store import Exported, Row, StoredThread, ThreadStore
 
 log = logging.getLogger(__name__)
 
-
-class Embedder(Protocol):
-    """What the corpus needs from an encoder."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def dimension(self) -> int: ...
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
-
-
-@dataclass
-class UpsertReport:
-    created: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    unchanged_text: list[str] = field(default_factory=list)
-
-    @property
-    def embedded(self) -> int:
-        return len(self.created) + len(self.updated)
-
-    def merge(self, other: UpsertReport) -> None:
-        self.created += other.created
-        self.updated += other.updated
-        self.unchanged_text += other.unchanged_text
-
-
-def content_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-@dataclass(frozen=True)
-class IndexLayout:
-    """Which vector index to keep and how: ``kind`` flat, ivf, or auto (IVF from
-    ``ivf_threshold`` threads up, back to flat below half of it); ``mmap`` serves the
-    saved file memory-mapped with writes in an in-memory delta."""
-
-    kind: str = "auto"
-    ivf_threshold: int = 50_000
-    nprobe: int = 48
-    mmap: bool = True
-    compact_after: float = 0.05  # fraction of the mapped base
-    # column blocks the vectors are zero outside of, one index each (index/blocks.py);
-    # () keeps one index over every column
-    blocks: tuple[tuple[int, int], ...] = ()
-
-    def kind_for(self, count: int, current: str) -> str:
-        if self.kind != "auto":
-            return self.kind
-        if count >= self.ivf_threshold:
-            return "ivf"
-        if count < self.ivf_threshold // 2:
-            return "flat"
-        return current if current in ("flat", "ivf") else "flat"
-
-    def new_index(
-        self, dimension: int, vectors_: np.ndarray, count: int, current: str
-    ) -> vectors.VectorIndex:
-        kind = self.kind_for(count, current)
-        if kind != "ivf":
-            if self.blocks:
-                return new_block_index("flat", dimension, self.blocks, None, count, self.nprobe)
-            return vectors.FlatIndex(dimension)
-        sample = vectors_
-        nlist = vectors.IVFIndex.nlist_for(count)
-        if len(sample) > 64 * nlist:  # k-means needs tens of points per cell, not all
-            pick = np.random.default_rng(0).choice(len(sample), 64 * nlist, replace=False)
-            sample = sample[np.sort(pick)]
-        if self.blocks:
-            return new_block_index("ivf", dimension, self.blocks, sample, count, self.nprobe)
-        return vectors.new_index("ivf", dimension, sample, count, self.nprobe)
-
-
-@dataclass(frozen=True)
-class Verification:
-    """How the vector index compares with the store (lists hold at most 20 keys)."""
-
-    threads: int
-    indexed: int
-    missing: list[int]  # in the store, not in the index
-    extra: list[int]  # in the index, not in the store
-    duplicated: int  # index entries beyond one per key
-    sampled: int
-    misranked: list[int]  # sampled threads whose own vector did not rank first
-
-    @property
-    def ok(self) -> bool:
-        return self.threads == self.indexed and not (
-            self.missing or self.extra or self.duplicated or self.misranked
-        )
+__all__ = ["Corpus", "Embedder", "IndexLayout", "UpsertReport", "Verification", "content_hash"]
 
 
 class Corpus:
@@ -326,7 +240,7 @@ class Corpus:
     # -- writes ------------------------------------------------------------------------
     def upsert(self, threads: Sequence[Thread]) -> UpsertReport:
         """Insert or replace threads by id; re-embed only those whose text changed."""
-        duplicates = _duplicate_ids(t.id for t in threads)
+        duplicates = duplicate_ids(t.id for t in threads)
         if duplicates:
             raise ValidationFailed(
                 [(f"item {i}", "id", f"duplicate id {tid!r} in one batch") for i, tid in duplicates]
@@ -375,7 +289,84 @@ class Corpus:
             self._advance(generation)
             return True
 
-    # -- reads -------------------------------------------------------------------------
+    # -- reads: the one door to the store and the index for searches and snapshots ----
+    def nearest(
+        self, query: np.ndarray, limit: int, within: vectors.Keys | None = None
+    ) -> list[tuple[int, float]]:
+        """The ``limit`` threads whose vectors score highest against ``query`` (inner
+        product), among the keys ``within`` when given."""
+        with self.lock:
+            return self.index.search(query, limit, within=within)
+
+    def vectors_for(self, pks: Sequence[int]) -> dict[int, np.ndarray]:
+        with self.lock:
+            return self.index.vectors_for(pks)
+
+    def threads(self, pks: Sequence[int]) -> dict[int, StoredThread]:
+        return self.store.get_many(pks)
+
+    def keys_for(self, thread_ids: Sequence[str]) -> dict[str, int]:
+        return self.store.pks_for_ids(thread_ids)
+
+    def keyword_search(
+        self,
+        text: str,
+        k: int,
+        within: Sequence[int] | None = None,
+        weights: tuple[float, float, float] = (2.0, 1.0, 0.5),
+        language: str | None = None,
+    ) -> list[tuple[int, float]]:
+        return self.store.keyword_search(text, k, within, weights, language)
+
+    def filter_keys(self, tags: Sequence[str] | None, language: str | None) -> list[int]:
+        return self.store.filter_pks(tags, language)
+
+    def store_id(self) -> str:
+        return self.store.store_id()
+
+    @property
+    def dimension(self) -> int:
+        return self.index.dimension
+
+    def seen(self) -> tuple[int, int]:
+        """What a search can see change: the index's generation and this process's writes
+        to the store (a cached filter is read again when either moves)."""
+        return self.generation, self.store.writes()
+
+    def export(
+        self, write: Callable[[Exported], object], restart: Callable[[], None]
+    ) -> tuple[int, int, bytes] | None:
+        """Every thread (to ``write``) and the index's bytes, of one generation: retried
+        (``restart`` first) while another process writes meanwhile; (count, generation,
+        index bytes), or None after five tries."""
+        for _ in range(5):
+            with self.lock:
+                self.refresh()
+                generation = self.generation
+                index_bytes = self.index.to_bytes()
+                restart()
+                count = 0
+                for batch in self.store.iter_export():
+                    for row in batch:
+                        write(row)
+                        count += 1
+                if self.store.generation() == generation:
+                    return count, generation, index_bytes
+        return None
+
+    def install(
+        self, index: vectors.VectorIndex, rows: Iterable[Exported], changed: list[int]
+    ) -> int:
+        """Replace every thread and the index with a snapshot's, then re-encode the keys
+        ``rows`` put in ``changed`` while it was read (their text no longer matches the
+        snapshot's vector) and save; the new generation."""
+        with self.lock:
+            generation = self.store.replace_all(rows)
+            self.index, self.generation = index, generation
+            self.reencode(changed)
+            self.save()
+            return generation
+
     def get(self, thread_id: str) -> StoredThread | None:
         return self.store.get(thread_id)
 
@@ -421,17 +412,11 @@ class Corpus:
                 misranked=misranked[:20],
             )
 
+    def fast_scan_state(self) -> Literal["off", "building", "ready"]:
+        with self.lock:
+            return vectors.fast_scan_state(self.index)
+
     def indexed(self) -> int:
         """Vectors in the in-memory index (equals ``count()`` when the index is current)."""
         with self.lock:
             return self.index.count
-
-
-def _duplicate_ids(ids: Iterable[str]) -> list[tuple[int, str]]:
-    seen: set[str] = set()
-    dups = []
-    for i, tid in enumerate(ids):
-        if tid in seen:
-            dups.append((i, tid))
-        seen.add(tid)
-    return dups

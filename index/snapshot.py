@@ -89,21 +89,15 @@ def _row_json(e: Exported) -> bytes:
 def _export(corpus: Corpus, out: IO[bytes]) -> tuple[int, int, bytes]:
     """Write the threads and return (count, generation, index bytes), all of one
     generation: retried if another process writes meanwhile."""
-    for _ in range(5):
-        with corpus.lock:
-            corpus.refresh()
-            generation = corpus.generation
-            index_bytes = corpus.index.to_bytes()
-            out.seek(0)
-            out.truncate()
-            count = 0
-            for batch in corpus.store.iter_export():
-                for e in batch:
-                    out.write(_row_json(e) + b"\n")
-                    count += 1
-            if corpus.store.generation() == generation:
-                return count, generation, index_bytes
-    raise SnapshotError("the store kept changing while it was exported; try again")
+
+    def restart() -> None:
+        out.seek(0)
+        out.truncate()
+
+    exported = corpus.export(lambda row: out.write(_row_json(row) + b"\n"), restart)
+    if exported is None:
+        raise SnapshotError("the store kept changing while it was exported; try again")
+    return exported
 
 
 def create(corpus: Corpus, path: Path) -> SnapshotInfo:
@@ -125,10 +119,10 @@ def create(corpus: Corpus, path: Path) -> SnapshotInfo:
                 "format": FORMAT,
                 "created_at": datetime.now(UTC).isoformat(),
                 "space": corpus.space,
-                "dimension": corpus.index.dimension,
+                "dimension": corpus.dimension,
                 "threads": count,
                 "generation": generation,
-                "store_id": corpus.store.store_id(),
+                "store_id": corpus.store_id(),
                 "files": {THREADS: sha256_file(rows_tmp), INDEX: _sha(index_bytes)},
             }
             with _exclusive(tmp, made, "wb") as fh:
@@ -348,13 +342,8 @@ def restore(
                 raise SnapshotError(f"{INDEX} does not hold exactly the snapshot's threads")
             ids = set(index.ids().tolist())
             changed: list[int] = []
-            with corpus.lock:
-                generation = corpus.store.replace_all(
-                    _checked_rows(_member(tar, THREADS), manifest, ids, admit, changed)
-                )
-                corpus.index, corpus.generation = index, generation
-                corpus.reencode(changed)
-                corpus.save()
+            rows = _checked_rows(_member(tar, THREADS), manifest, ids, admit, changed)
+            generation = corpus.install(index, rows, changed)
         digest = sha256_file(copy)
     finally:
         copy.unlink(missing_ok=True)

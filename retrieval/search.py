@@ -118,7 +118,7 @@ class Searcher:
         self.aligner = aligner
         # the query vector from the question's document vector (pairwise encoders)
         self.query_form = query_form
-        self._pools = FilterPools(lambda tags, lang: self.corpus.store.filter_pks(tags, lang))
+        self._pools = FilterPools(self.corpus.filter_keys)
         self.encoder = encoder
         self.params = params or SearchParams()
         self.signals = signals  # community signals for the ranking prior
@@ -139,7 +139,7 @@ class Searcher:
         ``KEYWORD_OVERFETCH`` times as many and keeps the allowed ones."""
         fetch = limit if allowed is None else min(limit * KEYWORD_OVERFETCH, KEYWORD_MAX)
         search = partial(
-            self.corpus.store.keyword_search,
+            self.corpus.keyword_search,
             query,
             fetch,
             within=within,
@@ -171,14 +171,11 @@ class Searcher:
         what is shown (``contenders``); the others keep their fused score. ``rescore``
         (fusion ``rescore``): BM25 of the best same-language candidates, from the cosines."""
         p = self.params
-        index = self.corpus.index
-        with self.corpus.lock:
-            dense = dict(index.search(qvec, limit, within=pool))
+        dense = dict(self.corpus.nearest(qvec, limit, within=pool))
         lexical = dict(keyword())
         missing = [pk for pk in lexical if pk not in dense]
         if missing:
-            with self.corpus.lock:
-                vecs = index.vectors_for(missing)
+            vecs = self.corpus.vectors_for(missing)
             dense.update({pk: float(np.dot(v, qvec)) for pk, v in vecs.items()})
         lexical = {pk: s for pk, s in lexical.items() if pk in dense}  # drop rows deleted mid-way
         if rescore is not None:
@@ -252,11 +249,11 @@ class Searcher:
         """BM25 for the best ``rescore_depth`` candidates (by cosine) written in the
         question's language, keyed by thread pk; one with no keyword hit scores 0."""
         best = sorted(cosine, key=lambda pk: (-cosine[pk], pk))[: self.params.rescore_depth]
-        stored = self.corpus.store.get_many(best)
+        stored = self.corpus.threads(best)
         same = [pk for pk in best if pk in stored and stored[pk].thread.language == language]
         if not same:
             return {}
-        hits = self.corpus.store.keyword_search(
+        hits = self.corpus.keyword_search(
             query, len(same), within=same, weights=self.params.bm25_weights, language=language
         )
         found = dict(hits)
@@ -269,7 +266,7 @@ class Searcher:
         search can see, not once per request; a key the index lacks is never found
         anyway. (Asking the store its generation instead cost 0.9 ms a request at 1M
         threads.)"""
-        generation = (self.corpus.generation, self.corpus.store.writes())
+        generation = self.corpus.seen()
         return self._pools.keys(tags, language, generation)
 
     def search(
@@ -303,7 +300,7 @@ class Searcher:
             return self._relevant(model, question_text(title, body), ranked, k, asked_in)
         best = max((r[2] for r in ranked), default=None)
         passing = [r for r in ranked if r[2] >= threshold][:k]
-        stored = self.corpus.store.get_many([r[0] for r in passing])
+        stored = self.corpus.threads([r[0] for r in passing])
         hits = [Hit(stored[pk], s, sim, b) for pk, s, sim, b in passing if pk in stored]
         decision: Literal["suggest", "no_match"] = "suggest" if hits else "no_match"
         return SearchResult(decision, hits, best, asked_in, threshold)
@@ -323,7 +320,7 @@ class Searcher:
         threshold = model.threshold_for(asked_in)
         by_cosine = sorted(ranked, key=lambda r: (-r[2], r[0]))[:20]
         best = by_cosine[0][2] if by_cosine else None
-        stored = self.corpus.store.get_many([r[0] for r in by_cosine[:DEPTH]])
+        stored = self.corpus.threads([r[0] for r in by_cosine[:DEPTH]])
         candidates = [
             Candidate(cos, stored[pk].thread.language, thread_text(stored[pk].thread),
                       stored[pk].thread.answer)
@@ -344,7 +341,7 @@ class Searcher:
 
     def rerank(self, title: str, body: str, thread_ids: Sequence[str]) -> list[tuple[str, float]]:
         """Score given threads for a question (the SemEval candidates protocol), best first."""
-        pks = self.corpus.store.pks_for_ids(thread_ids)
+        pks = self.corpus.keys_for(thread_ids)
         ranked = self.rank(title, body, limit=len(pks), within=list(pks.values()))
         fused = {pk: score for pk, score, _, _ in ranked}
         by_pk = {pk: tid for tid, pk in pks.items()}

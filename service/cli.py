@@ -191,7 +191,7 @@ def reindex(
         with progress() as bar:
             task = bar.add_task("reindex", total=engine.corpus.count())
             n = engine.corpus.rebuild(reembed=reembed, progress=lambda m: bar.advance(task, m))
-        console.print(f"index rebuilt: {engine.corpus.index.count} vectors, {n} re-encoded")
+        console.print(f"index rebuilt: {engine.corpus.indexed()} vectors, {n} re-encoded")
 
 
 @app.command()

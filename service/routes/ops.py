@@ -10,7 +10,6 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from index import vectors
 from service.deps import Admin, Agent, EngineDep, MetricsDep
 from service.schemas import AUTH_ERRORS, Health, Ready, VerifyResult, example
 
@@ -48,7 +47,7 @@ def readyz(engine: EngineDep) -> JSONResponse:
         checks=checks,
         threads=threads,
         indexed=indexed,
-        fast_scan=vectors.fast_scan_state(engine.corpus.index),
+        fast_scan=engine.corpus.fast_scan_state(),
     )
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 

