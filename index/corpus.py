@@ -308,15 +308,11 @@ class Corpus:
     def keys_for(self, thread_ids: Sequence[str]) -> dict[str, int]:
         return self.store.pks_for_ids(thread_ids)
 
-    def keyword_search(
-        self,
-        text: str,
-        k: int,
-        within: Sequence[int] | None = None,
-        weights: tuple[float, float, float] = (2.0, 1.0, 0.5),
-        language: str | None = None,
-    ) -> list[tuple[int, float]]:
-        return self.store.keyword_search(text, k, within, weights, language)
+    @property
+    def keyword_search(self) -> Callable[..., list[tuple[int, float]]]:
+        """The store's keyword search (``ThreadStore.keyword_search``: text, k, within,
+        weights, language)."""
+        return self.store.keyword_search
 
     def filter_keys(self, tags: Sequence[str] | None, language: str | None) -> list[int]:
         return self.store.filter_pks(tags, language)

@@ -7,17 +7,24 @@ from pathlib import Path
 
 from index.errors import StoreError
 from index.pg_store import PostgresStore
+from index.sql import PG_OVERFLOW, PG_POOL_SIZE
 from index.sqlite_store import SQLiteStore
-from index.store import ThreadStore
+from index.thread_store import SQLThreadStore
 
 
-def open_store(url: str | None, default_path: Path) -> ThreadStore:
-    """``postgresql://...`` → PostgreSQL; ``sqlite:///path`` or None (``default_path``)
-    → SQLite."""
+def open_store(
+    url: str | None,
+    default_path: Path,
+    pool_size: int = PG_POOL_SIZE,
+    max_overflow: int = PG_OVERFLOW,
+) -> SQLThreadStore:
+    """``postgresql://...`` → PostgreSQL (a pool of ``pool_size`` connections, up to
+    ``max_overflow`` more under load); ``sqlite:///path`` or None (``default_path``) →
+    SQLite."""
     if url is None or url == "":
         return SQLiteStore(default_path)
     if url.startswith(("postgresql://", "postgres://")):
-        return PostgresStore(url)
+        return PostgresStore(url, pool_size=pool_size, max_overflow=max_overflow)
     if url.startswith("sqlite:///"):
         return SQLiteStore(Path(url.removeprefix("sqlite:///")))
     raise StoreError("database URL must start with postgresql:// or sqlite:///")

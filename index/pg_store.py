@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 
 from index.analysis import ANALYZER, analyze_text
 from index.errors import StoreError
-from index.sql import SQLDatabase
+from index.sql import PG_OVERFLOW, PG_POOL_SIZE, SQLDatabase
 from index.thread_store import SQLThreadStore, TermSearch
 from index.thread_tables import threads
 
@@ -81,11 +81,18 @@ def _analysed(thread: Any) -> dict[str, str]:
 class PostgresStore(SQLThreadStore):
     """The thread store in a PostgreSQL database (see the module doc)."""
 
-    def __init__(self, url: str, pool_size: int = 8, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        pool_size: int = PG_POOL_SIZE,
+        timeout: float = 30.0,
+        max_overflow: int = PG_OVERFLOW,
+    ) -> None:
         self.url = url
         db = SQLDatabase.open(
-            url, None, what="thread store", pool_size=pool_size, pool_timeout=timeout
-        )
+            url, None, what="thread store", pool_size=pool_size, pool_timeout=timeout,
+            max_overflow=max_overflow,
+        )  # fmt: skip
         try:
             super().__init__(db)
         except (StoreError, sa.exc.SQLAlchemyError) as exc:

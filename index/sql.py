@@ -57,7 +57,9 @@ def chunks(items: Sequence[T], size: int = 500) -> Iterator[list[T]]:
 OnConnect = Callable[[Any], None]
 """Per-connection set-up on the driver's own connection (e.g. SQL functions for SQLite)."""
 POOL_SIZE = 8  # connections kept open; up to OVERFLOW more while requests need them
-OVERFLOW = 56
+OVERFLOW = 56  # SQLite: connections are files, not server processes
+PG_POOL_SIZE = 10  # PostgreSQL, per replica (settings database_pool_size / _overflow)
+PG_OVERFLOW = 10
 
 
 def _sqlite_engine(path: Path, synchronous: str, on_connect: OnConnect | None) -> Engine:
@@ -88,8 +90,9 @@ def _sqlite_engine(path: Path, synchronous: str, on_connect: OnConnect | None) -
 class SQLDatabase:
     """A SQLite file or a PostgreSQL database behind one SQLAlchemy engine."""
 
-    def __init__(self, engine: Engine, what: str = "store") -> None:
+    def __init__(self, engine: Engine, what: str = "store", owns_engine: bool = True) -> None:
         self.engine = engine
+        self.owns_engine = owns_engine  # False: another SQLDatabase's pool, closed by it
         self.what = what  # named in errors: "thread store", "activity store"
         self.dialect = engine.dialect.name
         self.writer = engine.execution_options(immediate=True)
@@ -108,18 +111,20 @@ class SQLDatabase:
         synchronous: str = "NORMAL",
         what: str = "activity store",
         on_connect: OnConnect | None = None,
-        pool_size: int = POOL_SIZE,
+        pool_size: int = PG_POOL_SIZE,
         pool_timeout: float = 30.0,
+        max_overflow: int = PG_OVERFLOW,
     ) -> SQLDatabase:
         """PostgreSQL for a ``postgresql://`` URL; otherwise the SQLite file ``sqlite_path``
-        (``synchronous`` and ``on_connect`` apply to SQLite only; ``pool_size`` and
-        ``pool_timeout``, the seconds to connect or wait for a connection, to PostgreSQL)."""
+        (``synchronous`` and ``on_connect`` apply to SQLite only; ``pool_size``,
+        ``max_overflow`` and ``pool_timeout``, the seconds to connect or wait for a
+        connection, to PostgreSQL: at most ``pool_size + max_overflow`` connections)."""
         if url and url.startswith(("postgresql://", "postgres://")):
             engine = sa.create_engine(
                 sqlalchemy_url(url),
                 pool_pre_ping=True,
                 pool_size=pool_size,
-                max_overflow=OVERFLOW,
+                max_overflow=max_overflow,
                 pool_timeout=pool_timeout,
                 connect_args={"connect_timeout": max(1, int(pool_timeout))},
             )
@@ -225,5 +230,11 @@ class SQLDatabase:
             return False
         return True
 
+    def sharing(self, what: str) -> SQLDatabase:
+        """Another store's tables over this database's pool (one pool per replica on
+        PostgreSQL: the thread store's and the activity store's connections together)."""
+        return SQLDatabase(self.engine, what, owns_engine=False)
+
     def close(self) -> None:
-        self.engine.dispose()
+        if self.owns_engine:
+            self.engine.dispose()

@@ -31,7 +31,7 @@ from index.activity import ActivityStore
 from index.corpus import Corpus, IndexLayout, UpsertReport
 from index.factory import open_store
 from index.models import Thread
-from index.store import ThreadStore
+from index.thread_store import SQLThreadStore
 from retrieval.batching import BatchingEncoder
 from retrieval.encoder import Encoder
 from retrieval.factory import load_encoder
@@ -85,7 +85,7 @@ class Pools:
 class Engine:
     settings: Settings
     encoder: Encoder
-    store: ThreadStore
+    store: SQLThreadStore  # the one implementation, over SQLite or PostgreSQL
     corpus: Corpus
     searcher: Searcher
     triage: Triage | None
@@ -315,7 +315,12 @@ def _open_engine(
     pools: Pools,
     warming: cf.Future[None] | None,
 ) -> Engine:
-    store = open_store(settings.database_url, settings.database_path)
+    store = open_store(
+        settings.database_url,
+        settings.database_path,
+        settings.database_pool_size,
+        settings.database_pool_overflow,
+    )
     corpus = Corpus(
         store,
         encoder,
@@ -334,7 +339,7 @@ def _open_engine(
     corpus.open()
     if corpus.rebuilt_because:
         log.info("vector index rebuilt (%s)", corpus.rebuilt_because)
-    activity = ActivityStore.open(settings.database_url, settings.activity_path)
+    activity = ActivityStore.open(settings.database_url, settings.activity_path, shared=store.db)
     relevance, aligner = relevance_for(settings, encoder, triage)
     searcher = Searcher(
         corpus,

@@ -61,8 +61,16 @@ class ActivityStore(SuggestLog, Reports, Questions, Leases):
         drops what it holds when this moves."""
 
     @classmethod
-    def open(cls, url: str | None, sqlite_path: Path) -> ActivityStore:
-        """PostgreSQL for a ``postgresql://`` URL, else the SQLite file ``sqlite_path``."""
+    def open(
+        cls, url: str | None, sqlite_path: Path, shared: SQLDatabase | None = None
+    ) -> ActivityStore:
+        """PostgreSQL for a ``postgresql://`` URL, else the SQLite file ``sqlite_path``. On
+        PostgreSQL, ``shared`` (the thread store's database) lends its pool: one pool per
+        replica. On SQLite the tables keep their own file, so that logging a suggest never
+        waits behind a bulk thread write."""
+        postgres = url is not None and url.startswith(("postgresql://", "postgres://"))
+        if postgres and shared is not None and shared.dialect == "postgresql":
+            return cls(shared.sharing("activity store"))
         return cls(SQLDatabase.open(url, sqlite_path, synchronous="NORMAL"))
 
     def ping(self) -> bool:

@@ -287,3 +287,24 @@ def test_daily_language_and_unresolved_figures(activity: ActivityStore) -> None:
         ("q [CARD]", "", "staff"),
         ("q two", "pt", "no_match"),
     ]
+
+
+def test_on_sqlite_the_activity_keeps_its_own_file_even_when_offered_a_pool(
+    tmp_path: Path,
+) -> None:
+    """Sharing a pool is for PostgreSQL; on SQLite the activity tables stay in their own
+    file, so a suggest's log insert never waits behind a bulk thread write."""
+    threads = SQLDatabase.open(None, tmp_path / "threads.db", what="thread store")
+    activity = ActivityStore.open(None, tmp_path / "activity.db", shared=threads)
+    assert activity.db.engine is not threads.engine and activity.db.owns_engine
+    borrowed = threads.sharing("activity store")
+    assert borrowed.engine is threads.engine and not borrowed.owns_engine
+    with threads.read() as conn:
+        assert conn.exec_driver_sql("SELECT 1").scalar_one() == 1
+    kept = threads.engine.pool.checkedin()  # type: ignore[attr-defined]
+    assert kept >= 1
+    borrowed.close()  # does not dispose the lender's pool: its open connections stay
+    assert threads.engine.pool.checkedin() == kept  # type: ignore[attr-defined]
+    threads.close()
+    assert threads.engine.pool.checkedin() == 0  # type: ignore[attr-defined]
+    activity.close()

@@ -98,6 +98,10 @@ def test_engine_on_postgres_searches_snapshots_and_catches_up(
         )  # fmt: skip
 
     a, b = build_engine(settings("a")), build_engine(settings("b"))  # two replicas
+    # one connection pool per replica: the activity tables borrow the thread store's
+    assert a.activity.db.engine is a.store.db.engine is not b.store.db.engine
+    pool = a.store.db.engine.pool
+    assert pool.size() == 10 and pool._max_overflow == 10  # type: ignore[attr-defined]
     a.upsert(SAMPLE)
     assert b.corpus.index.count == 0 and b.corpus.refresh() == 4
     hit = b.searcher.search("microSD card", k=1).hits[0]  # keyword search on PostgreSQL
@@ -107,5 +111,6 @@ def test_engine_on_postgres_searches_snapshots_and_catches_up(
     snapshot.restore(b.corpus, snap.path)
     a.corpus.refresh()
     assert a.corpus.verify().ok and b.corpus.verify().ok and a.corpus.count() == 4
-    a.close()
+    a.close()  # closes the shared pool once: the activity store does not dispose it
+    assert not a.activity.db.owns_engine and a.store.db.owns_engine
     b.close()
