@@ -317,6 +317,11 @@ class Corpus:
     def filter_keys(self, tags: Sequence[str] | None, language: str | None) -> list[int]:
         return self.store.filter_pks(tags, language)
 
+    def warm_keyword_index(self, stop: threading.Event) -> int:
+        """The store's ``warm_keyword_index``: its keyword index read once (a background
+        job as a replica starts)."""
+        return self.store.warm_keyword_index(stop)
+
     def store_id(self) -> str:
         return self.store.store_id()
 

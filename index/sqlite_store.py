@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Sequence
+from contextlib import closing
 from pathlib import Path
+from threading import Event
 from typing import Any
 
 import sqlalchemy as sa
@@ -174,6 +176,20 @@ class SQLiteStore(SQLThreadStore):
                 + " FROM threads"
             )
             run("INSERT OR REPLACE INTO meta(key, value) VALUES ('analyzer', ?)", (ANALYZER,))
+
+    def warm_keyword_index(self, stop: Event) -> int:
+        """Read the FTS5 postings and document lengths front to back, on a read-only
+        connection of its own, until done or ``stop`` is set; the bytes read. A keyword
+        search reads a few scattered pages of both, and after a start they are on disk:
+        at a million threads (140 MB, read in about 3 s) English questions ran p50 15-16
+        ms in process until they were read, 11-12 ms after."""
+        done = 0
+        with closing(sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)) as conn:
+            for table, column in (("threads_fts_data", "block"), ("threads_fts_docsize", "sz")):
+                cursor = conn.execute(f"SELECT {column} FROM {table}")
+                while not stop.is_set() and (rows := cursor.fetchmany(256)):
+                    done += sum(len(value) for (value,) in rows if value)
+        return done
 
     def _written_after(self) -> sa.TextClause:
         # by the gen index: left to itself the planner scans all rows in pk order

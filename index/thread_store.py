@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from threading import Event
 from typing import Any
 
 import numpy as np
@@ -129,6 +130,12 @@ class SQLThreadStore:
 
     def close(self) -> None:
         self.db.close()
+
+    def warm_keyword_index(self, stop: Event) -> int:
+        """Read the keyword index once so that a started replica's first searches find it
+        in memory; the bytes read. PostgreSQL keeps its own buffer cache (warm it with
+        ``pg_prewarm`` if wanted): nothing to do here."""
+        return 0
 
     # -- reads -------------------------------------------------------------------------
     def generation(self) -> int:

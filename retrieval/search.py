@@ -210,13 +210,16 @@ class Searcher:
         within: Sequence[int] | None = None,
         asked_in: str | None = None,
         shown: Shown | None = None,
+        read: dict[int, StoredThread] | None = None,
     ) -> list[tuple[int, float, float, float | None]]:
         """All candidates, best first, as (pk, fused score, cosine, bm25 or None).
 
         ``within`` restricts the search to those thread keys; tags/language filter further.
         ``asked_in`` is the question's language when the caller has detected it already.
         ``shown``: only the best ``top`` candidates at or above a cosine ``floor`` will be
-        used, so the rest of the order need not be exact (``contenders``).
+        used, so the rest of the order need not be exact (``contenders``). ``read``
+        collects the candidate rows the ranking read (the rescore's), for the caller to
+        reuse instead of reading them again.
         """
         query = question_text(title, body)
         allowed = self._pool(tags, language) if (tags or language) else None
@@ -232,7 +235,7 @@ class Searcher:
         )
         language = asked_in or detect(query)
         rescore = (
-            partial(self._same_language_bm25, query, language)
+            partial(self._same_language_bm25, query, language, {} if read is None else read)
             if fusion == "rescore" and language in self.params.rescore_languages
             else None
         )
@@ -244,12 +247,13 @@ class Searcher:
         return [(pk, fused[pk], dense[pk], lexical.get(pk)) for pk in order]
 
     def _same_language_bm25(
-        self, query: str, language: str, cosine: dict[int, float]
+        self, query: str, language: str, read: dict[int, StoredThread], cosine: dict[int, float]
     ) -> dict[int, float]:
         """BM25 for the best ``rescore_depth`` candidates (by cosine) written in the
-        question's language, keyed by thread pk; one with no keyword hit scores 0."""
+        question's language, keyed by thread pk; one with no keyword hit scores 0. The
+        rows it reads (for their language) are added to ``read``."""
         best = sorted(cosine, key=lambda pk: (-cosine[pk], pk))[: self.params.rescore_depth]
-        stored = self.corpus.threads(best)
+        stored = self._threads(best, read)
         same = [pk for pk in best if pk in stored and stored[pk].thread.language == language]
         if not same:
             return {}
@@ -258,6 +262,14 @@ class Searcher:
         )
         found = dict(hits)
         return {pk: found.get(pk, 0.0) for pk in same}
+
+    def _threads(self, pks: list[int], read: dict[int, StoredThread]) -> dict[int, StoredThread]:
+        """The stored rows of ``pks``, those already in ``read`` (this request's) not read
+        again; the new ones are added to it."""
+        missing = [pk for pk in pks if pk not in read]
+        if missing:
+            read.update(self.corpus.threads(missing))
+        return {pk: read[pk] for pk in pks if pk in read}
 
     def _pool(self, tags: Sequence[str] | None, language: str | None) -> np.ndarray:
         """The keys a tag/language filter allows, as an array, cached per tag until this
@@ -287,6 +299,7 @@ class Searcher:
         else:
             threshold = self.params.threshold_for(asked_in)
             shown = Shown(k, threshold)
+        read: dict[int, StoredThread] = {}
         ranked = self.rank(
             title,
             body,
@@ -295,12 +308,13 @@ class Searcher:
             language,
             asked_in=asked_in,
             shown=shown,
+            read=read,
         )
         if model is not None:
-            return self._relevant(model, question_text(title, body), ranked, k, asked_in)
+            return self._relevant(model, question_text(title, body), ranked, k, asked_in, read)
         best = max((r[2] for r in ranked), default=None)
         passing = [r for r in ranked if r[2] >= threshold][:k]
-        stored = self.corpus.threads([r[0] for r in passing])
+        stored = self._threads([r[0] for r in passing], read)
         hits = [Hit(stored[pk], s, sim, b) for pk, s, sim, b in passing if pk in stored]
         decision: Literal["suggest", "no_match"] = "suggest" if hits else "no_match"
         return SearchResult(decision, hits, best, asked_in, threshold)
@@ -312,6 +326,7 @@ class Searcher:
         ranked: list[tuple[int, float, float, float | None]],
         k: int,
         asked_in: str,
+        read: dict[int, StoredThread],
     ) -> SearchResult:
         """The two-stage search: the first stage's candidates, best cosine first, are read
         by the relevance model (its list signals over the best 20, its pair signals for
@@ -320,7 +335,7 @@ class Searcher:
         threshold = model.threshold_for(asked_in)
         by_cosine = sorted(ranked, key=lambda r: (-r[2], r[0]))[:20]
         best = by_cosine[0][2] if by_cosine else None
-        stored = self.corpus.threads([r[0] for r in by_cosine[:DEPTH]])
+        stored = self._threads([r[0] for r in by_cosine[:DEPTH]], read)
         candidates = [
             Candidate(cos, stored[pk].thread.language, thread_text(stored[pk].thread),
                       stored[pk].thread.answer)

@@ -29,7 +29,7 @@ from index.activity import ActivityStore
 from index.errors import UnsourceError, ValidationFailed
 from service import experts
 from service.auth import Keyring
-from service.background import Periodic
+from service.background import Once, Periodic
 from service.config import Settings
 from service.escalation import Escalations
 from service.headers import SecurityHeaders
@@ -154,7 +154,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             "index-refresh", settings.index_refresh_seconds, app.state.engine.refresh_index
         )
         refresher.start()
-        jobs = [refresher]
+        jobs: list[Periodic | Once] = [refresher]
+        if settings.fusion != "dense":  # the ranking reads the keyword index: warm it
+            jobs.append(Once("keyword-warm", app.state.engine.corpus.warm_keyword_index))
+            jobs[-1].start()
         if settings.retention_days:
             purge = partial(
                 retention,

@@ -39,3 +39,28 @@ class Periodic:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+
+
+class Once:
+    """Runs ``fn(stop)`` once in a daemon thread; ``fn`` should return soon after ``stop``
+    is set. An exception is logged."""
+
+    def __init__(self, name: str, fn: Callable[[threading.Event], object]) -> None:
+        self.name = name
+        self.fn = fn
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self.fn(self._stop)
+        except Exception:
+            log.exception("%s failed", self.name)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)

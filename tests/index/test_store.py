@@ -3,11 +3,14 @@ conftest.py is parametrized): SQLite, and a real PostgreSQL server (``slow``).""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
 from index.errors import StoreError
 from index.lexical import CommonTerms
+from index.sqlite_store import SQLiteStore
 from index.store import Exported, Row, StoredThread, ThreadStore, fts_query
 from tests.support import SAMPLE, make_thread
 
@@ -148,6 +151,19 @@ def test_keyword_search_within_restricts(store: ThreadStore) -> None:
     hits = store.keyword_search("hub", 5, within=[pks["t4"]])
     assert [pk for pk, _ in hits] == [pks["t4"]]
     assert store.keyword_search("hub", 5, within=[]) == []
+
+
+def test_warming_the_keyword_index_reads_it_and_stops_when_asked(store: ThreadStore) -> None:
+    store.upsert(_rows(SAMPLE))
+    read = store.warm_keyword_index(threading.Event())
+    if isinstance(store, SQLiteStore):  # the postings and document sizes of 5 threads
+        assert read > 0
+    else:  # PostgreSQL keeps its own buffer cache
+        assert read == 0
+    stopped = threading.Event()
+    stopped.set()
+    assert store.warm_keyword_index(stopped) == 0
+    assert store.keyword_search("hub", 5)  # the store is untouched
 
 
 def test_filter_by_language_and_tags(store: ThreadStore) -> None:

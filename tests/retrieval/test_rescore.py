@@ -63,3 +63,23 @@ def test_an_english_question_reads_bm25_within_its_best_english_candidates_only(
     asked.clear()
     searcher.rank("Como reiniciar o hub de fábrica", limit=4)
     assert asked == []  # a Portuguese question is not rescored (English only by default)
+
+
+def test_a_search_reads_its_candidates_rows_once_for_the_rescore_and_for_what_it_shows(
+    loaded: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    corpus = loaded.corpus
+    reads: list[list[int]] = []
+    threads = corpus.threads
+
+    def spy(pks):  # type: ignore[no-untyped-def]
+        reads.append(list(pks))
+        return threads(pks)
+
+    monkeypatch.setattr(corpus, "threads", spy)
+    params = SearchParams(fusion="rescore", min_similarity=-1, rescore_depth=10)
+    searcher = Searcher(corpus, loaded.encoder, params)
+    result = searcher.search("Reset the hub to factory settings", k=3)
+    assert result.hits and len(reads) == 1  # the hits shown come from the rescore's read
+    read_keys = {pk for pks in reads for pk in pks}
+    assert {h.thread.pk for h in result.hits} <= read_keys
