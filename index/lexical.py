@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 
 class CommonTerms:
@@ -70,6 +70,28 @@ class CommonTerms:
 
     def limit(self) -> int:
         return max(self.floor, int(self.fraction * self._refresh()))
+
+    def prime(self, counts: Iterable[tuple[str, int]]) -> int:
+        """Take exact document counts, read in one pass over the keyword index as a replica
+        starts, so its first questions do not each count their terms (at a million threads
+        a question's unseen terms cost milliseconds to count). Kept: the terms whose
+        counting would walk more than a tenth of the cap's postings, at most ``size``
+        terms in all; nothing in a store small enough never to drop a term. The terms
+        kept; ``counts`` is read no further once the cache is full."""
+        documents = self._refresh()
+        if documents <= self.floor:
+            return 0
+        cap = max(self.floor, int(self.fraction * documents))
+        kept = 0
+        for term, df in counts:
+            if df * 10 <= cap:
+                continue
+            with self._lock:
+                if term not in self._cache and len(self._cache) >= self.size:
+                    break
+                self._cache[term] = (df, cap, self._clock())
+            kept += 1
+        return kept
 
     def keep(self, terms: Sequence[str]) -> list[str]:
         """``terms`` without the too-common ones, in their order (all of them in a small

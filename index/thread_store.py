@@ -132,10 +132,16 @@ class SQLThreadStore:
         self.db.close()
 
     def warm_keyword_index(self, stop: Event) -> int:
-        """Read the keyword index once so that a started replica's first searches find it
-        in memory; the bytes read. PostgreSQL keeps its own buffer cache (warm it with
-        ``pg_prewarm`` if wanted): nothing to do here."""
-        return 0
+        """Read the keyword index once as a replica starts, until done or ``stop`` is set,
+        so that its first searches neither wait on the disk for it nor count their terms
+        (``CommonTerms.prime``); the terms whose counts were kept."""
+        return self.common_terms.prime(self._term_counts(stop))
+
+    def _term_counts(self, stop: Event) -> Iterator[tuple[str, int]]:
+        """Every indexed term with the number of threads holding it, in one pass over the
+        keyword index. PostgreSQL keeps its own buffer cache (``pg_prewarm`` warms it)
+        and its tsvector statistics are not a term count: none."""
+        return iter(())
 
     # -- reads -------------------------------------------------------------------------
     def generation(self) -> int:

@@ -20,6 +20,7 @@ the ranking prior's community signals are ``service.signals``.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -167,16 +168,15 @@ class Engine:
 
 
 def search_params(settings: Settings) -> SearchParams:
-    return SearchParams(
-        fusion=settings.fusion,
-        dense_weight=settings.dense_weight,
-        keyword_weight=settings.keyword_weight,
-        rrf_k=settings.rrf_k,
-        candidates=settings.candidates,
-        min_similarity=settings.min_similarity,
-        prior_weight=settings.prior_weight,
-        language_thresholds=tuple(sorted(settings.thresholds_by_language().items())),
-    )
+    """The search's parameters: each setting named as a ``SearchParams`` field (fusion,
+    weights, candidates, ...) passes as it is; the per-language thresholds are parsed."""
+    named = {
+        f.name: getattr(settings, f.name)
+        for f in dataclasses.fields(SearchParams)
+        if f.name in Settings.model_fields and f.name != "language_thresholds"
+    }
+    thresholds = tuple(sorted(settings.thresholds_by_language().items()))
+    return SearchParams(**named, language_thresholds=thresholds)
 
 
 def relevance_for(

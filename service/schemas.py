@@ -329,6 +329,19 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 AUTH_ERRORS: dict[int | str, dict[str, Any]] = {c: ERRORS[c] for c in (401, 403, 413, 422, 429)}
 
 
+def documented(
+    payload: Any = None, code: int = 200, *, missing: bool = False
+) -> dict[int | str, dict[str, Any]]:
+    """A route's OpenAPI ``responses``: the errors every keyed route can answer, 404 when
+    what it names may be ``missing``, and one JSON example of its ``code`` answer."""
+    out = dict(AUTH_ERRORS)
+    if missing:
+        out[404] = ERRORS[404]
+    if payload is not None:
+        out |= example(payload, code)
+    return out
+
+
 class VerifyResult(BaseModel):
     """The vector index checked against the store (key lists hold at most 20)."""
 

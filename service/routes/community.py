@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request
 
 from index.models import AwareTimestamp, Language
 from service.deps import EngineDep, Public
-from service.schemas import AUTH_ERRORS, Leader, LeadersResponse, example
+from service.schemas import Leader, LeadersResponse, documented
 from service.ttl import TTLCache
 
 router = APIRouter()
@@ -22,8 +22,7 @@ LEADERS_CACHE_SECONDS = 300.0
 @router.get(
     "/v1/community/leaders",
     response_model=LeadersResponse,
-    responses=AUTH_ERRORS
-    | example(
+    responses=documented(
         {
             "since": "2026-11-01T00:00:00Z",
             "language": None,

@@ -12,12 +12,10 @@ from index.models import AwareTimestamp
 from service.deps import Agent, EngineDep, MetricsDep, Public
 from service.limits import client_bucket
 from service.schemas import (
-    AUTH_ERRORS,
-    ERRORS,
     FeedbackRequest,
     FeedbackResult,
     StatsResponse,
-    example,
+    documented,
     rate,
 )
 
@@ -27,7 +25,7 @@ router = APIRouter()
 @router.post(
     "/v1/feedback",
     response_model=FeedbackResult,
-    responses={**AUTH_ERRORS, 404: ERRORS[404], **example({"result": "created"})},
+    responses=documented({"result": "created"}, missing=True),
     tags=["public"],
 )
 def feedback(
@@ -65,8 +63,7 @@ def _invalid(field: str, message: str) -> Exception:
 @router.get(
     "/v1/stats",
     response_model=StatsResponse,
-    responses=AUTH_ERRORS
-    | example(
+    responses=documented(
         {
             "since": "2026-11-01T00:00:00Z",
             "suggest_count": 1200,

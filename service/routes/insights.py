@@ -13,12 +13,11 @@ from index.models import AwareTimestamp
 from service.deps import Agent, EngineDep
 from service.insights import MIN_SIZE, gaps_for
 from service.schemas import (
-    AUTH_ERRORS,
     Breakdown,
     BreakdownResponse,
     GapPublic,
     GapsResponse,
-    example,
+    documented,
     rate,
 )
 
@@ -46,7 +45,7 @@ GAPS_EXAMPLE = {
 @router.get(
     "/gaps",
     response_model=GapsResponse,
-    responses=AUTH_ERRORS | example(GAPS_EXAMPLE),
+    responses=documented(GAPS_EXAMPLE),
 )
 def gaps(
     engine: EngineDep,
@@ -117,7 +116,7 @@ LANGUAGES_EXAMPLE = {
 @router.get(
     "/daily",
     response_model=BreakdownResponse,
-    responses=AUTH_ERRORS | example(BREAKDOWN_EXAMPLE),
+    responses=documented(BREAKDOWN_EXAMPLE),
 )
 def daily(
     engine: EngineDep, _: Agent, days: Annotated[int, Query(ge=1, le=366)] = 30
@@ -131,7 +130,7 @@ def daily(
 @router.get(
     "/languages",
     response_model=BreakdownResponse,
-    responses=AUTH_ERRORS | example(LANGUAGES_EXAMPLE),
+    responses=documented(LANGUAGES_EXAMPLE),
 )
 def languages(
     engine: EngineDep,

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service.deps import Admin, Agent, EngineDep, MetricsDep
-from service.schemas import AUTH_ERRORS, Health, Ready, VerifyResult, example
+from service.schemas import Health, Ready, VerifyResult, documented
 
 router = APIRouter()
 
@@ -55,7 +55,7 @@ def readyz(engine: EngineDep) -> JSONResponse:
 @router.get(
     "/metrics",
     response_class=Response,
-    responses=AUTH_ERRORS
+    responses=documented()
     | {200: {"content": {"text/plain": {"example": "unsource_index_threads 1170.0\n"}}}},
     tags=["agent"],
 )
@@ -67,7 +67,7 @@ def metrics(registry: MetricsDep, _: Agent) -> Response:
 
 @router.post(
     "/v1/admin/reindex",
-    responses=AUTH_ERRORS | example({"threads": 1170, "re_embedded": 1170}),
+    responses=documented({"threads": 1170, "re_embedded": 1170}),
     tags=["admin"],
 )
 def reindex(engine: EngineDep, _: Admin) -> dict[str, int]:
@@ -86,7 +86,7 @@ VERIFY_EXAMPLE = {
 @router.get(
     "/v1/admin/verify",
     response_model=VerifyResult,
-    responses=AUTH_ERRORS | example(VERIFY_EXAMPLE),
+    responses=documented(VERIFY_EXAMPLE),
     tags=["admin"],
 )
 def verify(

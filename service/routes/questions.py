@@ -15,8 +15,6 @@ from service import experts, intake
 from service.deps import Agent, EngineDep, EscalationsDep
 from service.escalation import Escalations
 from service.schemas import (
-    AUTH_ERRORS,
-    ERRORS,
     ID_PATTERN,
     AnsweredRequest,
     EscalationList,
@@ -25,6 +23,7 @@ from service.schemas import (
     QuestionCreate,
     QuestionPublic,
     QuestionTriage,
+    documented,
     example,
 )
 
@@ -78,11 +77,8 @@ def _public(q: Question, esc: Escalations, now: datetime) -> QuestionPublic:
     "/v1/questions",
     response_model=QuestionPublic,
     status_code=201,
-    responses={
-        **AUTH_ERRORS,
-        200: {"description": "Already registered (unchanged)"},
-        **example(QUESTION_EXAMPLE, 201),
-    },
+    responses=documented(QUESTION_EXAMPLE, 201)
+    | {200: {"description": "Already registered (unchanged)"}},
 )
 def register_question(
     req: QuestionCreate,
@@ -105,7 +101,7 @@ def register_question(
 @router.get(
     "/v1/questions/{question_id}",
     response_model=QuestionPublic,
-    responses={**AUTH_ERRORS, 404: ERRORS[404], **example(QUESTION_EXAMPLE)},
+    responses=documented(QUESTION_EXAMPLE, missing=True),
 )
 def get_question(
     question_id: QuestionIdPath, engine: EngineDep, esc: EscalationsDep, _: Agent
@@ -118,7 +114,7 @@ def get_question(
 @router.get(
     "/v1/questions/{question_id}/experts",
     response_model=ExpertsResponse,
-    responses={**AUTH_ERRORS, 404: ERRORS[404]}
+    responses=documented(missing=True)
     | example(
         {
             "question_id": "forum-48213",
@@ -160,7 +156,7 @@ def question_experts(
 @router.post(
     "/v1/questions/{question_id}/answered",
     response_model=QuestionPublic,
-    responses={**AUTH_ERRORS, 404: ERRORS[404]},
+    responses=documented(missing=True),
 )
 def mark_answered(
     question_id: QuestionIdPath,
@@ -182,7 +178,7 @@ def mark_answered(
 @router.get(
     "/v1/escalations",
     response_model=EscalationList,
-    responses={**AUTH_ERRORS, 404: ERRORS[404]}
+    responses=documented(missing=True)
     | example(
         {
             "now": "2026-11-24T10:00:00Z",

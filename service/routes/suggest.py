@@ -12,11 +12,10 @@ from retrieval.text import question_text
 from service.deps import EngineDep, MetricsDep, Public
 from service.runtime import Engine
 from service.schemas import (
-    AUTH_ERRORS,
     Suggestion,
     SuggestRequest,
     SuggestResponse,
-    example,
+    documented,
     excerpt,
 )
 from service.suggest import SuggestOutcome
@@ -47,7 +46,7 @@ SUGGEST_EXAMPLE = {
 @router.post(
     "/v1/suggest",
     response_model=SuggestResponse,
-    responses={**AUTH_ERRORS, **example(SUGGEST_EXAMPLE)},
+    responses=documented(SUGGEST_EXAMPLE),
     tags=["public"],
 )
 async def suggest(

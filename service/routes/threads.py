@@ -9,7 +9,14 @@ from fastapi import APIRouter, HTTPException, Path, Response, status
 
 from index.models import MAX_ID, Thread, ThreadFields
 from service.deps import Admin, Agent, EngineDep
-from service.schemas import AUTH_ERRORS, ERRORS, BulkRequest, BulkResult, ThreadPublic, WriteResult
+from service.schemas import (
+    ERRORS,
+    BulkRequest,
+    BulkResult,
+    ThreadPublic,
+    WriteResult,
+    documented,
+)
 
 router = APIRouter()
 ThreadIdPath = Annotated[
@@ -26,7 +33,7 @@ ThreadIdPath = Annotated[
 @router.put(
     "/v1/threads/{thread_id}",
     response_model=WriteResult,
-    responses={201: {"model": WriteResult, "description": "Created"}, **AUTH_ERRORS},
+    responses=documented() | {201: {"model": WriteResult, "description": "Created"}},
     tags=["admin"],
 )
 def put_thread(
@@ -44,7 +51,7 @@ def put_thread(
     return WriteResult(id=thread_id, result="updated" if report.updated else "unchanged_text")
 
 
-@router.post("/v1/threads:bulk", response_model=BulkResult, responses=AUTH_ERRORS, tags=["admin"])
+@router.post("/v1/threads:bulk", response_model=BulkResult, responses=documented(), tags=["admin"])
 def bulk(req: BulkRequest, engine: EngineDep, _: Admin) -> BulkResult:
     """Upsert up to 1000 threads in one transaction."""
     report = engine.upsert(req.threads)

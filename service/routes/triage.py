@@ -5,13 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from service.deps import Agent, EngineDep, MetricsDep
-from service.schemas import AUTH_ERRORS, TriageRequest
+from service.schemas import TriageRequest, documented
 from triage.decision import TriageDecision
 
 router = APIRouter()
 
 
-@router.post("/v1/triage", response_model=TriageDecision, responses=AUTH_ERRORS, tags=["agent"])
+@router.post("/v1/triage", response_model=TriageDecision, responses=documented(), tags=["agent"])
 def triage(req: TriageRequest, engine: EngineDep, metrics: MetricsDep, _: Agent) -> TriageDecision:
     """Route any text to `staff` (with a queue) or `community`, with confidence, reasons
     (PII, lexicon, classifier) and the nearest labelled examples. Fails closed: a

@@ -86,3 +86,18 @@ def test_a_long_question_keeps_its_rarest_terms_within_the_posting_budget() -> N
     assert counts.terms(budget=100).keep(["light", "hub"]) == ["hub"]
     # below the floor, no budget either
     assert Counts(4000, df).terms(budget=10).keep(["hub", "light"]) == ["hub", "light"]
+
+
+def test_priming_keeps_the_counts_worth_keeping_and_nothing_in_a_small_store() -> None:
+    counted: list[str] = []
+
+    def doc_freq(term: str, cap: int) -> int:
+        counted.append(term)
+        return {"rare": 3, "usual": 900, "common": 9000}[term]
+
+    small = CommonTerms(doc_freq, lambda: 1000, floor=5000)
+    assert small.prime([("usual", 900)]) == 0  # nothing is ever dropped there: no counts
+    large = CommonTerms(doc_freq, lambda: 1_000_000, floor=5000, fraction=0.005)  # cap 5000
+    assert large.prime([("rare", 3), ("usual", 900), ("common", 9000)]) == 2
+    assert large.keep(["rare", "usual", "common"]) == ["rare", "usual"]
+    assert counted == ["rare"]  # the primed counts were used, the rare one counted

@@ -153,17 +153,25 @@ def test_keyword_search_within_restricts(store: ThreadStore) -> None:
     assert store.keyword_search("hub", 5, within=[]) == []
 
 
-def test_warming_the_keyword_index_reads_it_and_stops_when_asked(store: ThreadStore) -> None:
-    store.upsert(_rows(SAMPLE))
-    read = store.warm_keyword_index(threading.Event())
-    if isinstance(store, SQLiteStore):  # the postings and document sizes of 5 threads
-        assert read > 0
-    else:  # PostgreSQL keeps its own buffer cache
-        assert read == 0
+def test_warming_the_keyword_index_primes_the_term_counts_and_stops_when_asked(
+    store: ThreadStore,
+) -> None:
+    pks, _ = store.upsert(_rows(SAMPLE))
+    terms = store.common_terms  # type: ignore[attr-defined]
+    terms.floor, terms.fraction = 0, 1.0  # as in a large store: counts matter, none drops
     stopped = threading.Event()
     stopped.set()
     assert store.warm_keyword_index(stopped) == 0
-    assert store.keyword_search("hub", 5)  # the store is untouched
+    assert terms.counted == 0
+    primed = store.warm_keyword_index(threading.Event())
+    if isinstance(store, SQLiteStore):  # every term of the five threads, counted once
+        assert primed > 0
+        hits = store.keyword_search("hub", 5)
+        assert terms.counted == 0  # "hub" was primed: not counted again
+    else:  # PostgreSQL keeps its own buffer cache and has no term counts to read
+        assert primed == 0
+        hits = store.keyword_search("hub", 5)
+    assert {pk for pk, _ in hits} == {pks["t1"], pks["t4"]}
 
 
 def test_filter_by_language_and_tags(store: ThreadStore) -> None:
