@@ -305,6 +305,10 @@ class Corpus:
     def threads(self, pks: Sequence[int]) -> dict[int, StoredThread]:
         return self.store.get_many(pks)
 
+    def newest(self, count: int) -> list[int]:
+        """The keys of the ``count`` newest threads, newest first."""
+        return self.store.newest(count)
+
     def keys_for(self, thread_ids: Sequence[str]) -> dict[str, int]:
         return self.store.pks_for_ids(thread_ids)
 

@@ -193,6 +193,11 @@ class SQLThreadStore:
         rows = self._rows(sa.select(threads.c.pk).order_by(threads.c.pk))
         return np.array([r.pk for r in rows], dtype=np.int64)
 
+    def newest(self, count: int) -> list[int]:
+        """The keys of the ``count`` newest threads (the last keys given), newest first."""
+        rows = self._rows(sa.select(threads.c.pk).order_by(threads.c.pk.desc()).limit(count))
+        return [int(r.pk) for r in rows]
+
     def embeddings_for(self, pks: Sequence[int]) -> dict[int, tuple[str, np.ndarray]]:
         """pk -> (embedding space, stored vector)."""
         columns = (threads.c.pk, threads.c.embed_model, threads.c.embedding)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -270,6 +271,15 @@ class Searcher:
         if missing:
             read.update(self.corpus.threads(missing))
         return {pk: read[pk] for pk in pks if pk in read}
+
+    def warm_words(self, stop: threading.Event, threads: int = 2000) -> int:
+        """The relevance stage's word vectors for the words of the ``threads`` newest
+        threads, encoded before questions need them (a replica's start-up job); the words
+        encoded, 0 without the stage."""
+        if self.aligner is None or self.relevance is None:
+            return 0
+        stored = self.corpus.threads(self.corpus.newest(threads))
+        return self.aligner.warm((thread_text(s.thread) for s in stored.values()), stop)
 
     def _pool(self, tags: Sequence[str] | None, language: str | None) -> np.ndarray:
         """The keys a tag/language filter allows, as an array, cached per tag until this

@@ -155,9 +155,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         )
         refresher.start()
         jobs: list[Periodic | Once] = [refresher]
-        if settings.fusion != "dense":  # the ranking reads the keyword index: warm it
-            jobs.append(Once("keyword-warm", app.state.engine.corpus.warm_keyword_index))
-            jobs[-1].start()
+        jobs.append(Once("warm-caches", app.state.engine.warm_caches))
+        jobs[-1].start()
         if settings.retention_days:
             purge = partial(
                 retention,

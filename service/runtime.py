@@ -22,6 +22,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import dataclasses
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -109,6 +110,15 @@ class Engine:
     def upsert(self, threads: Sequence[Thread]) -> UpsertReport:
         """Store and index threads, redacted: raw PII never reaches the store or index."""
         return self.corpus.upsert(admit(threads))
+
+    def warm_caches(self, stop: threading.Event) -> None:
+        """What a started replica reads once in the background (``create_app`` runs it)
+        so that its first questions do not pay for it: the keyword index and its term
+        counts when the ranking reads BM25, then the relevance stage's word vectors for the
+        newest threads' words. Ends early when ``stop`` is set."""
+        if self.settings.fusion != "dense":
+            self.corpus.warm_keyword_index(stop)
+        self.searcher.warm_words(stop)
 
     def warm_up(self) -> None:
         """See ``warm``; ``build_engine`` already did it, so this is quick."""

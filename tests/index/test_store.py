@@ -174,6 +174,12 @@ def test_warming_the_keyword_index_primes_the_term_counts_and_stops_when_asked(
     assert {pk for pk, _ in hits} == {pks["t1"], pks["t4"]}
 
 
+def test_newest_lists_the_last_written_keys_first(store: ThreadStore) -> None:
+    pks, _ = store.upsert(_rows(SAMPLE))
+    assert store.newest(2) == sorted(pks.values(), reverse=True)[:2]
+    assert store.newest(0) == []
+
+
 def test_filter_by_language_and_tags(store: ThreadStore) -> None:
     pks, _ = store.upsert(_rows(SAMPLE))
     assert set(store.filter_pks(None, "pt")) == {pks["t4"]}

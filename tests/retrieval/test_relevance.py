@@ -4,6 +4,7 @@ model file, and the two-stage search deciding suggest / no_match by probability.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -120,6 +121,50 @@ def test_two_stage_search_shows_only_what_reaches_the_threshold(loaded: Engine) 
     nothing = searcher.search("quux frobnicate widget zzqx")
     assert nothing.decision == "no_match" and nothing.hits == []
     assert nothing.best_relevance is not None and nothing.best_relevance < 0.5
+
+
+def test_warming_encodes_the_newest_threads_words_once_and_stops_when_asked(
+    loaded: Engine,
+) -> None:
+    words = CountingWords()
+    searcher = Searcher(
+        loaded.corpus,
+        loaded.encoder,
+        loaded.searcher.params,
+        relevance=cosine_model(0.5),
+        aligner=WordAligner(words),
+    )
+    stopped = threading.Event()
+    stopped.set()
+    assert searcher.warm_words(stopped) == 0 and words.asked == []
+    warmed = searcher.warm_words(threading.Event())
+    assert warmed == len(words.asked) == len(set(words.asked)) > 0  # each word once
+    assert "hub" in words.asked
+    searcher.search("Reset the hub to factory settings", "The hub light blinks orange")
+    assert len(words.asked) == warmed  # every word of the question and threads was warm
+    assert Searcher(loaded.corpus, loaded.encoder).warm_words(threading.Event()) == 0
+
+
+def test_warming_stops_at_its_word_budget() -> None:
+    words = CountingWords()
+    aligner = WordAligner(words)
+    texts = [f"alpha{i} beta{i} gamma{i}" for i in range(100)]
+    assert aligner.warm(texts, threading.Event(), words=10) == 10
+    assert len(words.asked) == 10
+
+
+def test_engine_warm_caches_reads_the_keyword_index_then_the_words(
+    loaded: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ran: list[str] = []
+    monkeypatch.setattr(loaded.corpus, "warm_keyword_index", lambda stop: ran.append("kw"))
+    monkeypatch.setattr(loaded.searcher, "warm_words", lambda stop: ran.append("words"))
+    loaded.warm_caches(threading.Event())
+    assert ran == ["kw", "words"]  # the default ranking (rescore) reads BM25
+    ran.clear()
+    monkeypatch.setattr(loaded.settings, "fusion", "dense")
+    loaded.warm_caches(threading.Event())
+    assert ran == ["words"]  # dense ranking never reads the keyword index
 
 
 def test_relevance_on_with_a_broken_model_is_refused_by_name(
