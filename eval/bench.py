@@ -36,10 +36,11 @@ from eval.entry import run
 from eval.harness import corpus_threads
 from eval.launcher import ServerProcess
 from eval.retrieval import evaluate
-from index import seed, vectors
-from index.factory import open_store
-from retrieval.encoder import DEFAULT_MODEL, Encoder, Precision
-from retrieval.factory import load_encoder
+from index import seed
+from index.store.factory import open_store
+from index.vectors import layered as vectors
+from retrieval.encoders.base import DEFAULT_MODEL, Encoder, Precision
+from retrieval.encoders.factory import load_encoder
 from retrieval.text import question_text, thread_text
 from service.config import Settings
 from service.runtime import build_engine, load_encoder_for, space_for

@@ -2,7 +2,7 @@
 library calls as the service.
 
 They reach the ``unsource`` command as a plugin (entry point group ``unsource.cli`` in
-pyproject.toml, loaded by ``service.cli``), so the service never imports eval: eval builds
+pyproject.toml, loaded by ``service.cli.root``), so the service never imports eval: eval builds
 on the service's library API, not the other way round.
 """
 
@@ -23,7 +23,7 @@ from eval import harness
 from eval import triage as triage_eval
 from eval.datasets import RetrievalSet, load
 from index.errors import UnsourceError, ValidationFailed
-from service.clitools import console, fail, load_settings, or_exit, problems, progress
+from service.cli.output import console, fail, load_settings, or_exit, problems, progress
 from service.runtime import Engine, build_engine, load_triage
 from triage.datasets import read_forum, read_labelled, read_routes
 

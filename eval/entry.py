@@ -1,5 +1,5 @@
 """The ``python -m eval.<script>`` entry points follow the ``unsource`` CLI convention
-(service/clitools.py): argparse refuses bad options with exit 2; a refused input (a bad
+(service/cli/output.py): argparse refuses bad options with exit 2; a refused input (a bad
 row or field, a missing file) is named in one line with exit 2, and a failure unsource
 raised on purpose is one line with exit 1; never a traceback for either."""
 
@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 
 from index.errors import UnsourceError, ValidationFailed
-from service.clitools import BAD_INPUT, FAILED, err
+from service.cli.output import BAD_INPUT, FAILED, err
 
 
 def run(main: Callable[[], int | None]) -> None:

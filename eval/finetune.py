@@ -18,7 +18,7 @@ from pathlib import Path
 
 from eval.datasets import RetrievalSet
 from index.errors import EncoderError
-from retrieval.encoder import resolve_model_path
+from retrieval.encoders.base import resolve_model_path
 from retrieval.text import join, question_text
 
 

@@ -38,8 +38,8 @@ from eval import baselines, synth
 from eval.datasets import RetrievalSet, load_beir, load_semeval
 from eval.harness import corpus_threads
 from eval.retrieval import evaluate
-from retrieval.encoder import DEFAULT_MODEL, HashingEncoder, normalise, resolve_model_path
-from retrieval.factory import load_encoder
+from retrieval.encoders.base import DEFAULT_MODEL, HashingEncoder, normalise, resolve_model_path
+from retrieval.encoders.factory import load_encoder
 from retrieval.text import question_text, thread_text
 from service.config import Settings
 from service.runtime import build_engine

@@ -26,10 +26,10 @@ import numpy as np
 from eval.datasets import load_semeval
 from eval.entry import run
 from index.corpus import content_hash
-from index.factory import open_store
 from index.models import Thread
-from index.store import Row, ThreadStore
-from retrieval.encoder import Encoder
+from index.store.factory import open_store
+from index.store.protocol import Row, ThreadStore
+from retrieval.encoders.base import Encoder
 from retrieval.text import thread_text
 
 TOPICS = 20  # synthetic threads carry the tag topic-<i mod 20>: each tag matches 1 in 20
@@ -77,7 +77,7 @@ def threads(seeds: Seeds, count: int, seed: int = 0) -> Iterator[tuple[Thread, n
         title = _vary(seeds.titles[j], rng, seeds.words, 0.3)[:300] or "untitled"
         body = _vary(seeds.bodies[j], rng, seeds.words, 0.3)
         # noise only where the seed vector lives: an encoder pair's language blocks stay
-        # empty where they are (retrieval/multilingual.py)
+        # empty where they are (retrieval/encoders/pair.py)
         live = seeds.vectors[j] != 0
         sigma = np.sqrt((1 / 0.8**2 - 1) / max(int(live.sum()), 1))  # cosine ~0.8 to the seed
         vec = seeds.vectors[j] + sigma * live * noise.standard_normal(dim, dtype=np.float32)

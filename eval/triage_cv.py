@@ -14,7 +14,7 @@ import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
 from eval.entry import run
-from retrieval.factory import load_encoder
+from retrieval.encoders.factory import load_encoder
 from triage import pii
 from triage.classifier import train
 from triage.datasets import (

@@ -30,7 +30,7 @@ import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
 from eval.entry import run
-from retrieval.factory import load_encoder
+from retrieval.encoders.factory import load_encoder
 from triage import pii
 from triage.classifier import Prediction, train
 from triage.datasets import (

@@ -20,7 +20,7 @@ from typing import Literal
 
 import numpy as np
 
-from index import seed, vectors
+from index import seed
 from index.corpus_parts import (
     Embedder,
     UpsertReport,
@@ -29,9 +29,10 @@ from index.corpus_parts import (
     duplicate_ids,
 )
 from index.errors import IndexMismatch, ValidationFailed
-from index.layout import IndexLayout
 from index.models import Thread
-from index.store import Exported, Row, StoredThread, ThreadStore
+from index.store.protocol import Exported, Row, StoredThread, ThreadStore
+from index.vectors import layered as vectors
+from index.vectors.layout import IndexLayout
 
 log = logging.getLogger(__name__)
 

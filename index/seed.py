@@ -21,7 +21,7 @@ from pathlib import Path
 
 from index import files
 from index.errors import UnsourceError
-from index.vectors import INDEX_FILE, MANIFEST_FILE
+from index.vectors.layered import INDEX_FILE, MANIFEST_FILE
 
 
 class SeedError(UnsourceError):

@@ -34,12 +34,12 @@ from typing import IO
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from index import vectors
 from index.corpus import Corpus
 from index.errors import UnsourceError
 from index.files import fsync_path, sha256_file, sha256_stream
 from index.models import Thread
-from index.store import Exported, StoredThread
+from index.store.protocol import Exported, StoredThread
+from index.vectors import layered as vectors
 
 FORMAT = 1
 MANIFEST = "manifest.json"

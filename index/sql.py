@@ -1,6 +1,6 @@
 """One SQL core over SQLite and PostgreSQL (SQLAlchemy Core), for every table unsource keeps:
-the thread store (index/thread_store.py, with its dialect's keyword index in
-index/sqlite_store.py and index/pg_store.py) and the activity tables (index/activity.py).
+the thread store (index/store/thread_store.py, with its dialect's keyword index in
+index/store/sqlite.py and index/store/postgres.py) and the activity tables (index/activity.py).
 
 ``SQLDatabase`` gives three things the callers need and nothing else:
 

@@ -11,7 +11,7 @@ of the product's background, an unanswered one a flat list of near misses.
 ``DEPTH`` candidates by cosine; all but the last two come from what the first stage
 already computed:
 
-- ``cosine``: the per-pair similarity (retrieval.multilingual);
+- ``cosine``: the per-pair similarity (retrieval.encoders.pair);
 - ``above_background``: cosine minus the mean cosine of the list's ranks 6-20 (how far the
   thread stands out of what any question about the product reaches);
 - ``below_best``: the best cosine of the list minus this one;
@@ -47,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index.analysis import ALL_STOPWORDS, fold, terms
+from index.store.analysis import ALL_STOPWORDS, fold, terms
 
 FEATURES = (
     "cosine",

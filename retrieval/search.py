@@ -12,9 +12,9 @@ from typing import Literal
 import numpy as np
 
 from index.corpus import Corpus
-from index.store import StoredThread
-from index.vectors import Keys
-from retrieval.encoder import Encoder
+from index.store.protocol import StoredThread
+from index.vectors.layered import Keys
+from retrieval.encoders.base import Encoder
 from retrieval.fusion import linear_fusion, reciprocal_rank_fusion
 from retrieval.language import detect
 from retrieval.pools import FilterPools

@@ -9,7 +9,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from index.errors import UnsourceError
-from service.auth import EXAMPLE_KEY_HASHES, ApiKey, Role
+from service.api.auth import EXAMPLE_KEY_HASHES, ApiKey, Role
 from service.search_settings import SearchSettings
 from triage.policy import DEFAULT_POLICY
 

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from index.activity import UNRESOLVED_MAX, Unresolved
-from retrieval.encoder import normalise
+from retrieval.encoders.base import normalise
 from service.ttl import TTLCache
 
 DISTANCE = 0.55  # cosine distance where the dendrogram is cut: the middle of the range (0.45-0.65)

@@ -8,8 +8,8 @@ from datetime import datetime
 
 from retrieval.text import question_text
 from service.admission import check_ids
+from service.api.schemas import QuestionCreate
 from service.runtime import Engine
-from service.schemas import QuestionCreate
 
 
 def register(engine: Engine, req: QuestionCreate, now: datetime) -> bool:

@@ -14,7 +14,7 @@ from typing import Any, TextIO
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pythonjsonlogger.json import JsonFormatter
 
-from service.limits import Message, Receive, Scope, Send
+from service.api.limits import Message, Receive, Scope, Send
 from triage import pii
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")

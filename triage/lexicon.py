@@ -24,8 +24,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from index.analysis import fold as fold_accents
 from index.errors import UnsourceError
+from index.store.analysis import fold as fold_accents
 
 LEXICON_DIR = Path(__file__).parent / "lexicon"
 QUEUES = ("security", "account", "billing", "payments", "personal_records")

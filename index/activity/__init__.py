@@ -30,7 +30,7 @@ from index.activity.rows import (
     iso,
     parse,
 )
-from index.activity_tables import suggest_log, thread_feedback
+from index.activity.tables import suggest_log, thread_feedback
 from index.migrate import upgrade
 from index.sql import SQLDatabase
 

@@ -7,7 +7,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from index.activity.rows import iso
-from index.activity_tables import (
+from index.activity.tables import (
     leases,
 )
 from index.sql import SQLDatabase

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from index.activity.rows import QUESTION_CHARS, iso
-from index.activity_tables import (
+from index.activity.tables import (
     feedback,
     hook_events,
     suggest_log,

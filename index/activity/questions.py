@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from index.activity.rows import Claim, Question, _question, iso
-from index.activity_tables import (
+from index.activity.tables import (
     questions,
 )
 from index.sql import SQLDatabase

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from index.activity.rows import QUESTION_CHARS, UNRESOLVED_MAX, Stats, Unresolved, iso, parse
-from index.activity_tables import (
+from index.activity.tables import (
     feedback,
     questions,
     suggest_log,

@@ -10,7 +10,7 @@ import numpy as np
 from eval import synth
 from eval.bench_report import markdown
 from eval.side_by_side import summarise
-from index.sqlite_store import SQLiteStore
+from index.store.sqlite import SQLiteStore
 
 
 def _seeds(dim: int = 32) -> synth.Seeds:

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from eval.datasets import load, load_beir
 from eval.harness import abstention_curve, recommend
-from service.cli import app
+from service.cli.root import app
 
 runner = CliRunner()
 

@@ -9,7 +9,7 @@ import pytest
 
 from eval.datasets import load_semeval
 from eval.finetune import finetune
-from retrieval.factory import load_encoder
+from retrieval.encoders.factory import load_encoder
 from tests.support import SEMEVAL
 
 pytestmark = pytest.mark.slow

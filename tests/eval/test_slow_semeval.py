@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from eval.datasets import load_semeval
 from eval.retrieval import evaluate, given_order
-from service.cli import app
+from service.cli.root import app
 from service.config import Settings
 from service.runtime import Engine, build_engine
 from tests.support import SEMEVAL

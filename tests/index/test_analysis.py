@@ -1,4 +1,5 @@
-"""Keyword analysis per language (index/analysis.py) and the SQLite keyword index built on it."""
+"""Keyword analysis per language (index/store/analysis.py) and the SQLite keyword index
+built on it."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index.analysis import ANALYZER, query_terms, terms
-from index.sqlite_store import SQLiteStore
-from index.store import Row
+from index.store.analysis import ANALYZER, query_terms, terms
+from index.store.protocol import Row
+from index.store.sqlite import SQLiteStore
 from tests.support import make_thread
 
 

@@ -1,4 +1,4 @@
-"""A vector index kept per column block (index/blocks.py) answers exactly as one index
+"""A vector index kept per column block (index/vectors/blocks.py) answers exactly as one index
 over every column, for vectors that are zero outside one block."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index import vectors
-from index.blocks import BlockIndex, new_block_index
+from index.vectors import layered as vectors
+from index.vectors.blocks import BlockIndex, new_block_index
 
 BLOCKS = ((0, 6), (6, 10))
 
@@ -169,7 +169,7 @@ def test_a_malformed_block_file_is_refused_like_a_malformed_faiss_file() -> None
 
 
 def blocks_magic() -> bytes:
-    from index.blocks import MAGIC
+    from index.vectors.blocks import MAGIC
 
     return MAGIC
 

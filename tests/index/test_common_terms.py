@@ -1,8 +1,9 @@
-"""Keyword search at scale leaves out query terms too common to matter (index/lexical.py)."""
+"""Keyword search at scale leaves out query terms too common to matter
+(index/store/common_terms.py)."""
 
 from __future__ import annotations
 
-from index.lexical import CommonTerms
+from index.store.common_terms import CommonTerms
 
 
 class Counts:

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from index import seed, vectors
+from index import seed
 from index.errors import ValidationFailed
+from index.vectors import layered as vectors
 from service.config import Settings
 from service.runtime import Engine, build_engine
 from tests.support import SAMPLE, CountingEncoder, make_thread

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from index.factory import open_store
-from service.cli import app
+from index.store.factory import open_store
+from service.cli.root import app
 from tests.discourse_fake import Forum, Post, Topic, serve
 
 KEY = "discourse-read-key"

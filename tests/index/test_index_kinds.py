@@ -12,9 +12,9 @@ import faiss
 import numpy as np
 import pytest
 
-from index import vectors
 from index.corpus import Corpus, IndexLayout
-from retrieval.encoder import HashingEncoder
+from index.vectors import layered as vectors
+from retrieval.encoders.base import HashingEncoder
 from tests.support import make_thread
 
 DIM = 32
@@ -199,7 +199,7 @@ def test_an_ivf_search_split_across_cores_finds_what_one_search_finds(
 ) -> None:
     """The lists a question probes are chosen once and scanned in parts at once; the best
     hits of the parts are the best hits of one search over all those lists."""
-    from index import faiss_index
+    from index.vectors import faiss_index
 
     x = clustered(20_000, centres=100)
     ids = np.arange(1, len(x) + 1, dtype=np.int64)
@@ -244,7 +244,7 @@ def test_a_read_only_ivf_scans_its_fast_codes_and_returns_the_8bit_scores(
 ) -> None:
     """The fast-scan companion finds what the 8-bit scan finds, every score it returns is
     the 8-bit vector's, filtered searches keep the 8-bit scan, and a write drops it."""
-    from index import faiss_index
+    from index.vectors import faiss_index
 
     ivf, _ = _ivf()
     queries = clustered(40, seed=5, centres=100)
@@ -282,7 +282,7 @@ def test_a_read_only_ivf_scans_its_fast_codes_and_returns_the_8bit_scores(
 def test_a_mapped_ivf_base_builds_its_fast_scan_in_the_background(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from index import faiss_index
+    from index.vectors import faiss_index
 
     monkeypatch.setattr(faiss_index, "FAST_MIN", 1_000)
     ivf, _ = _ivf(5_000)
@@ -307,7 +307,7 @@ def test_a_mapped_ivf_base_builds_its_fast_scan_in_the_background(
 def test_a_fast_scan_that_cannot_be_built_leaves_the_8bit_scan_serving(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from index import faiss_index
+    from index.vectors import faiss_index
 
     monkeypatch.setattr(faiss_index, "FAST_MIN", 1_000)
     ivf, _ = _ivf(5_000)

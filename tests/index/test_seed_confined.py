@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from index import seed, vectors
+from index import seed
 from index.errors import IndexMismatch
-from index.faiss_index import FlatIndex
+from index.vectors import layered as vectors
+from index.vectors.faiss_index import FlatIndex
 from triage.classifier import CURRENT, ModelError, TriageModel
 
 

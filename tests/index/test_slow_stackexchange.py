@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from index.sources.stackexchange import Dump
-from service.clitools import load_settings
+from service.cli.output import load_settings
 from service.runtime import build_engine
 
 pytestmark = pytest.mark.slow

@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from index import files, snapshot, vectors
+from index import files, snapshot
 from index.errors import IndexMismatch
 from index.snapshot import SnapshotError
-from service.cli import app
+from index.vectors import layered as vectors
+from service.cli.root import app
 from service.config import Settings
 from service.runtime import Engine, build_engine
 from tests.support import SAMPLE, CountingEncoder, make_thread
@@ -89,7 +90,7 @@ def test_service_rebuilds_a_truncated_index_before_it_is_ready(
 ) -> None:
     from fastapi.testclient import TestClient
 
-    from service.app import create_app
+    from service.api.app import create_app
     from tests.support import auth
 
     loaded.close()

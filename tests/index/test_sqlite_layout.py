@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index.sqlite_store import SQLiteStore
-from index.store import Row
+from index.store.protocol import Row
+from index.store.sqlite import SQLiteStore
 from tests.support import make_thread
 
 FIRST_RELEASE = """
@@ -63,7 +63,7 @@ def test_suggest_reads_on_the_driver_match_the_shared_queries_and_fail_as_store_
     """signals and get_many skip SQLAlchemy's row machinery on SQLite; they must read what
     the shared (both-backend) queries read, and a failure is a StoreError naming the store."""
     from index.errors import StoreError
-    from index.thread_store import SQLThreadStore
+    from index.store.thread_store import SQLThreadStore
 
     store = SQLiteStore(tmp_path / "s.db")
     rows = [

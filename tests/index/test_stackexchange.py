@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from index.sources.html_text import html_to_text
 from index.sources.stackexchange import Dump, DumpError
-from service.cli import app
+from service.cli.root import app
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "stackexchange"
 BOMB = """<?xml version="1.0"?>

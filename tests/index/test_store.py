@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from index.errors import StoreError
-from index.lexical import CommonTerms
-from index.sqlite_store import SQLiteStore
-from index.store import Exported, Row, StoredThread, ThreadStore, fts_query
+from index.store.common_terms import CommonTerms
+from index.store.protocol import Exported, Row, StoredThread, ThreadStore, fts_query
+from index.store.sqlite import SQLiteStore
 from tests.support import SAMPLE, make_thread
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from index.factory import open_store
-from index.pg_store import PostgresStore
-from index.store import Row, ThreadStore
+from index.store.factory import open_store
+from index.store.postgres import PostgresStore
+from index.store.protocol import Row, ThreadStore
 from tests.pg import fresh_database
 from tests.support import make_thread
 

@@ -13,7 +13,8 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlalchemy.pool import Pool
 
-from index import files, vectors
+from index import files
+from index.vectors import layered as vectors
 from service.config import Settings
 from service.runtime import Engine
 
@@ -108,7 +109,7 @@ def test_failed_commit_is_reported_and_rolled_back(
     """An error at COMMIT itself (where an fsync failure surfaces) is a StoreError and
     the transaction is rolled back."""
     from index.errors import StoreError
-    from index.sqlite_store import SQLiteStore
+    from index.store.sqlite import SQLiteStore
     from tests.support import make_thread
 
     assert isinstance(loaded.store, SQLiteStore)

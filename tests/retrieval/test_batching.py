@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from retrieval.batching import BatchingEncoder, QueryCache
-from retrieval.encoder import HashingEncoder
+from retrieval.encoders.base import HashingEncoder
+from retrieval.encoders.batching import BatchingEncoder, QueryCache
 
 
 class CountingEncoder(HashingEncoder):

@@ -1,4 +1,4 @@
-"""Per-pair scoring (retrieval/multilingual.py), language detection, per-pair evaluation."""
+"""Per-pair scoring (retrieval/encoders/pair.py), language detection, per-pair evaluation."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 
 from eval.datasets import Query, RetrievalSet
 from eval.multilingual import choose_threshold, pair_of
-from retrieval.factory import load_encoder
+from retrieval.encoders.factory import load_encoder
+from retrieval.encoders.pair import PairwiseEncoder, is_english, query_form
 from retrieval.language import detect
-from retrieval.multilingual import PairwiseEncoder, is_english, query_form
 from triage.datasets import read_forum
 
 
@@ -135,8 +135,8 @@ def test_hashing_pair_searches_across_languages_in_the_engine(tmp_path: Path) ->
 
 def test_the_pair_shares_triage_encoder_when_it_is_the_same_model(tmp_path: Path) -> None:
     """One copy of the multilingual weights, and one encode of a question for both."""
-    from retrieval.batching import BatchingEncoder
-    from retrieval.encoder import HashingEncoder
+    from retrieval.encoders.base import HashingEncoder
+    from retrieval.encoders.batching import BatchingEncoder
     from service.config import Settings
     from service.runtime import load_encoder_for
 

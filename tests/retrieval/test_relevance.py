@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrieval.encoder import HashingEncoder
+from retrieval.encoders.base import HashingEncoder
 from retrieval.relevance import (
     BUNDLED,
     FEATURES,

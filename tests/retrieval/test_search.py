@@ -71,7 +71,7 @@ def test_filters_never_become_sql_variables(
     import sqlite3
 
     from index.models import Thread
-    from index.sqlite_store import SQLiteStore
+    from index.store.sqlite import SQLiteStore
     from service.config import Settings
     from service.runtime import build_engine
 
@@ -168,7 +168,7 @@ def test_a_filter_is_read_once_per_change_own_writes_at_once_others_at_the_refre
 def test_an_unknown_encoder_backend_is_refused_by_name() -> None:
     """Architecture review 7: an unknown backend silently became torch fp32."""
     from index.errors import EncoderError
-    from retrieval.factory import load_encoder
+    from retrieval.encoders.factory import load_encoder
 
     with pytest.raises(EncoderError, match="unknown encoder backend 'onnx'"):
         load_encoder("hash:8", backend="onnx")  # type: ignore[arg-type]

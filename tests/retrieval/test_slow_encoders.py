@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrieval.encoder import DEFAULT_MODEL
-from retrieval.factory import load_encoder
+from retrieval.encoders.base import DEFAULT_MODEL
+from retrieval.encoders.factory import load_encoder
 
 pytestmark = pytest.mark.slow
 

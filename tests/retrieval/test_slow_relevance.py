@@ -17,7 +17,7 @@ import pytest
 from eval.datasets import load_beir
 from eval.harness import corpus_threads
 from eval.relevance import REPORT_WEEKS, sumo_questions
-from service.clitools import load_settings
+from service.cli.output import load_settings
 from service.runtime import Engine, build_engine
 from tests.support import SHARED
 

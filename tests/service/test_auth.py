@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 from starlette.routing import Route
 from typer.testing import CliRunner
 
-from service.app import create_app
-from service.auth import EXAMPLE_KEYS, RANK, ApiKey, Keyring, digest
-from service.cli import app as cli
+from service.api.app import create_app
+from service.api.auth import EXAMPLE_KEYS, RANK, ApiKey, Keyring, digest
+from service.cli.root import app as cli
 from service.config import ConfigError, Settings
 from service.runtime import Engine
 from tests.support import KEYS, auth

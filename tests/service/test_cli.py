@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 
 from index.errors import ValidationFailed
 from index.ingest import read_threads
-from service.cli import app
+from service.cli.root import app
 from tests.support import TEST_POLICY, TRIAGE_TRAIN
 
 runner = CliRunner()

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
+from service.api.app import create_app
 from service.config import ConfigError, Settings
 from service.escalation import Escalations, verify
 from service.experts import as_payload

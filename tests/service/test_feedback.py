@@ -11,10 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from index.activity import ActivityStore
-from index.factory import open_store
-from index.store import Row
+from index.store.factory import open_store
+from index.store.protocol import Row
 from retrieval.prior import Signals, apply_prior, prior
-from service.app import retention
+from service.api.app import retention
 from service.runtime import Engine
 from tests.support import auth, make_thread
 

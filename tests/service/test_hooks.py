@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
+from service.api.app import create_app
 from service.config import Settings
 from service.runtime import Engine, build_engine
 from tests.discourse_fake import Forum, Post, Topic, serve

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from service.cli import app
+from service.cli.root import app
 from service.config import Settings
 from service.runtime import Engine
 from tests.support import PLANTED, auth
@@ -194,7 +194,7 @@ def test_a_window_is_clustered_from_a_bounded_sample(client: TestClient, loaded:
 
 def test_gaps_md_renders_public_text_inert(tmp_path: Path) -> None:
     """Security finding N16: a question's image, HTML tag or link rendered live in gaps.md."""
-    from service import insights_report
+    from service.cli import insights as insights_report
     from service.insights import Gap
 
     evil = (

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import behind_proxies, create_app
+from service.api.app import behind_proxies, create_app
 from service.config import Settings
 from service.runtime import Engine
 from tests.support import CountingEncoder, auth
@@ -147,8 +147,8 @@ def test_a_failing_shared_storage_trips_the_breaker_and_limits_locally(
 ) -> None:
     """Security finding N6, without a server: the shared count raising is tried once, then
     left alone for BREAKER_SECONDS while the budget is counted in this process."""
-    from service import limits as limits_mod
-    from service.auth import Principal
+    from service.api import limits as limits_mod
+    from service.api.auth import Principal
 
     limiter = limits_mod.RateLimiter({"public": "2/minute"})
     calls = []

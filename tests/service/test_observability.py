@@ -10,7 +10,7 @@ import re
 import numpy as np
 from fastapi.testclient import TestClient
 
-from service.app import create_app
+from service.api.app import create_app
 from service.config import Settings
 from service.observability import configure_logging
 from service.runtime import Engine

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from threadpoolctl import threadpool_info
 
-from service.app import create_app
+from service.api.app import create_app
 from service.config import Settings
 from service.runtime import Engine, build_engine
 from tests.support import SAMPLE, CountingEncoder, auth

@@ -18,7 +18,7 @@ from schemathesis.core.result import Ok
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from service.app import create_app
+from service.api.app import create_app
 from service.config import Settings
 from service.runtime import Engine
 from tests.support import auth

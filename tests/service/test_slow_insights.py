@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from index.activity import Unresolved
-from retrieval.factory import load_encoder
+from retrieval.encoders.factory import load_encoder
 from retrieval.language import detect
 from service.insights import find_gaps, purity
 

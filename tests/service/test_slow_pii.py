@@ -18,8 +18,8 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from service.app import create_app
-from service.cli import app as cli
+from service.api.app import create_app
+from service.cli.root import app as cli
 from service.config import Settings
 from service.observability import configure_logging
 from service.runtime import build_engine

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
-from service.auth import Principal
+from service.api.app import create_app
+from service.api.auth import Principal
+from service.api.limits import RateLimiter
 from service.config import Settings
-from service.limits import RateLimiter
 from service.runtime import build_engine
 from tests.redis_server import redis_server
 from tests.support import SAMPLE, CountingEncoder, auth

@@ -20,8 +20,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from index import models, store
-from retrieval import encoder, text
+from index import models
+from index.store import protocol as store
+from retrieval import text
+from retrieval.encoders import base as encoder
 from triage import lexicon as lexicon_mod
 from triage import pii
 from triage.lexicon import Lexicon

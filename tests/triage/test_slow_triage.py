@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from eval.triage import evaluate
-from service.app import create_app
+from service.api.app import create_app
 from service.config import Settings
 from service.runtime import build_engine, load_triage
 from tests.support import API_KEYS, SHARED, SUMO_FILE, auth

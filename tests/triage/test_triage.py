@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from index.errors import ValidationFailed
-from retrieval.encoder import HashingEncoder
+from retrieval.encoders.base import HashingEncoder
 from tests.support import TEST_POLICY, TRIAGE_TRAIN
 from triage.classifier import CURRENT, ModelError, TriageModel, train
 from triage.datasets import expand_sources, read_labelled, read_routes, read_sources

@@ -1,0 +1,1 @@
+"""The thread store: the source of truth (SQL, SQLite or PostgreSQL) with its keyword search."""

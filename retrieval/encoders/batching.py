@@ -1,0 +1,209 @@
+"""Micro-batching and a query-embedding cache in front of an encoder.
+
+Suggest requests each encode one short question. Run one by one, every call pays the
+model's fixed cost; ``BatchingEncoder`` instead queues single-text calls that arrive
+while another is under way, and a worker thread encodes whatever has queued (up to
+``max_batch`` texts, waiting at most ``max_wait_ms`` for more to join) in one model call,
+then hands each caller its row; a call that finds nothing else under way runs on its own
+thread (no hand-off on a quiet server).
+Calls with several texts (ingest, re-embedding) are batches already and go straight
+through. Repeated questions are served from a bounded LRU cache of query vectors, and a
+question already being encoded is not encoded twice: a second caller waits for the first
+(triage and retrieval share one multilingual encoder and ask for the same question at
+the same moment).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from concurrent.futures import Future
+
+import numpy as np
+
+from retrieval.encoders.base import Encoder
+
+log = logging.getLogger(__name__)
+
+
+class QueryCache:
+    """A thread-safe LRU map from text to its (read-only) vector."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, text: str) -> np.ndarray | None:
+        with self._lock:
+            vec = self._items.get(text)
+            if vec is None:
+                self.misses += 1
+                return None
+            self._items.move_to_end(text)
+            self.hits += 1
+            return vec
+
+    def put(self, text: str, vector: np.ndarray) -> None:
+        if self.size <= 0:
+            return
+        vector = np.array(vector, dtype=np.float32)
+        vector.flags.writeable = False
+        with self._lock:
+            self._items[text] = vector
+            self._items.move_to_end(text)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class BatchingEncoder:
+    """Wraps an encoder; same interface. ``close`` stops the worker thread."""
+
+    def __init__(
+        self,
+        inner: Encoder,
+        max_batch: int = 32,
+        max_wait_ms: float = 0.0,
+        cache_size: int = 4096,
+    ) -> None:
+        self.inner = inner
+        self.max_batch = max_batch
+        self.max_wait = max_wait_ms / 1000.0
+        self.cache = QueryCache(cache_size)
+        self.batches = 0  # model calls for single texts (the worker's, and inline ones)
+        self.batched_texts = 0
+        self._queue: queue.SimpleQueue[tuple[str, Future[np.ndarray]] | None] = queue.SimpleQueue()
+        self._worker: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._closed = False
+        self._inflight: dict[str, Future[np.ndarray]] = {}
+        self._inflight_lock = threading.Lock()
+        self._active = 0  # single-text encodes under way (inline or queued)
+        self._active_lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def dimension(self) -> int:
+        return self.inner.dimension
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if len(texts) != 1:
+            return self.inner.encode(texts)
+        text = texts[0]
+        cached = self.cache.get(text)
+        if cached is not None:
+            return cached.reshape(1, -1).copy()
+        with self._inflight_lock:
+            running = self._inflight.get(text)
+            if running is None:
+                mine: Future[np.ndarray] = Future()
+                self._inflight[text] = mine
+        if running is not None:  # the same text is being encoded: share its vector
+            return np.array(running.result(), dtype=np.float32).reshape(1, -1)
+        try:
+            vec = self._encode_one(text)
+            self.cache.put(text, vec[0])
+            mine.set_result(vec[0])
+        except BaseException as exc:
+            mine.set_exception(exc)
+            raise
+        finally:
+            with self._inflight_lock:
+                del self._inflight[text]
+        return np.array(vec, dtype=np.float32)
+
+    def _encode_one(self, text: str) -> np.ndarray:
+        """Alone (no other single-text encode under way), on the calling thread: a hand-off
+        to the worker and back costs more than a short question's encode on a quiet
+        server. With others under way, through the worker, which batches them."""
+        if self.max_batch <= 1 or self._closed:
+            return self.inner.encode([text])
+        with self._active_lock:
+            alone = self._active == 0
+            self._active += 1
+        try:
+            if alone:
+                vec = self.inner.encode([text])
+                self.batches += 1
+                self.batched_texts += 1
+                return vec
+            future: Future[np.ndarray] = Future()
+            self._ensure_worker()
+            self._queue.put((text, future))
+            return future.result().reshape(1, -1)
+        finally:
+            with self._active_lock:
+                self._active -= 1
+
+    def _ensure_worker(self) -> None:
+        if self._worker is not None:
+            return
+        with self._start_lock:
+            if self._worker is None:
+                self._worker = threading.Thread(
+                    target=self._loop, name="encode-batcher", daemon=True
+                )
+                self._worker.start()
+
+    def _collect(self, first: tuple[str, Future[np.ndarray]]) -> list[tuple[str, Future]]:
+        """The first waiting call plus those that join within ``max_wait``."""
+        pending = [first]
+        deadline = time.perf_counter() + self.max_wait
+        while len(pending) < self.max_batch:
+            try:
+                item = self._queue.get(timeout=max(0.0, deadline - time.perf_counter()))
+            except queue.Empty:
+                break
+            if item is None:  # close(): finish this batch, then stop
+                self._queue.put(None)
+                break
+            pending.append(item)
+        return pending
+
+    def _loop(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            pending = self._collect(first)
+            distinct = list(dict.fromkeys(text for text, _ in pending))
+            try:
+                vecs = self.inner.encode(distinct)
+            except BaseException as exc:  # every waiting caller gets the error
+                for _, fut in pending:
+                    fut.set_exception(exc)
+                continue
+            self.batches += 1
+            self.batched_texts += len(distinct)
+            row = {text: vecs[i] for i, text in enumerate(distinct)}
+            for text, fut in pending:
+                fut.set_result(row[text])
+
+    def close(self) -> None:
+        self._closed = True
+        if self._worker is not None:
+            self._queue.put(None)
+            self._worker.join(timeout=5)
+        while True:  # calls that queued while the worker stopped: run them here
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is not None:
+                text, fut = item
+                try:
+                    fut.set_result(self.inner.encode([text])[0])
+                except Exception as exc:
+                    fut.set_exception(exc)

@@ -1,0 +1,1 @@
+"""The HTTP layer: the FastAPI app, its middleware, dependencies, schemas and routers."""
