@@ -1,8 +1,9 @@
 """SQLite backend of the thread store: one file (WAL mode), FTS5 for keyword search.
 
-Everything both backends share is index/store/thread_store.py; this file is the SQLite dialect:
-the schema, the FTS5 keyword index kept by triggers, the tag rows and the ``analyze_text``
-SQL function every connection registers. Keys come from AUTOINCREMENT, so a deleted
+Everything both backends share is index/store/thread_store.py, their schema
+index/store/tables.py; this file is the SQLite dialect: the FTS5 keyword index kept by
+triggers, the tag rows, the covering index of the ranking prior (``DDL``) and the
+``analyze_text`` SQL function every connection registers. Keys come from AUTOINCREMENT, so a deleted
 thread's key is never reused.
 """
 
@@ -25,43 +26,6 @@ from index.store.protocol import StoredThread, fts_match, to_stored
 from index.store.tables import THREAD_COLUMNS, threads
 from index.store.thread_store import SQLThreadStore, TermSearch
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS threads (
-    pk            INTEGER PRIMARY KEY AUTOINCREMENT,
-    id            TEXT NOT NULL UNIQUE,
-    title         TEXT NOT NULL,
-    body          TEXT NOT NULL DEFAULT '',
-    answer        TEXT NOT NULL DEFAULT '',
-    answer_votes  INTEGER NOT NULL DEFAULT 0,
-    accepted      INTEGER NOT NULL DEFAULT 0,
-    tags          TEXT NOT NULL DEFAULT '[]',
-    language      TEXT,
-    url           TEXT,
-    created_at    TEXT,
-    updated_at    TEXT,
-    content_hash  TEXT NOT NULL,
-    embed_model   TEXT NOT NULL,
-    gen           INTEGER NOT NULL DEFAULT 0,
-    answer_author TEXT,
-    embedding     BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS threads_language ON threads(language);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-INSERT OR IGNORE INTO meta(key, value) VALUES ('generation', '0');
-INSERT OR IGNORE INTO meta(key, value) VALUES ('store_id', lower(hex(randomblob(16))));
-CREATE TABLE IF NOT EXISTS tombstones (pk INTEGER PRIMARY KEY, gen INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS tombstones_gen ON tombstones(gen);
-"""
-# added after the first release (the generation that last wrote each row, the answer's
-# author): an older store gains them after its vector column. A new store has them before
-# it, the vector (kilobytes, in overflow pages) last, as SQLite reads a row's columns in
-# order. (Measured at a million threads, the difference is small: reading a suggest's five
-# hits is dominated by the page lookups, 1.41 against 1.48 ms.)
-MIGRATIONS = {
-    "gen": "ALTER TABLE threads ADD COLUMN gen INTEGER NOT NULL DEFAULT 0",
-    "answer_author": "ALTER TABLE threads ADD COLUMN answer_author TEXT",
-}
-GEN_INDEX = "CREATE INDEX IF NOT EXISTS threads_gen ON threads(gen)"
 # the ranking prior reads these four columns for every candidate of every suggest: from this
 # index, not the rows (each a page or more with its vector), 150 lookups cost far less
 SIGNALS_INDEX = (
@@ -117,6 +81,8 @@ TAG_STATEMENTS = [
     "INSERT OR IGNORE INTO thread_tags(tag, pk) SELECT value, new.pk FROM json_each(new.tags); "
     "END",
 ]
+# what a new store adds to index/store/tables.py's schema (each statement IF NOT EXISTS)
+DDL = (SIGNALS_INDEX, *FTS_STATEMENTS, *TAG_STATEMENTS)
 thread_tags = sa.table("thread_tags", sa.column("tag"), sa.column("pk"))
 _DROP_FTS = [
     "DROP TRIGGER IF EXISTS threads_ai",
@@ -129,6 +95,8 @@ _DROP_FTS = [
 class SQLiteStore(SQLThreadStore):
     """The thread store in one SQLite file (see the module doc)."""
 
+    DDL = DDL
+
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         db = SQLDatabase.open(
@@ -140,29 +108,17 @@ class SQLiteStore(SQLThreadStore):
         """Per connection: the analyzer the FTS triggers call."""
         conn.create_function("analyze_text", 2, analyze_text, deterministic=True)
 
-    def _create(self, conn: Connection) -> None:
-        """Create the schema, and rebuild the keyword index when it was analysed another way
-        (a store from before per-language stemming, or another analyzer version)."""
+    def _maintain(self, conn: Connection) -> None:
+        """Rebuild the keyword index when it was analysed another way (a store from before
+        per-language stemming, or another analyzer version); fill the tag rows of a store
+        from before them."""
         run = conn.exec_driver_sql
-        for statement in SCHEMA.split(";\n"):
-            if statement.strip():
-                run(statement)
-        have = {r[1] for r in run("PRAGMA table_info(threads)")}
-        for column, ddl in MIGRATIONS.items():
-            if column not in have:
-                run(ddl)
-        run(GEN_INDEX)
-        run(SIGNALS_INDEX)
         row = run("SELECT value FROM meta WHERE key='analyzer'").fetchone()
         stale = row is None or row[0] != ANALYZER
         if stale:
-            for statement in _DROP_FTS:
+            for statement in (*_DROP_FTS, *FTS_STATEMENTS):
                 run(statement)
-        for statement in FTS_STATEMENTS:
-            run(statement)
         tagged = run("SELECT value FROM meta WHERE key='tag_rows'").fetchone()
-        for statement in TAG_STATEMENTS:
-            run(statement)
         if tagged is None:
             run(
                 "INSERT OR IGNORE INTO thread_tags(tag, pk) "

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from threading import Event
 from typing import Any
 
@@ -24,7 +25,9 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from index.migrate import THREADS
 from index.sql import SQLDatabase, chunks
+from index.store import tables
 from index.store.common_terms import CommonTerms
 from index.store.protocol import (
     Changes,
@@ -90,10 +93,15 @@ class SQLThreadStore:
 
     table: sa.Table = threads  # what inserts write: a backend may add its index's columns
 
+    DDL: Sequence[str] = ()  # what the dialect adds to the schema (index/store/tables.py)
+
     def __init__(self, db: SQLDatabase) -> None:
         self.db = db
+        THREADS.create_or_upgrade(
+            db.writer, tables.exists, partial(tables.create, dialect_ddl=self.DDL)
+        )
         with self.db.write() as conn:
-            self._create(conn)
+            self._maintain(conn)
         self.common_terms = CommonTerms(self._doc_freq, self.count)
         self._keyed: dict[tuple[int, ...], Any] = {}  # _by_keys statements, built once each
 
@@ -418,8 +426,9 @@ class SQLThreadStore:
 
     # -- what each backend does its own way ---------------------------------------------
 
-    def _create(self, conn: Connection) -> None:
-        """Create the schema, or bring an older store's up to date (in a write transaction)."""
+    def _maintain(self, conn: Connection) -> None:
+        """Once the schema is at head: rebuild what an older store holds another way (in a
+        write transaction)."""
         raise NotImplementedError
 
     def _written_after(self) -> sa.TextClause:

@@ -1,6 +1,7 @@
 """The SQLite thread table's column layout: the vector column comes last in a new store (a
 read of a later column would walk the vector's overflow pages), and a store made before
-the later columns existed gains them on open and keeps working."""
+the later columns existed gains them on open (Alembic, index/store/migrations/), keeps
+working, and ends with the schema a new store is created with."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from index.migrate import THREADS
 from index.store.protocol import Row
 from index.store.sqlite import SQLiteStore
 from tests.support import make_thread
@@ -53,8 +55,42 @@ def test_a_store_from_the_first_release_gains_the_later_columns(tmp_path: Path) 
         conn.execute(FIRST_RELEASE)
     store = SQLiteStore(path)
     assert _columns(path)[-2:] == ["gen", "answer_author"]  # appended after the vector
+    assert THREADS.current(store.db.engine) == THREADS.head
     _round_trip(store)
     store.close()
+
+
+def _schema(path: Path) -> tuple[set[str], set[tuple[str, str]]]:
+    """Each table's columns and every index, trigger and table by name."""
+    with sqlite3.connect(path) as conn:
+        objects = set(
+            conn.execute("SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'")
+        )
+        columns = {
+            f"{table}.{r[1]}"
+            for kind, table in objects
+            if kind == "table"
+            for r in conn.execute(f"PRAGMA table_info({table})")
+        }
+    return columns, objects
+
+
+def test_a_migrated_store_has_the_schema_of_a_new_one(tmp_path: Path) -> None:
+    """The one schema (index/store/tables.py + the dialect's DDL) and the revisions that
+    bring an earlier store there must agree: same tables, columns, indexes and triggers."""
+    with sqlite3.connect(tmp_path / "old.db") as conn:
+        conn.execute(FIRST_RELEASE)
+    SQLiteStore(tmp_path / "old.db").close()
+    SQLiteStore(tmp_path / "new.db").close()
+    old, new = _schema(tmp_path / "old.db"), _schema(tmp_path / "new.db")
+    assert old == new
+    assert ("table", "thread_schema_version") in new[1] and ("index", "threads_signals") in new[1]
+
+
+def test_head_names_the_newest_thread_store_revision() -> None:
+    """``THREADS.head`` lets an up-to-date store open without Alembic: it must be the
+    newest script's revision, and a new store is stamped with it."""
+    assert THREADS.head == THREADS.newest()
 
 
 def test_suggest_reads_on_the_driver_match_the_shared_queries_and_fail_as_store_errors(

@@ -74,6 +74,29 @@ def test_schema_is_created_once_by_replicas_starting_together(pg_server: str) ->
         s.close()
 
 
+def test_a_store_from_before_the_answer_author_gains_it_and_is_stamped(pg_server: str) -> None:
+    """A PostgreSQL store written before the thread store had migrations (no version table,
+    no answer_author) is brought to head on open and keeps its threads."""
+    import sqlalchemy as sa
+
+    from index.migrate import THREADS
+
+    url = fresh_database(pg_server)
+    old = PostgresStore(url)
+    old.upsert([Row(make_thread("a", "Hub offline"), "h", "m", np.ones(4, dtype=np.float32))])
+    with old.db.writer.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE threads DROP COLUMN answer_author")
+        conn.exec_driver_sql("DROP TABLE thread_schema_version")
+    old.close()
+    store = PostgresStore(url)
+    assert THREADS.current(store.db.engine) == THREADS.head
+    columns = {c["name"] for c in sa.inspect(store.db.engine).get_columns("threads")}
+    assert {"answer_author", "fts", "gen"} <= columns
+    assert [t.thread.id for t in store.get_many([1]).values()] == ["a"]
+    assert [pk for pk, _ in store.keyword_search("hub", 5)] == [1]
+    store.close()
+
+
 def test_bad_url_is_a_clear_error() -> None:
     from index.errors import StoreError
 

@@ -186,5 +186,7 @@ def test_index_publish_and_db_commands(env: Path) -> None:
     assert r.exit_code == 0, r.output
     assert (seed_dir / "vectors.manifest.json").exists() and list(seed_dir.glob("*.faiss"))
     r = runner.invoke(app, ["db", "current"])
-    assert r.exit_code == 0 and '"up_to_date": true' in r.output
+    assert r.exit_code == 0, r.output
+    versions = json.loads(r.output)
+    assert versions["up_to_date"] and versions["threads"]["up_to_date"], versions
     assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0

@@ -1,0 +1,1 @@
+"""Alembic migrations of the thread store (run by index/migrate.py, ``THREADS``)."""
