@@ -22,7 +22,7 @@ import numpy as np
 
 from index import seed
 from index.corpus_parts import (
-    Embedder,
+    Encoder,
     UpsertReport,
     Verification,
     content_hash,
@@ -36,7 +36,7 @@ from index.vectors.layout import IndexLayout
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Corpus", "Embedder", "IndexLayout", "UpsertReport", "Verification", "content_hash"]
+__all__ = ["Corpus", "Encoder", "IndexLayout", "UpsertReport", "Verification", "content_hash"]
 
 
 class Corpus:
@@ -45,7 +45,7 @@ class Corpus:
     def __init__(
         self,
         store: ThreadStore,
-        embedder: Embedder,
+        embedder: Encoder,
         index_dir: Path,
         text_of: Callable[[Thread], str],
         space: str | None = None,

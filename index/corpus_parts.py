@@ -11,8 +11,9 @@ from typing import Protocol
 import numpy as np
 
 
-class Embedder(Protocol):
-    """What the corpus needs from an encoder."""
+class Encoder(Protocol):
+    """Turns texts into L2-normalised float32 vectors of a fixed dimension: what the corpus
+    needs from an encoder, and the interface every encoder in retrieval/encoders/ has."""
 
     @property
     def name(self) -> str: ...

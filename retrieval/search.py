@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Literal
+from typing import Literal, TypedDict
 
 import numpy as np
 
@@ -99,6 +99,14 @@ class SearchResult:
     language: str = "en"  # the question's detected language
     threshold: float = 0.0  # the abstention threshold applied (on relevance when it is on)
     best_relevance: float | None = None
+
+
+class SearchOptions(TypedDict, total=False):
+    """What a search may be asked besides the question (``Searcher.search``'s keywords)."""
+
+    k: int
+    tags: Sequence[str] | None
+    language: str | None
 
 
 class Searcher:

@@ -6,12 +6,12 @@ the search then share the question's multilingual encoding (``BatchingEncoder``)
 from __future__ import annotations
 
 import concurrent.futures as cf
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Literal
+from typing import Literal, Unpack
 
-from retrieval.search import Searcher, SearchResult
+from retrieval.search import Searcher, SearchOptions, SearchResult
 from retrieval.text import question_text
 from triage import pii
 from triage.decision import TriageDecision
@@ -31,16 +31,10 @@ class SuggestPolicy:
     pool: cf.Executor | None  # None: triage, then the search, one after the other
 
     def __call__(
-        self,
-        title: str,
-        body: str = "",
-        k: int = 5,
-        tags: Sequence[str] | None = None,
-        language: str | None = None,
+        self, title: str, body: str = "", **options: Unpack[SearchOptions]
     ) -> SuggestOutcome:
-        search = partial(
-            self.searcher.search, pii.redact(title), pii.redact(body), k, tags, language
-        )
+        """Triage, and the search (``options``: ``k``, ``tags``, ``language``)."""
+        search = partial(self.searcher.search, pii.redact(title), pii.redact(body), **options)
         pending = self.pool.submit(search) if self.pool is not None else None
         # suggest responses carry the reasons, not the labelled examples: skip finding them
         decision = self.route(question_text(title, body), evidence=0)

@@ -45,7 +45,7 @@ _SEP = "[ \u00a0\u202f.-]"
 # card may be glued to a label ("nº4111...") and written with "/", "_" or up to 3 spaces
 _CARD_SEP = "[ \t\u00a0\u202f./_-]"
 _DIGIT_RUN = re.compile(rf"(?<!\d)\d{{1,40}}(?:{_CARD_SEP}{{1,3}}\d{{1,40}})*(?!\d)")
-_GROUP = re.compile(r"\d+")
+_GROUP = re.compile(r"\d+")  # digit groups: of a card number, of a phone number
 _NOT_DIGIT = re.compile(r"\D")
 _CARD_PREFIX = re.compile(
     r"^(?:4|5[1-5]|2(?:2[2-9]|[3-6]\d|7[01]|720)|3[47]|3(?:0[0-5]|[68])|6(?:011|5|4[4-9]|2)"
@@ -182,7 +182,6 @@ _NATIONAL_PHONE = re.compile(
     rf"|0\d{{1,3}}[-/]\d{{6,8}}"
     r")(?![\w-])"
 )
-_GROUPS = re.compile(r"\d+")
 _DATE_LIKE = re.compile(r"^\d{1,4}[-./]\d{1,2}[-./]\d{1,4}$")
 # a date then more digits: "2026-11-23 18" out of "2026-11-23 18:30:50"
 _DATE_PREFIX = re.compile(r"^(?:\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{4})\b")
@@ -206,7 +205,7 @@ def _phones(text: str) -> list[Finding]:
         digits = _NOT_DIGIT.sub("", raw)
         if not 9 <= len(digits) <= 15 or _DATE_LIKE.match(raw) or _DATE_PREFIX.match(raw):
             continue
-        if not raw.startswith("+") and "(" not in raw and len(_GROUPS.findall(raw)) < 3:
+        if not raw.startswith("+") and "(" not in raw and len(_GROUP.findall(raw)) < 3:
             continue  # two bare groups ("2024 1234") are more often numbers than phones
         out.append(Finding("phone", m.start(), m.end()))
     return out

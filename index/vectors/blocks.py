@@ -28,18 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from index.vectors.faiss_index import (
-    EXACT_WITHIN,
-    FlatIndex,
-    Keys,
-    VectorIndex,
-    _FaissIndex,
-    _ids,
-    _wrap,
-    faiss,
-    new_index,
-)
-from index.vectors.faiss_index import from_bytes as part_from_bytes
+from index.vectors import faiss_index
+from index.vectors.faiss_index import Keys, VectorIndex, faiss
 from index.vectors.search_threads import best, run_all
 
 MAGIC = b"UNSOURCE-BLOCKS-1\n"
@@ -51,7 +41,7 @@ class BlockIndex(VectorIndex):
     """One faiss index per column block (module doc); same interface as one index."""
 
     def __init__(
-        self, dimension: int, blocks: Sequence[Block], parts: Sequence[_FaissIndex]
+        self, dimension: int, blocks: Sequence[Block], parts: Sequence[faiss_index.FaissIndex]
     ) -> None:
         super().__init__(dimension)
         if len(blocks) != len(parts) or not blocks:
@@ -89,7 +79,7 @@ class BlockIndex(VectorIndex):
     def add(self, ids: np.ndarray, vectors_: np.ndarray) -> None:
         if len(ids) == 0:
             return
-        keys = _ids(ids)
+        keys = faiss_index.as_keys(ids)
         vecs = np.asarray(vectors_, dtype=np.float32).reshape(len(keys), self.dimension)
         where = self.block_of(vecs)
         for b, ((start, stop), part) in enumerate(zip(self.blocks, self.parts, strict=True)):
@@ -111,14 +101,14 @@ class BlockIndex(VectorIndex):
     def _filter(self, keys: Keys) -> list[tuple[np.ndarray, Any]]:
         """Per part: the filter's keys it holds, and a selector for them where the part
         searches by selector (``EXACT_WITHIN`` or fewer are scored exactly instead)."""
-        wanted = _ids(keys)
+        wanted = faiss_index.as_keys(keys)
         digest = hashlib.blake2b(wanted.tobytes(), digest_size=16).digest()
         cached = self._filters.get(digest)
         if cached is not None:
             self._filters.move_to_end(digest)
             return cached
         made = [
-            (mine, _bitmap_selector(mine) if len(mine) > EXACT_WITHIN else None)
+            (mine, _bitmap_selector(mine) if len(mine) > faiss_index.EXACT_WITHIN else None)
             for mine in self._split(wanted)
         ]
         self._filters[digest] = made
@@ -130,7 +120,7 @@ class BlockIndex(VectorIndex):
         """``keys`` divided by the part that holds each (keys held by none are dropped)."""
         if self._members is None:
             self._members = [np.sort(p.ids()) for p in self.parts]
-        wanted = _ids(keys)
+        wanted = faiss_index.as_keys(keys)
         out = []
         for members in self._members:
             at = np.searchsorted(members, wanted)
@@ -233,13 +223,13 @@ def from_bytes(data: bytes, nprobe: int = 48) -> BlockIndex:
         raise ValueError("not a block index")
     end = data.index(b"\n", len(MAGIC))
     header = json.loads(data[len(MAGIC) : end])
-    parts: list[_FaissIndex] = []
+    parts: list[faiss_index.FaissIndex] = []
     at = end + 1
     view = memoryview(data)  # each part read in place, not copied out first
     for size in header["sizes"]:
         if at + size > len(data):
             raise ValueError("block index: missing bytes")
-        parts.append(part_from_bytes(view[at : at + size], nprobe))
+        parts.append(faiss_index.from_bytes(view[at : at + size], nprobe))
         at += size
     if at != len(data):
         raise ValueError("block index: trailing or missing bytes")
@@ -255,13 +245,13 @@ def read_file(path: Path, nprobe: int = 48) -> BlockIndex:
             raise ValueError("not a block index")
         header = json.loads(f.readline())
         at = f.tell()
-        parts: list[_FaissIndex] = []
+        parts: list[faiss_index.FaissIndex] = []
         for size in header["sizes"]:
             f.seek(at)
             raw = faiss.read_index(faiss.PyCallbackIOReader(f.read))
             if f.tell() != at + size:
                 raise ValueError("block index: a part is not the size its header says")
-            parts.append(_wrap(raw, nprobe))
+            parts.append(faiss_index.wrap(raw, nprobe))
             at += size
         if f.read(1):
             raise ValueError("block index: trailing bytes")
@@ -278,15 +268,15 @@ def new_block_index(
 ) -> BlockIndex:
     """An empty index per block, each of ``kind`` (IVF trained on the sample rows that
     belong to its block, sized for its share of ``count``; flat where too few rows)."""
-    template = BlockIndex(dimension, blocks, [FlatIndex(b - a) for a, b in blocks])
+    template = BlockIndex(dimension, blocks, [faiss_index.FlatIndex(b - a) for a, b in blocks])
     if kind != "ivf" or sample is None or not len(sample):
         return template
     where = template.block_of(sample)
-    parts: list[_FaissIndex] = []
+    parts: list[faiss_index.FaissIndex] = []
     for b, (start, stop) in enumerate(blocks):
         rows = sample[where == b, start:stop]
         share = max(1, round(count * len(rows) / len(sample)))
-        made = new_index("ivf", stop - start, rows, share, nprobe)
-        assert isinstance(made, _FaissIndex)
+        made = faiss_index.new_index("ivf", stop - start, rows, share, nprobe)
+        assert isinstance(made, faiss_index.FaissIndex)
         parts.append(made)
     return BlockIndex(dimension, blocks, parts)

@@ -61,7 +61,7 @@ class VectorIndex(ABC):
 Keys = Sequence[int] | np.ndarray  # thread keys: a list, or an int64 array for large sets
 
 
-def _ids(values: Keys) -> np.ndarray:
+def as_keys(values: Keys) -> np.ndarray:
     if isinstance(values, np.ndarray):  # no trip through Python ints for large key sets
         return np.ascontiguousarray(values, dtype=np.int64)
     return np.ascontiguousarray(np.asarray(list(values), dtype=np.int64))
@@ -71,7 +71,7 @@ def _hits(scores: np.ndarray, ids: np.ndarray) -> list[tuple[int, float]]:
     return [(int(i), float(s)) for i, s in zip(ids, scores, strict=True) if i >= 0]
 
 
-class _FaissIndex(VectorIndex):
+class FaissIndex(VectorIndex):
     """What flat and IVF share: a faiss index that stores its own int64 ids."""
 
     def __init__(self, dimension: int, raw: Any) -> None:
@@ -86,7 +86,7 @@ class _FaissIndex(VectorIndex):
         if len(ids) == 0:
             return
         vecs = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(ids), self.dimension)
-        self._index.add_with_ids(vecs, _ids(ids))
+        self._index.add_with_ids(vecs, as_keys(ids))
 
     def _params(self, selector: Any, allowed: int | None = None) -> Any:
         """Search parameters; ``allowed``: how many ids the selector lets through."""
@@ -99,7 +99,7 @@ class _FaissIndex(VectorIndex):
             return self.search_selected(query, k, None)
         if not len(within):
             return []
-        return self.search_selected(query, k, faiss.IDSelectorBatch(_ids(within)), len(within))
+        return self.search_selected(query, k, faiss.IDSelectorBatch(as_keys(within)), len(within))
 
     def search_selected(
         self, query: np.ndarray, k: int, selector: Any, allowed: int | None = None
@@ -115,7 +115,7 @@ class _FaissIndex(VectorIndex):
         return _hits(scores[0], ids[0])
 
     def vectors_for(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
-        keys = _ids(ids)
+        keys = as_keys(ids)
         try:  # all present, the usual case: one call
             return dict(zip(keys.tolist(), self._index.reconstruct_batch(keys), strict=True))
         except RuntimeError:  # some id not in the index: one by one, skipping those
@@ -132,7 +132,7 @@ class _FaissIndex(VectorIndex):
         return bytes(faiss.serialize_index(self._index))
 
 
-class FlatIndex(_FaissIndex):
+class FlatIndex(FaissIndex):
     """Exact search: ``IndexIDMap2`` over ``IndexFlatIP``. A delete compacts the array
     (O(n) memmove, no re-encoding or rebuild)."""
 
@@ -145,13 +145,13 @@ class FlatIndex(_FaissIndex):
 
     def remove(self, ids: Sequence[int]) -> None:
         if len(ids):
-            self._index.remove_ids(_ids(ids))
+            self._index.remove_ids(as_keys(ids))
 
     def ids(self) -> np.ndarray:
         return faiss.vector_to_array(self._index.id_map).astype(np.int64)
 
 
-class IVFIndex(_FaissIndex):
+class IVFIndex(FaissIndex):
     """Approximate search for large corpora: an inverted file over ``nlist`` k-means
     cells with 8-bit scalar-quantised vectors (4x smaller than flat), ``nprobe`` cells
     searched per query. A hashtable direct map makes deletes O(1) per id and lets
@@ -355,7 +355,7 @@ class IVFIndex(_FaissIndex):
     def remove(self, ids: Sequence[int]) -> None:
         if len(ids):
             self._written()
-            arr = _ids(ids)
+            arr = as_keys(ids)
             self._index.remove_ids(faiss.IDSelectorArray(len(arr), faiss.swig_ptr(arr)))
 
     def ids(self) -> np.ndarray:
@@ -385,11 +385,11 @@ FAST_TRAIN = 20_000
 FAST_DIMS = 2
 
 
-def from_bytes(data: bytes | memoryview, nprobe: int = 48) -> _FaissIndex:
-    return _wrap(faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8)), nprobe)
+def from_bytes(data: bytes | memoryview, nprobe: int = 48) -> FaissIndex:
+    return wrap(faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8)), nprobe)
 
 
-def _wrap(raw: Any, nprobe: int) -> _FaissIndex:
+def wrap(raw: Any, nprobe: int) -> FaissIndex:
     """The index kind a deserialised faiss index is; RuntimeError (as faiss raises for a
     malformed file) for any other faiss type, e.g. a bare ``IndexFlatIP`` without ids."""
     if isinstance(raw, faiss.IndexIVF):

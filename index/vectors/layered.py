@@ -28,15 +28,15 @@ from index.vectors.blocks import BlockIndex
 from index.vectors.faiss_index import (
     EXACT_WITHIN,
     FILTER_PROBE_SHARE,
+    FaissIndex,
     FlatIndex,
     IVFIndex,
     Keys,
     VectorIndex,
-    _FaissIndex,
-    _ids,
-    _wrap,
+    as_keys,
     faiss,
     new_index,
+    wrap,
 )
 
 __all__ = [
@@ -68,7 +68,7 @@ class LayeredIndex(VectorIndex):
     replicas share the page cache) plus an in-memory flat delta for later writes and a
     set of base ids deleted since. ``to_bytes`` merges them into one index."""
 
-    def __init__(self, base: _FaissIndex | BlockIndex, path: Path) -> None:
+    def __init__(self, base: FaissIndex | BlockIndex, path: Path) -> None:
         super().__init__(base.dimension)
         self.base = base
         self.path = path
@@ -97,9 +97,9 @@ class LayeredIndex(VectorIndex):
 
     def _base_search(self, q: np.ndarray, k: int, within: Keys | None) -> list[tuple[int, float]]:
         if within is not None:
-            keys = _ids(within)
+            keys = as_keys(within)
             if self.dead:
-                keys = keys[~np.isin(keys, _ids(sorted(self.dead)))]
+                keys = keys[~np.isin(keys, as_keys(sorted(self.dead)))]
             return self.base.search(q, k, keys)
         if not self.dead:
             return self.base.search(q, k)
@@ -107,7 +107,7 @@ class LayeredIndex(VectorIndex):
             hits = self.base.search(q, k + len(self.dead))
             return [h for h in hits if h[0] not in self.dead][:k]
         if self._alive_sel is None:
-            self._dead_arr = _ids(sorted(self.dead))
+            self._dead_arr = as_keys(sorted(self.dead))
             self._dead_batch = faiss.IDSelectorBatch(self._dead_arr)
             self._alive_sel = faiss.IDSelectorNot(self._dead_batch)
         return self.base.search_selected(q, k, self._alive_sel)
@@ -128,7 +128,7 @@ class LayeredIndex(VectorIndex):
         base = np.array(sorted(self._base_ids - self.dead), dtype=np.int64)
         return np.concatenate([base, self.delta.ids()])
 
-    def merged(self) -> _FaissIndex | BlockIndex:
+    def merged(self) -> FaissIndex | BlockIndex:
         """One in-memory index: a copy of the base, minus deletes, plus the delta."""
         self._file.seek(0)
         copy = from_bytes(self._file.read(), nprobe=getattr(self.base, "nprobe", 48))
@@ -169,7 +169,7 @@ def fast_scan_state(index: VectorIndex) -> Literal["off", "building", "ready"]:
     return "ready" if all(p.fast_ready for p in wanted) else "building"
 
 
-def _open(path: Path, nprobe: int) -> _FaissIndex | BlockIndex:
+def _open(path: Path, nprobe: int) -> FaissIndex | BlockIndex:
     """The index in the file at ``path``: one faiss index memory-mapped where faiss can,
     a block index read whole."""
     with open(path, "rb") as f:
@@ -179,7 +179,7 @@ def _open(path: Path, nprobe: int) -> _FaissIndex | BlockIndex:
             return blocks.read_file(path, nprobe)
         except (ValueError, KeyError, TypeError) as exc:
             raise RuntimeError(f"malformed block index: {exc}") from exc
-    return _wrap(faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC), nprobe)
+    return wrap(faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC), nprobe)
 
 
 def blocks_of(index: VectorIndex) -> tuple[tuple[int, int], ...]:
@@ -193,14 +193,14 @@ def map_file(path: Path, nprobe: int = 48) -> LayeredIndex:
     return LayeredIndex(_open(path, nprobe), path)
 
 
-def from_bytes(data: bytes, nprobe: int = 48) -> _FaissIndex | BlockIndex:
+def from_bytes(data: bytes, nprobe: int = 48) -> FaissIndex | BlockIndex:
     """The index ``to_bytes`` wrote; RuntimeError (as faiss raises) if it is malformed."""
     if blocks.is_blocks(data):
         try:
             return blocks.from_bytes(data, nprobe)
         except (ValueError, KeyError, TypeError) as exc:
             raise RuntimeError(f"malformed block index: {exc}") from exc
-    return _wrap(faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8)), nprobe)
+    return wrap(faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8)), nprobe)
 
 
 CRASH_POINTS = ("after_temp_write", "before_fsync", "before_rename", "before_manifest")

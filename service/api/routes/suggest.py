@@ -66,7 +66,7 @@ async def suggest(
 
 
 def _answer(engine: Engine, req: SuggestRequest, rid: str) -> SuggestOutcome:
-    outcome = engine.suggest(req.title, req.body, req.k, req.tags, req.language)
+    outcome = engine.suggest(req.title, req.body, k=req.k, tags=req.tags, language=req.language)
     triage, result = outcome.triage, outcome.result
     hits = result.hits if result else []
     engine.activity.log_suggest(

@@ -16,8 +16,6 @@ from alembic import op
 
 revision = "t0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 # columns added after the first release, on each dialect
 ADDED = {
