@@ -153,8 +153,10 @@ def gaps_for(
     cut to ``QUESTION_CHARS``; one computation at a time per process, and a window's
     report (its ends taken to the minute) is reused for a minute, so the console's every
     load and concurrent agents cannot pile clusterings onto the serving threads."""
-    end = until or datetime.now(UTC)
+    # no window reaches before the first dates a datetime holds (until=0001-01-01 is valid)
+    end = max(until or datetime.now(UTC), datetime.min.replace(tzinfo=UTC) + 2 * WINDOW)
     start = min(since or end - WINDOW, end)  # a window ending before it starts is empty
+    start = max(start, end - timedelta(days=3660))  # and the trend's window before it
     with _computing:
         # what the window holds now is part of the key: a new question is seen at once
         key = (id(engine), _minute(start), _minute(end), min_size, _held(engine, start, end))
