@@ -234,6 +234,28 @@ def _seeded_start(work: Path, data: Settings, triage: Path, log: Path) -> float:
     return started
 
 
+def _question_files(work: Path, questions: list[str]) -> tuple[Path, Path, Path]:
+    """The questions of the 1-client, 16-client and filtered runs, none in two of them (the
+    filtered run's would otherwise come from the query cache)."""
+    runs = {"q1": questions[:320], "q16": questions[320:1940], "q1f": questions[2200:2520]}
+    for name, asked in runs.items():
+        (work / f"{name}.json").write_text(json.dumps(asked))
+    return work / "q1.json", work / "q16.json", work / "q1f.json"
+
+
+def _batching_gain(row: dict[str, Any], unbatched: Server, many: Path) -> dict[str, Any]:
+    """16 clients on a replica that encodes one question at a time, against the batched
+    replica's figures in ``row`` (as served, and with every encode a cache hit)."""
+    alone = unbatched.load(many, 16)
+    unbatched.stop()
+    rps = alone["throughput_rps"]
+    return {
+        "sixteen_clients_unbatched": alone,
+        "batching_gain": round(row["sixteen_clients"]["throughput_rps"] / rps, 2),
+        "encode_free_gain": round(row["sixteen_clients_encoded"]["throughput_rps"] / rps, 2),
+    }
+
+
 def scale(
     work: Path,
     seeds: synth.Seeds,
@@ -242,10 +264,7 @@ def scale(
     questions: list[str],
     encoder: Encoder,
 ) -> list[dict[str, Any]]:
-    one, many, filtered = work / "q1.json", work / "q16.json", work / "q1f.json"
-    one.write_text(json.dumps(questions[:320]))
-    many.write_text(json.dumps(questions[320:1940]))
-    filtered.write_text(json.dumps(questions[2200:2520]))  # not in the cache from ``one``
+    one, many, filtered = _question_files(work, questions)
     qvecs = encoder.encode(questions[:200])
     rows = []
     for size in sizes:
@@ -285,18 +304,10 @@ def scale(
         manifest = json.loads((data.index_dir / vectors.MANIFEST_FILE).read_text())
         row["index"] = manifest["kind"]
         row["index_file_mib"] = round((data.index_dir / manifest["file"]).stat().st_size / 2**20, 1)
-        server = Server(data.data_dir, triage, log, UNSOURCE_MICRO_BATCH_SIZE="1")
-        row["sixteen_clients_unbatched"] = server.load(many, 16)
-        server.stop()
-        row["batching_gain"] = round(
-            row["sixteen_clients"]["throughput_rps"]
-            / row["sixteen_clients_unbatched"]["throughput_rps"],
-            2,
-        )
-        row["encode_free_gain"] = round(
-            row["sixteen_clients_encoded"]["throughput_rps"]
-            / row["sixteen_clients_unbatched"]["throughput_rps"],
-            2,
+        row.update(
+            _batching_gain(
+                row, Server(data.data_dir, triage, log, UNSOURCE_MICRO_BATCH_SIZE="1"), many
+            )
         )
         row["new_replica_from_seed_s"] = _seeded_start(work, data, triage, log)
         row["recall_at_10_vs_flat"] = _recall(data, qvecs)
@@ -325,7 +336,7 @@ def merge_rows(earlier: list[dict[str, Any]], new: list[dict[str, Any]]) -> list
     return [by_size[size] for size in sorted(by_size)]
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, allow_abbrev=False)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks.md"))
@@ -344,6 +355,11 @@ def main() -> None:
         help="comma-separated subset",
     )
     parser.add_argument("--merge", type=Path, help="earlier JSON result to keep other sections of")
+    return parser
+
+
+def main() -> None:
+    parser = _parser()
     args = parser.parse_args()
     if args.encoder_only:  # the child process of ``encoders``
         print(json.dumps(encode_one(args.encoder_only, args.data, args.work)))

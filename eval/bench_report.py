@@ -171,35 +171,13 @@ def _targets(result: dict[str, Any]) -> list[str]:
     return lines
 
 
-def markdown(result: dict[str, Any]) -> str:
-    encoders = _table(
-        result["encoders"],
-        [
-            ("backend", "backend"),
-            ("load_s", "load s (openvino: export on first use)"),
-            ("texts_per_s", "batch texts/s"),
-            ("speedup", "× torch fp32"),
-            ("single_query_p50_ms", "1 query p50 ms"),
-            ("mean_cosine_to_fp32", "mean cosine to fp32"),
-            ("top10_overlap", "top-10 overlap"),
-            ("semeval_dev_map", "SemEval dev MAP"),
-        ],
-    )
-    sbs = (
-        side_by_side.markdown(result["side_by_side"])
-        if isinstance(result.get("side_by_side"), dict)
-        else "(not run)"
-    )
-    scale_rows = _scale_rows(result["scale"])
-    scale = _table(scale_rows, [(k, k) for k in scale_rows[0]]) if scale_rows else "(not run)"
-    targets = "\n".join(_targets(result))
-    return f"""# Benchmarks
+REPORT = """# Benchmarks
 
-Run {result["date"]} on {result["machine"]}; the whole run took {result["minutes"]} min.
+Run {date} on {machine}; the whole run took {minutes} min.
 Command: `make bench`, which runs `python -m eval.bench --data ../shared/data/semeval2016
---out docs/benchmarks.md`; this run: `{result.get("command", "python -m eval.bench")}`.
+--out docs/benchmarks.md`; this run: `{command}`.
 Raw numbers in `docs/benchmarks.json`. No GPU. Timings are one run each on a shared 2-core
-machine; repeated runs moved them by about ±10 %.{_merged(result)}
+machine; repeated runs moved them by about ±10 %.{merged}
 
 ## Targets
 
@@ -267,7 +245,7 @@ stage reads the best 5 candidates' text, their keyword overlap and the word alig
 words' vectors are cached: the first pass pays for encoding each new word once). The scale
 section above runs with it on (the default).
 
-{relevance_markdown(result.get("relevance"))}
+{relevance}
 
 ## Import: a Stack Exchange dump, end to end (`eval/bench_import.py`)
 
@@ -275,5 +253,42 @@ section above runs with it on (the default).
 SemEval threads (1-3 answers per question, half with an accepted one, 1 in 20 closed as a
 duplicate), served default settings, fresh data dir, encoder export warmed first.
 
-{import_markdown(result.get("import"))}
+{imports}
 """
+
+
+def markdown(result: dict[str, Any]) -> str:
+    encoders = _table(
+        result["encoders"],
+        [
+            ("backend", "backend"),
+            ("load_s", "load s (openvino: export on first use)"),
+            ("texts_per_s", "batch texts/s"),
+            ("speedup", "× torch fp32"),
+            ("single_query_p50_ms", "1 query p50 ms"),
+            ("mean_cosine_to_fp32", "mean cosine to fp32"),
+            ("top10_overlap", "top-10 overlap"),
+            ("semeval_dev_map", "SemEval dev MAP"),
+        ],
+    )
+    sbs = (
+        side_by_side.markdown(result["side_by_side"])
+        if isinstance(result.get("side_by_side"), dict)
+        else "(not run)"
+    )
+    scale_rows = _scale_rows(result["scale"])
+    scale = _table(scale_rows, [(k, k) for k in scale_rows[0]]) if scale_rows else "(not run)"
+    targets = "\n".join(_targets(result))
+    return REPORT.format(
+        date=result["date"],
+        machine=result["machine"],
+        minutes=result["minutes"],
+        command=result.get("command", "python -m eval.bench"),
+        merged=_merged(result),
+        targets=targets,
+        encoders=encoders,
+        sbs=sbs,
+        scale=scale,
+        relevance=relevance_markdown(result.get("relevance")),
+        imports=import_markdown(result.get("import")),
+    )

@@ -141,6 +141,32 @@ def _rate(value: float | None) -> str:
     return "—" if value is None else f"{value:.4f}"
 
 
+def _by_language(result: dict[str, Any]) -> list[str]:
+    """Per language, and per language and domain, where the result has them."""
+    lines: list[str] = []
+    if "by_language" not in result:
+        return lines
+    for title, table in (
+        ("language", result["by_language"]),
+        ("language/domain", result.get("by_language_domain", {})),
+    ):
+        if not table:
+            continue
+        lines += [
+            "",
+            f"| {title} | staff recall | precision | false staff | staff rate | staff | n |",
+            "|---" * 7 + "|",
+        ]
+        for key, m in table.items():
+            recall = f"{m['recall']:.4f}" if m["staff_true"] else "—"
+            lines.append(
+                f"| {key} | {recall} | {m['precision']:.4f} | "
+                f"{_rate(m['false_staff_rate'])} | {m['staff_rate']:.4f} | "
+                f"{m['staff_true']} | {m['n']} |"
+            )
+    return lines
+
+
 def markdown(result: dict[str, Any]) -> str:
     s, c, r = result["staff"], result["classifier_only"], result["rules_only"]
     lines = [
@@ -179,25 +205,7 @@ def markdown(result: dict[str, Any]) -> str:
         )
         lines += ["", f"Intent accuracy, {i['classes']}-way over {i['source']}: "
                   f"{i['accuracy']:.4f}{ref}."]  # fmt: skip
-    if "by_language" in result:
-        for title, table in (
-            ("language", result["by_language"]),
-            ("language/domain", result.get("by_language_domain", {})),
-        ):
-            if not table:
-                continue
-            lines += [
-                "",
-                f"| {title} | staff recall | precision | false staff | staff rate | staff | n |",
-                "|---" * 7 + "|",
-            ]
-            for key, m in table.items():
-                recall = f"{m['recall']:.4f}" if m["staff_true"] else "—"
-                lines.append(
-                    f"| {key} | {recall} | {m['precision']:.4f} | "
-                    f"{_rate(m['false_staff_rate'])} | {m['staff_rate']:.4f} | "
-                    f"{m['staff_true']} | {m['n']} |"
-                )
+    lines += _by_language(result)
     labels = result["confusion"]["labels"]
     lines += ["", "Confusion (rows: true queue, columns: routed queue):", "",
               "| true \\ routed | " + " | ".join(labels) + " |",

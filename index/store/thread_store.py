@@ -16,7 +16,6 @@ smaller number.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from functools import partial
 from threading import Event
 from typing import Any
@@ -38,54 +37,8 @@ from index.store.protocol import (
     fts_terms,
     to_stored,
 )
+from index.store.records import TermSearch, blob, record, vector_of
 from index.store.tables import THREAD_COLUMNS, meta, threads, tombstones
-
-EMPTY_VECTOR = b""  # an upsert's "text unchanged: keep the stored vector"
-
-
-def _vector(data: bytes | memoryview) -> np.ndarray:
-    return np.frombuffer(bytes(data), dtype=np.float32)
-
-
-def _blob(vector: np.ndarray | None) -> bytes:
-    if vector is None:
-        return EMPTY_VECTOR
-    return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
-
-
-def _record(row: Row | Exported) -> dict[str, Any]:
-    """The column values of a thread about to be written (not its key nor generation)."""
-    t = row.thread if isinstance(row, Row) else row.stored.thread
-    content_hash, model, vector = row.content_hash, row.embed_model, row.embedding
-    return {
-        "id": t.id,
-        "title": t.title,
-        "body": t.body,
-        "answer": t.answer,
-        "answer_votes": t.answer_votes,
-        "accepted": bool(t.accepted),
-        "tags": list(t.tags),
-        "language": t.language,
-        "url": t.url,
-        "created_at": t.created_at.isoformat() if t.created_at else None,
-        "updated_at": t.updated_at.isoformat() if t.updated_at else None,
-        "answer_author": t.answer_author,
-        "content_hash": content_hash,
-        "embed_model": model,
-        "embedding": _blob(vector),
-    }
-
-
-@dataclass(frozen=True)
-class TermSearch:
-    """A keyword search the backend runs: the best ``k`` threads holding any of ``terms``
-    (analysed, common ones already dropped), within ``within`` keys when given, with the
-    title/body/answer ``weights``."""
-
-    terms: list[str]
-    k: int
-    within: list[int] | None
-    weights: tuple[float, float, float]
 
 
 class SQLThreadStore:
@@ -218,7 +171,7 @@ class SQLThreadStore:
         """pk -> (embedding space, stored vector)."""
         columns = (threads.c.pk, threads.c.embed_model, threads.c.embedding)
         rows = self._by_keys(columns, threads.c.pk, [int(p) for p in pks])
-        return {int(r.pk): (r.embed_model, _vector(r.embedding)) for r in rows}
+        return {int(r.pk): (r.embed_model, vector_of(r.embedding)) for r in rows}
 
     def iter_embeddings(
         self, batch: int = 2048
@@ -229,7 +182,7 @@ class SQLThreadStore:
             yield (
                 np.array([r.pk for r in page], dtype=np.int64),
                 [r.embed_model for r in page],
-                [_vector(r.embedding) for r in page],
+                [vector_of(r.embedding) for r in page],
             )
 
     def iter_threads(self, batch: int = 512) -> Iterator[list[StoredThread]]:
@@ -242,7 +195,9 @@ class SQLThreadStore:
                    threads.c.embedding)  # fmt: skip
         for page in self._pages(columns, batch):
             yield [
-                Exported(to_stored(r._mapping), r.content_hash, r.embed_model, _vector(r.embedding))
+                Exported(
+                    to_stored(r._mapping), r.content_hash, r.embed_model, vector_of(r.embedding)
+                )
                 for r in page
             ]
 
@@ -257,7 +212,7 @@ class SQLThreadStore:
             generation=int(now or 0),
             pks=np.array([r.pk for r in rows], dtype=np.int64),
             models=[r.embed_model for r in rows],
-            vectors=[_vector(r.embedding) for r in rows],
+            vectors=[vector_of(r.embedding) for r in rows],
             deleted=deleted,
         )
 
@@ -335,7 +290,7 @@ class SQLThreadStore:
             conn.execute(
                 statement,
                 [
-                    {**_record(row), **self._indexed_params(row.thread), "gen": gen}
+                    {**record(row), **self._indexed_params(row.thread), "gen": gen}
                     for row in last.values()
                 ],
             )
@@ -383,7 +338,7 @@ class SQLThreadStore:
                 conn.execute(
                     statement,
                     [
-                        {"key": int(pk), "hash": h, "model": m, "vector": _blob(v),
+                        {"key": int(pk), "hash": h, "model": m, "vector": blob(v),
                          "generation": gen}
                         for pk, h, m, v in items
                     ],
@@ -410,7 +365,7 @@ class SQLThreadStore:
                 ):
                     if r.pk != pk:
                         replaced.add(int(r.pk))
-                values = {**_record(e), **self._indexed_params(thread), "pk": pk, "gen": gen}
+                values = {**record(e), **self._indexed_params(thread), "pk": pk, "gen": gen}
                 conn.execute(insert, values)
             present = conn.execute(sa.select(threads.c.pk)).scalars()
             gone = [int(p) for p in present if int(p) not in keep]

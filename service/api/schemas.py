@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from index.models import (
     MAX_BODY,
@@ -25,6 +25,18 @@ from index.models import (
 from triage.decision import Reason
 
 MAX_K = 50
+CLOCK_SKEW = timedelta(days=1)  # how far ahead of this replica's clock a forum's may run
+
+
+def _not_ahead(moment: datetime) -> datetime:
+    """A moment that has happened: a question posted (or answered) in the future would be
+    due long after anything could escalate it, and past year 9999 no date can say when."""
+    if moment - datetime.now(UTC) > CLOCK_SKEW:
+        raise ValueError("in the future (more than a day ahead of this server's clock)")
+    return moment
+
+
+Happened = Annotated[AwareTimestamp, AfterValidator(_not_ahead)]
 MAX_BULK = 1000
 EXCERPT_CHARS = 300
 
@@ -191,7 +203,7 @@ class QuestionCreate(RawLengthChecked):
     title: str = Field(min_length=1, max_length=MAX_TITLE, pattern=NON_BLANK_NO_NUL)
     body: str = Field(default="", max_length=MAX_BODY, pattern=NO_NUL)
     category: str = Field(default="default", min_length=1, max_length=64, pattern=CATEGORY_PATTERN)
-    created_at: AwareTimestamp | None = Field(
+    created_at: Happened | None = Field(
         default=None, description="When it was posted (timezone required); default: now."
     )
     url: str | None = Field(default=None, max_length=2048, pattern=NO_NUL)
@@ -211,7 +223,7 @@ class AnsweredRequest(BaseModel):
         },
     )
 
-    at: AwareTimestamp | None = Field(default=None, description="Default: now.")
+    at: Happened | None = Field(default=None, description="Default: now.")
     thread_id: str | None = Field(
         default=None, max_length=MAX_ID, pattern=ID_PATTERN, description="The answering thread."
     )

@@ -26,7 +26,7 @@ from index.corpus import UpsertReport
 from index.errors import UnsourceError, ValidationFailed
 from index.ingest import read_threads
 from index.models import Thread
-from index.sources.discourse import DiscourseClient, DiscourseError, crawl
+from index.sources.discourse import DiscourseClient, DiscourseError, Seen, crawl
 from index.sources.stackexchange import Dump, DumpError
 from service.cli.output import (
     BAD_INPUT,
@@ -166,6 +166,22 @@ def _checkpoint_path(engine: Engine, url: str) -> Path:
     return engine.settings.data_dir / "imports" / f"discourse-{host}.json"
 
 
+def _apply(
+    engine: Engine, seen: list[Seen], prefix: str, report: UpsertReport, skipped: dict[str, int]
+) -> int:
+    """One page of topics into the corpus; returns how many threads it removed."""
+    threads = [s.thread for s in seen if s.thread is not None]
+    if threads:
+        report.merge(engine.ingest(threads))
+    removed = 0
+    for s in seen:
+        if s.skipped:
+            skipped[s.skipped] = skipped.get(s.skipped, 0) + 1
+        if s.remove and engine.corpus.delete(f"{prefix}{s.topic_id}"):
+            removed += 1
+    return removed
+
+
 @import_app.command("discourse")
 def discourse(
     url: Annotated[str, typer.Option("--url", help="The forum, e.g. https://forum.example.com")],
@@ -210,14 +226,7 @@ def discourse(
             task = bar.add_task("importing", total=None)
             try:
                 for page, seen in crawl(client, categories, start, after, category, prefix):
-                    threads = [s.thread for s in seen if s.thread is not None]
-                    if threads:
-                        report.merge(engine.ingest(threads))
-                    for s in seen:
-                        if s.skipped:
-                            skipped[s.skipped] = skipped.get(s.skipped, 0) + 1
-                        if s.remove and engine.corpus.delete(f"{prefix}{s.topic_id}"):
-                            removed += 1
+                    removed += _apply(engine, seen, prefix, report, skipped)
                     point.parent.mkdir(parents=True, exist_ok=True)
                     point.write_text(json.dumps({"url": client.url, "page": page + 1}))
                     done = len(report.created) + len(report.updated) + len(report.unchanged_text)

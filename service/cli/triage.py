@@ -19,6 +19,7 @@ from triage.datasets import (
     MULTILINGUAL_EXAMPLES,
     SEED_EXAMPLES,
     SEED_WEIGHT,
+    Labelled,
     expand_sources,
     read_forum,
     read_sources,
@@ -77,6 +78,21 @@ def _show(d: TriageDecision) -> None:
         console.print(ev)
 
 
+def _examples(
+    data: list[Path], routes: list[Path], seed: bool, forum: list[Path], forum_labels: Path
+) -> list[Labelled]:
+    """Every training example ``train`` was given, each file checked."""
+    sources = expand_sources(data, routes)
+    if seed:
+        sources += [(SEED_EXAMPLES, None, "seed"), (MULTILINGUAL_EXAMPLES, None, "seed")]
+    examples = read_sources(sources)
+    for path in forum:
+        if not path.is_file():
+            raise ValidationFailed([(str(path), "forum", "no such file")])
+        examples += read_forum(path, forum_labels, "forum")
+    return examples
+
+
 @triage_app.command("train")
 def train_cmd(
     data: Annotated[
@@ -116,14 +132,7 @@ def train_cmd(
     """Train the classifier and write a new model version (made current)."""
     settings = load_settings()
     try:
-        sources = expand_sources(data, routes or [])
-        if seed:
-            sources += [(SEED_EXAMPLES, None, "seed"), (MULTILINGUAL_EXAMPLES, None, "seed")]
-        examples = read_sources(sources)
-        for path in forum or []:
-            if not path.is_file():
-                raise ValidationFailed([(str(path), "forum", "no such file")])
-            examples += read_forum(path, forum_labels, "forum")
+        examples = _examples(data, routes or [], seed, forum or [], forum_labels)
     except ValidationFailed as exc:
         raise problems(exc) from exc
     try:

@@ -99,12 +99,19 @@ def test_question_errors_name_the_field(agent: TestClient) -> None:
         ({"id": "q", "title": "t\x00"}, "title"),  # PostgreSQL text holds no NUL
         ({"id": "q", "title": "t", "body": "a\x00b"}, "body"),
         ({"id": "q", "title": "t", "url": "https://x/\x00"}, "url"),
+        # due = created_at + SLA: far ahead, past year 9999 (was a 500, OverflowError)
+        ({"id": "q", "title": "t", "created_at": "9999-12-31T23:00:00Z"}, "created_at"),
+        ({"id": "q", "title": "t", "created_at": _ago(-25)}, "created_at"),
     ]
     for payload, field in cases:
         r = agent.post("/v1/questions", json=payload)
         assert r.status_code == 422 and r.json()["detail"][0]["field"] == field, payload
     r = agent.post("/v1/questions/unknown/answered", json={})
     assert r.status_code == 404
+    assert agent.get("/v1/questions/q").status_code == 404  # nothing half-written
+    assert _register(agent, "q", -23).status_code in (200, 201)  # a clock a little ahead
+    r = agent.post("/v1/questions/q/answered", json={"at": "9999-12-31T23:00:00Z"})
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "at"
 
 
 def _seed(engine: Engine, qid: str, hours_ago: float) -> None:

@@ -14,7 +14,7 @@ from index.activity import ActivityStore
 from index.store.factory import open_store
 from index.store.protocol import Row
 from retrieval.prior import Signals, apply_prior, prior
-from service.api.app import retention
+from service.api.lifespan import retention
 from service.runtime import Engine
 from tests.support import auth, make_thread
 

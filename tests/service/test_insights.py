@@ -65,6 +65,9 @@ def test_planted_gaps_are_found_with_their_questions(client: TestClient, loaded:
     assert r.status_code == 200 and r.json()["questions"] == 0  # an empty window
     ancient = {"since": "0001-01-02T00:00:00Z"}  # the previous window would start before year 1
     assert client.get("/v1/insights/gaps", params=ancient, headers=auth("agent")).status_code == 200
+    for until in ("0001-01-01T00:00:00Z", "0011-01-01T00:00:00Z"):  # found by the schema fuzzer
+        r = client.get("/v1/insights/gaps", params={"until": until}, headers=auth("agent"))
+        assert r.status_code == 200, (until, r.text)
 
 
 def test_confidential_questions_keep_no_text(client: TestClient, loaded: Engine) -> None:

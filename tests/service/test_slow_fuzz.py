@@ -26,9 +26,12 @@ from tests.support import auth
 pytestmark = pytest.mark.slow
 EXAMPLES = 100
 # Rules JSON Schema cannot state, so a schema-valid body may rightly get 422: a bulk write
-# with the same thread id twice is refused whole. Every other check still runs on it.
+# with the same thread id twice is refused whole; a question posted or answered more than a
+# day ahead of the server's clock is refused. Every other check still runs on them.
 CROSS_ITEM_RULES: dict[str, list[CheckFunction]] = {
-    "POST /v1/threads:bulk": [positive_data_acceptance]
+    "POST /v1/threads:bulk": [positive_data_acceptance],
+    "POST /v1/questions": [positive_data_acceptance],
+    "POST /v1/questions/{question_id}/answered": [positive_data_acceptance],
 }
 
 

@@ -24,6 +24,11 @@ def time_text() -> sa.types.TypeEngine[str]:
 
 def upgrade() -> None:
     existing = set(sa.inspect(op.get_bind()).get_table_names())
+    _suggest_log_and_votes(existing)
+    _questions(existing)
+
+
+def _suggest_log_and_votes(existing: set[str]) -> None:
     if "suggest_log" not in existing:
         op.create_table(
             "suggest_log",
@@ -64,6 +69,9 @@ def upgrade() -> None:
             sa.Column("helpful", sa.Integer, nullable=False, server_default="0"),
             sa.Column("unhelpful", sa.Integer, nullable=False, server_default="0"),
         )
+
+
+def _questions(existing: set[str]) -> None:
     if "questions" not in existing:
         op.create_table(
             "questions",
