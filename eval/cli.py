@@ -260,7 +260,12 @@ def relevance_cmd(
     probs = [model.probabilities(r.features) for r in rows]
     report = rel.evaluate(rows, probs, model)
     text = rel.markdown(report, f"report ({model.version})") + "\n" + text
-    result = {"model": model.to_json(), "report": report, "curve": rel.curve(rows, probs)}
+    result = {
+        "model": model.to_json(),
+        "report": report,
+        "mistakes": rel.mistakes(rows, probs, model),
+        "curve": rel.curve(rows, probs),
+    }
     out.mkdir(parents=True, exist_ok=True)
     (out / "relevance.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     (out / "relevance.md").write_text(text, encoding="utf-8")

@@ -313,6 +313,33 @@ def evaluate(
     }
 
 
+def mistakes(
+    rows: Sequence[Listed], probs: Sequence[np.ndarray], model: RelevanceModel
+) -> list[dict[str, Any]]:
+    """Every lumio question the stage got wrong: an answerable one given no_match (with its
+    answer's probability and rank, or none when the first stage missed it), an
+    unanswerable or off-topic one given a suggestion (with the thread shown)."""
+    out = []
+    for r, p in zip(rows, probs, strict=True):
+        if r.source != "lumio" or not len(p):
+            continue
+        shown = bool((p >= model.threshold_for(r.language)).any())
+        if (r.kind == "answerable") == shown:
+            continue
+        best = int(np.argmax(p))
+        row: dict[str, Any] = {"id": r.qid, "language": r.language, "kind": r.kind, "text": r.text}
+        row["best"] = {"thread": r.ids[best], "p": round(float(p[best]), 3)}
+        if r.kind == "answerable" and r.labels.any():
+            answer = int(np.argmax(r.labels))
+            row["answer"] = {
+                "thread": r.ids[answer],
+                "p": round(float(p[answer]), 3),
+                "rank": answer,
+            }
+        out.append(row)
+    return out
+
+
 def markdown(report: dict[str, Any], title: str) -> str:
     columns = [
         "answerable_no_match",

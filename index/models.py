@@ -33,9 +33,23 @@ ThreadId = Annotated[
     str,
     StringConstraints(min_length=1, max_length=MAX_ID, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$"),
 ]
+MAX_TAG = 50
+
+
+def _tag_as_sent(value: Any) -> Any:
+    """A tag's length is checked as sent, before stripping (as ``RawLengthChecked`` does
+    for fields: list items escape it; found by the schema fuzzer)."""
+    if isinstance(value, str) and len(value) > MAX_TAG:
+        raise ValueError(f"String should have at most {MAX_TAG} characters")
+    return value
+
+
 Tag = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=50, pattern=NON_BLANK_NO_NUL),
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=MAX_TAG, pattern=NON_BLANK_NO_NUL
+    ),
+    BeforeValidator(_tag_as_sent),
 ]
 Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")]
 

@@ -23,13 +23,15 @@ import contextlib
 import hashlib
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.engine import Connection, Engine
 
 from index.errors import StoreError
@@ -62,6 +64,43 @@ PG_POOL_SIZE = 10  # PostgreSQL, per replica (settings database_pool_size / _ove
 PG_OVERFLOW = 10
 
 
+class _SQLiteCompiler(SQLiteCompiler):
+    """SQLite's statement compiler, also rendering a table hint given for "sqlite"
+    (``select.with_hint(table, "INDEXED BY <index>", "sqlite")``) after the table's name,
+    where SQLite's planner must be told which index to use."""
+
+    def get_from_hint_text(self, table: Any, text: str | None) -> str | None:
+        return text
+
+
+_SQLITE = sqlite.dialect()
+_SQLITE.statement_compiler = _SQLiteCompiler
+
+
+@dataclass(frozen=True)
+class DriverStatement:
+    """A SQLAlchemy statement compiled once for the SQLite driver (``SQLDatabase.driver_rows``
+    and ``driver_write``): its SQL with ``?`` placeholders and the parameters' names in
+    their order. The fast paths run the very statements the shared code builds."""
+
+    sql: str
+    names: tuple[str, ...]
+
+    @classmethod
+    def of(cls, statement: sa.Executable) -> DriverStatement:
+        compiled = statement.compile(dialect=_SQLITE)  # type: ignore[attr-defined]
+        return cls(str(compiled), tuple(compiled.positiontup or ()))
+
+    def params(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(values[name] for name in self.names)
+
+
+def in_json_list(column: sa.ColumnElement[Any], name: str = "keys") -> sa.ColumnElement[bool]:
+    """SQLite: ``column`` is one of the JSON list bound as ``:name`` (``json_each``)."""
+    keys = sa.func.json_each(sa.bindparam(name, type_=sa.JSON)).table_valued("value")
+    return column.in_(sa.select(keys.c.value))
+
+
 def _sqlite_engine(path: Path, synchronous: str, on_connect: OnConnect | None) -> Engine:
     path.parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(
@@ -70,6 +109,7 @@ def _sqlite_engine(path: Path, synchronous: str, on_connect: OnConnect | None) -
         pool_size=POOL_SIZE,
         max_overflow=OVERFLOW,
     )
+    engine.dialect.statement_compiler = _SQLiteCompiler
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
@@ -141,19 +181,22 @@ class SQLDatabase:
         except sa.exc.DBAPIError as exc:
             raise StoreError(f"{self.what} unavailable: {exc.orig}") from exc
 
-    def driver_rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    def driver_rows(
+        self, statement: DriverStatement, values: Mapping[str, Any]
+    ) -> list[tuple[Any, ...]]:
         """One read statement on SQLite, run on a pooled connection's driver directly:
         no SQLAlchemy transaction events or row objects, for the few reads every suggest
         makes (100 candidates' signals at a million threads: 0.95 -> 0.52 ms). The driver
-        connection is in autocommit mode, so the statement is its own read transaction."""
-        return self._on_driver(sql, params, f"{self.what} unavailable")
+        connection is in autocommit mode, so the statement is its own read transaction.
+        ``values`` go to the driver as they are (a ``json_each`` list as JSON text)."""
+        return self._on_driver(statement.sql, statement.params(values), f"{self.what} unavailable")
 
-    def driver_write(self, sql: str, params: Sequence[Any] = ()) -> None:
+    def driver_write(self, statement: DriverStatement, values: Mapping[str, Any]) -> None:
         """One write statement on SQLite, on the driver (as ``driver_rows``), committed
         on its own (autocommit) under the same lock as ``write``: the suggest log's insert
         every request makes."""
         with self._lock:
-            self._on_driver(sql, params, "write not committed")
+            self._on_driver(statement.sql, statement.params(values), "write not committed")
             self.commits += 1
 
     def _on_driver(self, sql: str, params: Sequence[Any], failed: str) -> list[tuple[Any, ...]]:
@@ -205,8 +248,7 @@ class SQLDatabase:
         parameter limit and a statement built once is never re-expanded per list length."""
         if self.dialect == "postgresql":
             return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(column.type)))
-        keys = sa.func.json_each(sa.bindparam(name, type_=sa.JSON)).table_valued("value")
-        return column.in_(sa.select(keys.c.value))
+        return in_json_list(column, name)
 
     def insert(self, table: sa.Table) -> Any:
         """INSERT with ``on_conflict_do_nothing`` / ``on_conflict_do_update``."""

@@ -186,3 +186,24 @@ def read_forum(path: Path, labels: Path | None, source: str = "forum") -> list[L
         label = f"{source}:{r.route}" + (f":{r.queue}" if r.queue else "")
         out.append(Labelled(text, label, r.route, r.queue, "en", f"forum:{path.stem[:12]}"))
     return out
+
+
+def training_examples(
+    data: list[Path],
+    routes: list[Path] | None = None,
+    seed: bool = True,
+    forum: list[Path] | None = None,
+    forum_labels: Path = FORUM_LABELS,
+) -> list[Labelled]:
+    """Every example the classifier is trained on: the labelled ``data`` (with their
+    ``routes`` tables), the bundled seed examples, and ``forum`` questions (community,
+    except those ``forum_labels`` routes otherwise), each file checked."""
+    sources = expand_sources(data, routes or [])
+    if seed:
+        sources += [(SEED_EXAMPLES, None, "seed"), (MULTILINGUAL_EXAMPLES, None, "seed")]
+    examples = read_sources(sources)
+    for path in forum or []:
+        if not path.is_file():
+            raise ValidationFailed([(str(path), "forum", "no such file")])
+        examples += read_forum(path, forum_labels, "forum")
+    return examples

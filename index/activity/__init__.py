@@ -32,7 +32,7 @@ from index.activity.rows import (
 )
 from index.activity.tables import suggest_log, thread_feedback
 from index.migrate import upgrade
-from index.sql import SQLDatabase
+from index.sql import DriverStatement, SQLDatabase
 
 __all__ = [
     "QUESTION_CHARS", "UNRESOLVED_MAX", "ActivityStore", "Claim", "Question", "Stats", "Unresolved",
@@ -56,6 +56,10 @@ class ActivityStore(SuggestLog, Reports, Questions, Leases):
             db.one_of(t.thread_id, "ids")
         )
         self._log_insert = suggest_log.insert()
+        # on SQLite the same two statements run on the driver (index/sql.py)
+        sqlite = db.dialect == "sqlite"
+        self._votes_on_driver = DriverStatement.of(self._votes_of) if sqlite else None
+        self._log_on_driver = DriverStatement.of(self._log_insert) if sqlite else None
         self.votes_recorded = 0
         """Votes this process has committed: a cache of vote totals (service/signals.py)
         drops what it holds when this moves."""

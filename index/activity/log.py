@@ -16,12 +16,7 @@ from index.activity.tables import (
     suggest_log,
     thread_feedback,
 )
-from index.sql import SQLDatabase
-
-_LOG_INSERT = (
-    "INSERT INTO suggest_log (request_id, at, decision, queue, thread_ids, question, language) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
+from index.sql import DriverStatement, SQLDatabase
 
 
 class SuggestLog:
@@ -31,6 +26,8 @@ class SuggestLog:
     db: SQLDatabase
     _votes_of: Any
     _log_insert: Any
+    _votes_on_driver: DriverStatement | None  # SQLite: the statements above, on the driver
+    _log_on_driver: DriverStatement | None
     votes_recorded: int
 
     def log_suggest(
@@ -58,8 +55,8 @@ class SuggestLog:
             "question": question,
             "language": language,
         }
-        if self.db.dialect == "sqlite":  # every suggest writes this: on the driver
-            self.db.driver_write(_LOG_INSERT, tuple(row.values()))
+        if self._log_on_driver is not None:  # every suggest writes this: on the driver
+            self.db.driver_write(self._log_on_driver, row)
             return
         with self.db.write() as conn:
             conn.execute(self._log_insert, row)
@@ -154,12 +151,9 @@ class SuggestLog:
         """thread id -> (helpful, unhelpful), for threads with any feedback."""
         if not thread_ids:
             return {}
-        if self.db.dialect == "sqlite":  # every suggest reads these: on the driver
-            found = self.db.driver_rows(
-                "SELECT thread_id, helpful, unhelpful FROM thread_feedback "
-                "WHERE thread_id IN (SELECT value FROM json_each(?))",
-                (json.dumps(list(thread_ids)),),
-            )
+        if self._votes_on_driver is not None:  # every suggest reads these: on the driver
+            ids = {"ids": json.dumps(list(thread_ids))}
+            found = self.db.driver_rows(self._votes_on_driver, ids)
             return {r[0]: (int(r[1]), int(r[2])) for r in found}
         with self.db.read() as conn:
             rows = conn.execute(self._votes_of, {"ids": list(thread_ids)})

@@ -76,19 +76,16 @@ def _optional(text: str | None) -> datetime | None:
     return parse(text) if text else None
 
 
+_AS_STORED = ("id", "title", "body", "category", "url", "request_id", "answer_thread")
+
+
 def _question(r: Any) -> Question:
     return Question(
-        id=r["id"],
-        title=r["title"],
-        body=r["body"],
-        category=r["category"],
-        url=r["url"],
-        request_id=r["request_id"],
+        **{name: r[name] for name in _AS_STORED},
         created_at=parse(r["created_at"]),
         registered_at=parse(r["registered_at"]),
         triage=json.loads(r["triage"]),
         answered_at=_optional(r["answered_at"]),
-        answer_thread=r["answer_thread"],
         notified_at=_optional(r["notified_at"]),
         notify_attempts=int(r["notify_attempts"]),
         experts_at=_optional(r["experts_at"]),

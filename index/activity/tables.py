@@ -12,74 +12,58 @@ import sqlalchemy as sa
 
 metadata = sa.MetaData()
 
+
+def _key(*names: str) -> list[sa.Column[str]]:
+    """The primary key's text columns."""
+    return [sa.Column(name, sa.Text, primary_key=True) for name in names]
+
+
+def _text(*names: str, required: bool = False) -> list[sa.Column[str]]:
+    """Text columns, NOT NULL when ``required``."""
+    return [sa.Column(name, sa.Text, nullable=not required) for name in names]
+
+
+def _count(*names: str) -> list[sa.Column[int]]:
+    return [sa.Column(name, sa.Integer, nullable=False) for name in names]
+
+
 suggest_log = sa.Table(
     "suggest_log",
     metadata,
-    sa.Column("request_id", sa.Text, primary_key=True),
-    sa.Column("at", sa.Text, nullable=False),
-    sa.Column("decision", sa.Text, nullable=False),
-    sa.Column("queue", sa.Text),
-    sa.Column("thread_ids", sa.Text, nullable=False),
-    sa.Column("question", sa.Text),  # redacted; only when nothing answered it
-    sa.Column("language", sa.Text),
+    *_key("request_id"),
+    *_text("at", "decision", "thread_ids", required=True),
+    # ``question`` (redacted) only when nothing answered it
+    *_text("queue", "question", "language"),
 )
 
 feedback = sa.Table(
     "feedback",
     metadata,
-    sa.Column("request_id", sa.Text, primary_key=True),
-    sa.Column("thread_id", sa.Text, primary_key=True),
-    sa.Column("helpful", sa.Integer, nullable=False),
-    sa.Column("at", sa.Text, nullable=False),
-    sa.Column("reader", sa.Text),
-    sa.Column("author", sa.Text),  # whom a helpful vote credits (the answer's author)
-    sa.Column("language", sa.Text),  # the voted thread's language
+    *_key("request_id", "thread_id"),
+    *_count("helpful"),
+    *_text("at", required=True),
+    # ``author``: whom a helpful vote credits (the answer's author); ``language``: the thread's
+    *_text("reader", "author", "language"),
 )
 
 thread_feedback = sa.Table(
-    "thread_feedback",
-    metadata,
-    sa.Column("thread_id", sa.Text, primary_key=True),
-    sa.Column("helpful", sa.Integer, nullable=False),
-    sa.Column("unhelpful", sa.Integer, nullable=False),
+    "thread_feedback", metadata, *_key("thread_id"), *_count("helpful", "unhelpful")
 )
 
 questions = sa.Table(
     "questions",
     metadata,
-    sa.Column("id", sa.Text, primary_key=True),
-    sa.Column("title", sa.Text, nullable=False),
-    sa.Column("body", sa.Text, nullable=False),
-    sa.Column("category", sa.Text, nullable=False),
-    sa.Column("url", sa.Text),
-    sa.Column("request_id", sa.Text),
-    sa.Column("created_at", sa.Text, nullable=False),
-    sa.Column("registered_at", sa.Text, nullable=False),
-    sa.Column("triage", sa.Text, nullable=False),
-    sa.Column("answered_at", sa.Text),
-    sa.Column("answer_thread", sa.Text),
-    sa.Column("notified_at", sa.Text),
-    sa.Column("notify_attempts", sa.Integer, nullable=False),
-    sa.Column("notify_after", sa.Text),
-    sa.Column("notify_error", sa.Text),
-    sa.Column("claimed_by", sa.Text),
-    sa.Column("claimed_until", sa.Text),
-    sa.Column("experts_at", sa.Text),  # the experts notice went out (or was given up)
-    sa.Column("experts_error", sa.Text),
+    *_key("id"),
+    *_text("title", "body", "category", "created_at", "registered_at", "triage", required=True),
+    *_text("url", "request_id", "answered_at", "answer_thread"),
+    *_text("notified_at", "notify_after", "notify_error", "claimed_by", "claimed_until"),
+    *_count("notify_attempts"),
+    # ``experts_at``: the experts notice went out (or was given up)
+    *_text("experts_at", "experts_error"),
 )
 
-leases = sa.Table(
-    "leases",
-    metadata,
-    sa.Column("name", sa.Text, primary_key=True),
-    sa.Column("owner", sa.Text, nullable=False),
-    sa.Column("until", sa.Text, nullable=False),
-)
+leases = sa.Table("leases", metadata, *_key("name"), *_text("owner", "until", required=True))
 
 hook_events = sa.Table(
-    "hook_events",
-    metadata,
-    sa.Column("source", sa.Text, primary_key=True),
-    sa.Column("event_id", sa.Text, primary_key=True),
-    sa.Column("at", sa.Text, nullable=False),
+    "hook_events", metadata, *_key("source", "event_id"), *_text("at", required=True)
 )

@@ -20,22 +20,27 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from index.sql import SQLDatabase
+from index.sql import DriverStatement, SQLDatabase, in_json_list
 from index.store.analysis import ANALYZER, analyze_text
 from index.store.protocol import StoredThread, fts_match, to_stored
 from index.store.records import TermSearch
 from index.store.tables import THREAD_COLUMNS, threads
-from index.store.thread_store import SQLThreadStore
+from index.store.thread_store import SIGNAL_COLUMNS, SQLThreadStore, keyed
 
 # the ranking prior reads these four columns for every candidate of every suggest: from this
 # index, not the rows (each a page or more with its vector), 150 lookups cost far less
 SIGNALS_INDEX = (
     "CREATE INDEX IF NOT EXISTS threads_signals ON threads(pk, id, accepted, answer_votes)"
 )
-# the shown threads a suggest reads (``get_many``), by key, on the driver
+# what every suggest reads, on the driver: the shared statements (index/store/thread_store.py)
+# compiled once; the candidates' signals from the covering index (the planner would go to
+# the rows: 1.5-5 ms instead of 0.5 for 150 keys at a million threads)
 _THREAD_NAMES = tuple(c.name for c in THREAD_COLUMNS)
-_GET_MANY = (
-    f"SELECT {', '.join(_THREAD_NAMES)} FROM threads WHERE pk IN (SELECT value FROM json_each(?))"
+_GET_MANY = DriverStatement.of(keyed(THREAD_COLUMNS, threads.c.pk, in_json_list))
+_SIGNALS = DriverStatement.of(
+    keyed(SIGNAL_COLUMNS, threads.c.pk, in_json_list).with_hint(
+        threads, "INDEXED BY threads_signals", "sqlite"
+    )
 )
 
 
@@ -150,23 +155,11 @@ class SQLiteStore(SQLThreadStore):
             while not stop.is_set() and sizes.fetchmany(512):
                 pass
 
-    def _written_after(self) -> sa.TextClause:
-        # by the gen index: left to itself the planner scans all rows in pk order
-        return sa.text(
-            "SELECT pk, embed_model, embedding FROM threads INDEXED BY threads_gen "
-            "WHERE gen > :gen ORDER BY pk"
-        )
-
     def signals(self, pks: Sequence[int]) -> dict[int, tuple[str, bool, int]]:
-        """As the shared query, read from the covering index (SQLite's planner would go to
-        the rows: 1.5-5 ms instead of 0.5 for 150 keys at a million threads)."""
+        """As the shared query, on the driver, from the covering index."""
         if not len(pks):
             return {}
-        rows = self.db.driver_rows(
-            "SELECT pk, id, accepted, answer_votes FROM threads INDEXED BY threads_signals "
-            "WHERE pk IN (SELECT value FROM json_each(?))",
-            (json.dumps([int(p) for p in pks]),),
-        )
+        rows = self.db.driver_rows(_SIGNALS, {"keys": json.dumps([int(p) for p in pks])})
         return {int(r[0]): (r[1], bool(r[2]), int(r[3])) for r in rows}
 
     def get_many(self, pks: Sequence[int]) -> dict[int, StoredThread]:
@@ -174,7 +167,7 @@ class SQLiteStore(SQLThreadStore):
         reads the threads it shows this way."""
         if not len(pks):
             return {}
-        rows = self.db.driver_rows(_GET_MANY, (json.dumps([int(p) for p in pks]),))
+        rows = self.db.driver_rows(_GET_MANY, {"keys": json.dumps([int(p) for p in pks])})
         return {int(r[0]): to_stored(dict(zip(_THREAD_NAMES, r, strict=True))) for r in rows}
 
     def _tagged(self, tags: list[str]) -> sa.ColumnElement[bool]:

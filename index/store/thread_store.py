@@ -15,7 +15,7 @@ smaller number.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import partial
 from threading import Event
 from typing import Any
@@ -39,6 +39,24 @@ from index.store.protocol import (
 )
 from index.store.records import TermSearch, blob, record, vector_of
 from index.store.tables import THREAD_COLUMNS, meta, threads, tombstones
+
+SIGNAL_COLUMNS = (threads.c.pk, threads.c.id, threads.c.accepted, threads.c.answer_votes)
+"""What the ranking prior reads of every candidate (``signals``)."""
+# rows written after a generation, in key order (the change feed): by the gen index, which
+# SQLite's planner must be told (left to itself it scans all rows in key order)
+WRITTEN_AFTER = (
+    sa.select(threads.c.pk, threads.c.embed_model, threads.c.embedding)
+    .where(threads.c.gen > sa.bindparam("gen"))
+    .order_by(threads.c.pk)
+    .with_hint(threads, "INDEXED BY threads_gen", "sqlite")
+)
+
+
+def keyed(
+    columns: Sequence[Any], key: Any, one_of: Callable[[Any], sa.ColumnElement[bool]]
+) -> sa.Select[Any]:
+    """``columns`` of the rows whose ``key`` is one of the list bound as ``:keys``."""
+    return sa.select(*columns).where(one_of(key))
 
 
 class SQLThreadStore:
@@ -76,7 +94,7 @@ class SQLThreadStore:
         spec = (*map(id, columns), id(key))  # table columns: they live as long as the module
         query = self._keyed.get(spec)
         if query is None:
-            query = self._keyed[spec] = sa.select(*columns).where(self._one_of(key))
+            query = self._keyed[spec] = keyed(columns, key, self._one_of)
         return self._rows(query, {"keys": list(keys)})
 
     def _pages(self, columns: Sequence[Any], batch: int) -> Iterator[list[sa.Row[Any]]]:
@@ -150,8 +168,7 @@ class SQLThreadStore:
 
     def signals(self, pks: Sequence[int]) -> dict[int, tuple[str, bool, int]]:
         """pk -> (thread id, accepted, answer votes): what the ranking prior needs."""
-        columns = (threads.c.pk, threads.c.id, threads.c.accepted, threads.c.answer_votes)
-        rows = self._by_keys(columns, threads.c.pk, [int(p) for p in pks])
+        rows = self._by_keys(SIGNAL_COLUMNS, threads.c.pk, [int(p) for p in pks])
         return {int(r.pk): (r.id, bool(r.accepted), int(r.answer_votes)) for r in rows}
 
     def pks_for_ids(self, ids: Sequence[str]) -> dict[str, int]:
@@ -205,7 +222,7 @@ class SQLThreadStore:
         """Rows written and keys deleted after ``generation``, read in one snapshot."""
         with self.db.snapshot() as conn:
             now = conn.execute(sa.select(meta.c.value).where(meta.c.key == "generation")).scalar()
-            rows = conn.execute(self._written_after(), {"gen": generation}).all()
+            rows = conn.execute(WRITTEN_AFTER, {"gen": generation}).all()
             dead = conn.execute(sa.select(tombstones.c.pk).where(tombstones.c.gen > generation))
             deleted = [int(r.pk) for r in dead]
         return Changes(
@@ -385,12 +402,6 @@ class SQLThreadStore:
         """Once the schema is at head: rebuild what an older store holds another way (in a
         write transaction)."""
         raise NotImplementedError
-
-    def _written_after(self) -> sa.TextClause:
-        """(pk, embed_model, embedding) of rows with ``gen > :gen``, in key order."""
-        return sa.text(
-            "SELECT pk, embed_model, embedding FROM threads WHERE gen > :gen ORDER BY pk"
-        )
 
     def _tagged(self, tags: list[str]) -> sa.ColumnElement[bool]:
         """Threads carrying at least one of ``tags`` (lower-cased)."""

@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, Security
+from fastapi import Depends, HTTPException, Query, Request, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from index.models import AwareTimestamp
 from service.api.auth import Principal, Role
 from service.api.limits import client_bucket
 from service.escalation import Escalations
@@ -95,3 +96,8 @@ def authorize(role: Role) -> Callable[..., Awaitable[Principal]]:
 Public = Annotated[Principal, Depends(authorize("public"))]
 Agent = Annotated[Principal, Depends(authorize("agent"))]
 Admin = Annotated[Principal, Depends(authorize("admin"))]
+
+# the start of a report's period, as every report route takes it
+Since = Annotated[
+    AwareTimestamp | None, Query(description="ISO-8601 time with offset; default: all time")
+]

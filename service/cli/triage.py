@@ -14,16 +14,7 @@ from retrieval.encoders.factory import load_encoder
 from service.cli.output import console, fail, load_settings, or_exit, problems
 from service.runtime import load_triage
 from triage.classifier import train
-from triage.datasets import (
-    FORUM_LABELS,
-    MULTILINGUAL_EXAMPLES,
-    SEED_EXAMPLES,
-    SEED_WEIGHT,
-    Labelled,
-    expand_sources,
-    read_forum,
-    read_sources,
-)
+from triage.datasets import FORUM_LABELS, SEED_WEIGHT, training_examples
 from triage.decision import TriageDecision
 
 
@@ -78,21 +69,6 @@ def _show(d: TriageDecision) -> None:
         console.print(ev)
 
 
-def _examples(
-    data: list[Path], routes: list[Path], seed: bool, forum: list[Path], forum_labels: Path
-) -> list[Labelled]:
-    """Every training example ``train`` was given, each file checked."""
-    sources = expand_sources(data, routes)
-    if seed:
-        sources += [(SEED_EXAMPLES, None, "seed"), (MULTILINGUAL_EXAMPLES, None, "seed")]
-    examples = read_sources(sources)
-    for path in forum:
-        if not path.is_file():
-            raise ValidationFailed([(str(path), "forum", "no such file")])
-        examples += read_forum(path, forum_labels, "forum")
-    return examples
-
-
 @triage_app.command("train")
 def train_cmd(
     data: Annotated[
@@ -132,7 +108,7 @@ def train_cmd(
     """Train the classifier and write a new model version (made current)."""
     settings = load_settings()
     try:
-        examples = _examples(data, routes or [], seed, forum or [], forum_labels)
+        examples = training_examples(data, routes, seed, forum, forum_labels)
     except ValidationFailed as exc:
         raise problems(exc) from exc
     try:

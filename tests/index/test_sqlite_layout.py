@@ -5,6 +5,7 @@ working, and ends with the schema a new store is created with."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -12,6 +13,8 @@ import numpy as np
 import pytest
 
 from index.migrate import THREADS
+from index.sql import DriverStatement
+from index.store import sqlite as sqlite_store
 from index.store.protocol import Row
 from index.store.sqlite import SQLiteStore
 from tests.support import make_thread
@@ -99,7 +102,7 @@ def test_suggest_reads_on_the_driver_match_the_shared_queries_and_fail_as_store_
     """signals and get_many skip SQLAlchemy's row machinery on SQLite; they must read what
     the shared (both-backend) queries read, and a failure is a StoreError naming the store."""
     from index.errors import StoreError
-    from index.store.thread_store import SQLThreadStore
+    from index.store.thread_store import WRITTEN_AFTER, SQLThreadStore
 
     store = SQLiteStore(tmp_path / "s.db")
     rows = [
@@ -117,5 +120,15 @@ def test_suggest_reads_on_the_driver_match_the_shared_queries_and_fail_as_store_
     assert store.signals(pks) == SQLThreadStore.signals(store, pks)
     assert store.get_many([]) == {} and store.signals([]) == {}
     with pytest.raises(StoreError, match="store unavailable: no such table"):
-        store.db.driver_rows("SELECT * FROM no_such_table")
+        store.db.driver_rows(DriverStatement("SELECT * FROM no_such_table", ()), {})
+    # the fast paths are the shared statements compiled for the driver, told their index
+    plans = {
+        "threads_signals": (sqlite_store._SIGNALS.sql, json.dumps(pks)),
+        "threads_gen": (DriverStatement.of(WRITTEN_AFTER).sql, 0),
+    }
+    for index, (sql, param) in plans.items():
+        explain = DriverStatement(f"EXPLAIN QUERY PLAN {sql}", ("p",))
+        plan = store.db.driver_rows(explain, {"p": param})
+        assert index in " ".join(str(step[-1]) for step in plan), (sql, plan)
+        assert len(store.db.driver_rows(DriverStatement(sql, ("p",)), {"p": param})) == 6
     store.close()

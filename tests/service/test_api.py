@@ -210,4 +210,10 @@ def test_lengths_are_checked_before_whitespace_is_stripped(client: TestClient) -
     assert r.status_code == 422 and r.json()["detail"][0]["field"] == "title", r.text
     r = client.put("/v1/threads/t-long", json={"title": "\f" + "a" * 500})
     assert r.status_code == 422 and r.json()["detail"][0]["field"] == "title", r.text
+    # and list items: a tag of 51 characters, one of them a leading CR (found in CI)
+    bulk = {"threads": [{"id": "t-tag", "title": "t", "tags": ["\r" + "a" * 50]}]}
+    r = client.post("/v1/threads:bulk", json=bulk)
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "threads.0.tags.0", r.text
+    r = client.post("/v1/suggest", json={"title": "reset", "tags": [" " + "a" * 50]})
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "tags.0", r.text
     assert client.post("/v1/suggest", json={"title": "  reset the hub  "}).status_code == 200

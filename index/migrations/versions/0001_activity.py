@@ -12,14 +12,10 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from index.migrations.steps import time_text
+
 revision = "0001"
 down_revision = None
-
-
-def time_text() -> sa.types.TypeEngine[str]:
-    """UTC ISO-8601 text that must sort in time order: byte order on PostgreSQL (a
-    locale collation may weigh punctuation differently), SQLite's default already is."""
-    return sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
 
 
 def upgrade() -> None:

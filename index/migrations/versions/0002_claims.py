@@ -11,18 +11,16 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from index.migrations.steps import add_columns, drop_columns, time_text
+
 revision = "0002"
 down_revision = "0001"
 
 
-def time_text() -> sa.types.TypeEngine[str]:
-    return sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
-
-
 def upgrade() -> None:
-    with op.batch_alter_table("questions") as batch:
-        batch.add_column(sa.Column("claimed_by", sa.Text))
-        batch.add_column(sa.Column("claimed_until", time_text()))
+    add_columns(
+        "questions", sa.Column("claimed_by", sa.Text), sa.Column("claimed_until", time_text())
+    )
     owed = sa.text("notified_at IS NULL AND answered_at IS NULL")
     op.create_index(  # what the delivery loop claims from: owed notices, oldest first
         "questions_owed",
@@ -42,6 +40,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("leases")
     op.drop_index("questions_owed", "questions")
-    with op.batch_alter_table("questions") as batch:
-        batch.drop_column("claimed_until")
-        batch.drop_column("claimed_by")
+    drop_columns("questions", "claimed_until", "claimed_by")

@@ -11,19 +11,17 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from index.migrations.steps import add_columns, drop_columns
+
 revision = "0003"
 down_revision = "0002"
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("feedback") as batch:
-        batch.add_column(sa.Column("author", sa.Text))
-        batch.add_column(sa.Column("language", sa.Text))
+    add_columns("feedback", sa.Column("author", sa.Text), sa.Column("language", sa.Text))
     op.create_index("feedback_author", "feedback", ["author", "at"])
 
 
 def downgrade() -> None:
     op.drop_index("feedback_author", "feedback")
-    with op.batch_alter_table("feedback") as batch:
-        batch.drop_column("language")
-        batch.drop_column("author")
+    drop_columns("feedback", "language", "author")

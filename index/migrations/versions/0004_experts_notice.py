@@ -8,21 +8,18 @@ Revises: 0003
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import op
+
+from index.migrations.steps import add_columns, drop_columns, time_text
 
 revision = "0004"
 down_revision = "0003"
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("questions") as batch:
-        batch.add_column(
-            sa.Column("experts_at", sa.Text().with_variant(sa.Text(collation="C"), "postgresql"))
-        )
-        batch.add_column(sa.Column("experts_error", sa.Text))
+    add_columns(
+        "questions", sa.Column("experts_at", time_text()), sa.Column("experts_error", sa.Text)
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("questions") as batch:
-        batch.drop_column("experts_error")
-        batch.drop_column("experts_at")
+    drop_columns("questions", "experts_error", "experts_at")

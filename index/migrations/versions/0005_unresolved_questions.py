@@ -10,19 +10,16 @@ Revises: 0004
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import op
+
+from index.migrations.steps import add_columns, drop_columns
 
 revision = "0005"
 down_revision = "0004"
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("suggest_log") as batch:
-        batch.add_column(sa.Column("question", sa.Text))
-        batch.add_column(sa.Column("language", sa.Text))
+    add_columns("suggest_log", sa.Column("question", sa.Text), sa.Column("language", sa.Text))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("suggest_log") as batch:
-        batch.drop_column("language")
-        batch.drop_column("question")
+    drop_columns("suggest_log", "language", "question")

@@ -10,8 +10,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from index.models import AwareTimestamp, Language
-from service.api.deps import EngineDep, Public
+from index.models import Language
+from service.api.deps import EngineDep, Public, Since
 from service.api.schemas import Leader, LeadersResponse, documented
 from service.ttl import TTLCache
 
@@ -38,9 +38,7 @@ def leaders(
     engine: EngineDep,
     _: Public,
     request: Request,
-    since: Annotated[
-        AwareTimestamp | None, Query(description="ISO-8601 time with offset; default: all time")
-    ] = None,
+    since: Since = None,
     language: Annotated[
         Language | None, Query(description="Only votes on threads in this language.")
     ] = None,

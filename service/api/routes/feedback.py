@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 
-from index.models import AwareTimestamp
-from service.api.deps import Agent, EngineDep, MetricsDep, Public
+from service.api.deps import Agent, EngineDep, MetricsDep, Public, Since
 from service.api.limits import client_bucket
 from service.api.schemas import (
     FeedbackRequest,
@@ -85,9 +83,7 @@ def _invalid(field: str, message: str) -> Exception:
 def stats(
     engine: EngineDep,
     _: Agent,
-    since: Annotated[
-        AwareTimestamp | None, Query(description="ISO-8601 time with offset; default: all time")
-    ] = None,
+    since: Since = None,
 ) -> StatsResponse:
     """Suggest volume and outcome rates, reader feedback and a deflection estimate:
     suggest requests where a reader marked an answer helpful and no question was posted

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from index.models import AwareTimestamp
-from service.api.deps import Agent, EngineDep
+from service.api.deps import Agent, EngineDep, Since
 from service.api.schemas import (
     Breakdown,
     BreakdownResponse,
@@ -81,36 +81,15 @@ def _rows(rows: list[dict[str, Any]]) -> list[Breakdown]:
     ]
 
 
-BREAKDOWN_EXAMPLE = {
-    "since": "2026-11-01T00:00:00Z",
-    "rows": [
-        {
-            "key": "2026-11-30",
-            "suggest_count": 120,
-            "staff": 9,
-            "no_match": 30,
-            "deflected": 41,
-            "staff_rate": 0.075,
-            "deflection_rate": 0.369369,
-        }
-    ],
-}
+def _example(since: str | None, key: str, counts: tuple[int, int, int, int]) -> Any:
+    """A breakdown response of one row (requests, staff, no_match, deflected), its rates
+    computed as ``_rows`` computes them."""
+    row = dict(zip(("suggest_count", "staff", "no_match", "deflected"), counts, strict=True))
+    return {"since": since, "rows": [r.model_dump() for r in _rows([{"key": key, **row}])]}
 
 
-LANGUAGES_EXAMPLE = {
-    "since": None,
-    "rows": [
-        {
-            "key": "pt",
-            "suggest_count": 80,
-            "staff": 6,
-            "no_match": 21,
-            "deflected": 25,
-            "staff_rate": 0.075,
-            "deflection_rate": 0.337838,
-        }
-    ],
-}
+BREAKDOWN_EXAMPLE = _example("2026-11-01T00:00:00Z", "2026-11-30", (120, 9, 30, 41))
+LANGUAGES_EXAMPLE = _example(None, "pt", (80, 6, 21, 25))
 
 
 @router.get(
@@ -135,9 +114,7 @@ def daily(
 def languages(
     engine: EngineDep,
     _: Agent,
-    since: Annotated[
-        AwareTimestamp | None, Query(description="ISO-8601 time with offset; default: all time")
-    ] = None,
+    since: Since = None,
 ) -> BreakdownResponse:
     """The same figures per question language (``und``: none detected)."""
     return BreakdownResponse(since=since, rows=_rows(engine.activity.by_language(since)))
