@@ -207,9 +207,14 @@ def register(app: typer.Typer) -> None:
 
 @eval_app.command("relevance")
 def relevance_cmd(
-    devset: Annotated[
-        Path, typer.Option("--devset", help="The demo community's dev set (BEIR + unanswerable).")
-    ] = Path("eval/devsets/lumio"),
+    devsets: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--devset",
+            help="A product community's dev set (BEIR + unanswerable), each searched in its own "
+            "corpus; repeat for several (default: eval/devsets/lumio and eval/devsets/velora).",
+        ),
+    ] = None,
     shared: Annotated[
         Path, typer.Option("--shared", help="../shared/data (SemEval-2016, SUMO Firefox).")
     ] = Path("../shared/data"),
@@ -227,19 +232,22 @@ def relevance_cmd(
     from eval import relevance as rel
     from retrieval.relevance import BUNDLED, RelevanceModel
 
-    for name, folder in (("--devset", devset), ("--shared", shared)):
+    devsets = devsets or [rel.DEVSETS / "lumio", rel.DEVSETS / "velora"]
+    for name, folder in (*(("--devset", d) for d in devsets), ("--shared", shared)):
         if not folder.is_dir():
             raise fail(f"{name}: no such folder: {folder}")
     path = model_path or BUNDLED
     lists: dict[str, list[rel.Listed]] = {"tune": [], "report": []}
-    for corpus in ("lumio", "semeval"):
+    for corpus in [*devsets, None]:  # None: SemEval
         with tempfile.TemporaryDirectory(prefix="unsource-relevance-") as tmp:
             settings = load_settings(data_dir=Path(tmp), relevance="off")
-            with build_engine(settings, with_triage=False) as engine, console.status(corpus):
-                if corpus == "lumio":
-                    rel.load_lumio_corpus(engine, devset)
+            status = console.status(corpus.name if corpus else "semeval")
+            with build_engine(settings, with_triage=False) as engine, status:
+                if corpus is not None:
+                    rel.load_lumio_corpus(engine, corpus)
+                    sumo = shared if corpus == devsets[0] else None  # another forum, once
                     for split in lists:
-                        lists[split] += rel.lumio_lists(engine, devset, shared, split)
+                        lists[split] += rel.lumio_lists(engine, corpus, sumo, split)
                 else:
                     rel.load_semeval_corpus(engine, shared / "semeval2016")
                     lists["tune"] += rel.semeval_lists(engine, shared / "semeval2016", "train")

@@ -44,6 +44,7 @@ from retrieval.search import Searcher
 from retrieval.text import question_text, thread_text
 from service.runtime import Engine
 
+DEVSETS = Path(__file__).parent / "devsets"
 ANSWERABLE_NO_MATCH_MAX = 0.03  # the issue's targets
 UNANSWERABLE_NO_MATCH_MIN = 0.80
 OFF_TOPIC_SUGGEST_MAX = 0.05
@@ -56,11 +57,12 @@ MIN_ANSWERABLE_PER_LANGUAGE = 60  # below this, a language takes the pooled thre
 SUMO_WEIGHT = 0.3  # another product's questions are many and easy: they weigh less
 REGULARISATION = (0.03, 0.1, 0.3, 1.0, 3.0)  # logistic C, chosen on out-of-fold errors
 NEGATIVES = ("unanswerable", "off_topic")
-# what the model is trained and calibrated on: the product community and another product's
-# forum. SemEval's lists are reported, not trained on: its "relevant" (a thread useful to
-# the asker) is looser than "answers", and with it the model shows 30-50 % of the product's
-# unanswerable questions a suggestion (measured on the tune folds)
-TRAIN_SOURCES = ("lumio", "sumo")
+# what the model is trained and calibrated on: the product community (the --devset, named
+# by its folder) and another product's forum. SemEval's lists are reported, not trained
+# on: its "relevant" (a thread useful to the asker) is looser than "answers", and with it
+# the model shows 30-50 % of the product's unanswerable questions a suggestion (measured
+# on the tune folds)
+NOT_TRAINED_ON = ("semeval",)
 
 
 @dataclass
@@ -129,26 +131,30 @@ def sumo_questions(shared: Path, weeks: Iterable[int], per_week: int) -> list[tu
     return out
 
 
-def lumio_lists(engine: Engine, devset: Path, shared: Path, split: str) -> list[Listed]:
-    """The demo community's lists for one split (``tune`` or ``report``); the engine must
-    hold the devset's corpus."""
+def lumio_lists(engine: Engine, devset: Path, shared: Path | None, split: str) -> list[Listed]:
+    """A product community's lists for one split (``tune`` or ``report``), the demo's
+    (``eval/devsets/lumio``) or another's in the same layout (``eval/devsets/velora``),
+    labelled by the folder's name; the engine must hold the devset's corpus. With
+    ``shared`` (../shared/data), SUMO Firefox questions are added as off-topic."""
     data: RetrievalSet = load_beir(devset, split)
     out = []
     for q in data.queries:
         text = question_text(q.title, q.body)
         relevant = data.relevant(q.id)
         kind = "off_topic" if q.off_topic else "answerable"
-        group = "off:" + q.id if q.off_topic else "thread:" + ",".join(sorted(relevant))
-        row = Listed(q.id, text, q.language or detect(text), kind, group, "lumio")
+        topic = "off:" + q.id if q.off_topic else "thread:" + ",".join(sorted(relevant))
+        group = f"{devset.name}/{topic}"  # a fold holds out a topic in one community
+        row = Listed(q.id, text, q.language or detect(text), kind, group, devset.name)
         out.append(_listed(engine, row, relevant))
     for line in (devset / "unanswerable.jsonl").read_text(encoding="utf-8").splitlines():
         u = json.loads(line)
         if u["split"] != split:
             continue
-        row = Listed(u["_id"], u["text"], u["language"], "unanswerable", u["topic"], "lumio")
+        group = f"{devset.name}/{u['topic']}"
+        row = Listed(u["_id"], u["text"], u["language"], "unanswerable", group, devset.name)
         out.append(_listed(engine, row, set()))
     weeks = TUNE_WEEKS if split == "tune" else REPORT_WEEKS
-    for qid, title in sumo_questions(shared, weeks, SUMO_PER_WEEK):
+    for qid, title in sumo_questions(shared, weeks, SUMO_PER_WEEK) if shared else []:
         row = Listed(qid, title, detect(title), "off_topic", "sumo:" + qid, "sumo")
         out.append(_listed(engine, row, set()))
     return out
@@ -261,7 +267,7 @@ def train(rows: Sequence[Listed]) -> tuple[RelevanceModel, dict[str, Any]]:
     of the tune rows (grouped by topic); the model is then fitted on every tune row. The
     threshold is pooled over languages, and a language's own where it has enough
     answerable questions (``MIN_ANSWERABLE_PER_LANGUAGE``)."""
-    rows = [r for r in rows if r.source in TRAIN_SOURCES]
+    rows = [r for r in rows if r.source not in NOT_TRAINED_ON]
     scored = []
     for c in REGULARISATION:
         probs = out_of_fold(rows, c=c)
@@ -316,12 +322,12 @@ def evaluate(
 def mistakes(
     rows: Sequence[Listed], probs: Sequence[np.ndarray], model: RelevanceModel
 ) -> list[dict[str, Any]]:
-    """Every lumio question the stage got wrong: an answerable one given no_match (with its
+    """Every dev-set question the stage got wrong: an answerable one given no_match (with its
     answer's probability and rank, or none when the first stage missed it), an
     unanswerable or off-topic one given a suggestion (with the thread shown)."""
     out = []
     for r, p in zip(rows, probs, strict=True):
-        if r.source != "lumio" or not len(p):
+        if r.source in ("semeval", "sumo") or not len(p):
             continue
         shown = bool((p >= model.threshold_for(r.language)).any())
         if (r.kind == "answerable") == shown:
