@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.table import Table
@@ -34,6 +34,14 @@ DataOpt = Annotated[
 ]
 SplitOpt = Annotated[str, typer.Option("--split", help="Split of the queries, e.g. dev.")]
 OutOpt = Annotated[Path, typer.Option("--out", help="Folder for the JSON, Markdown and PNG.")]
+DevsetsOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--devset",
+        help="A product community's dev set (BEIR + unanswerable), each searched in its own "
+        "corpus; repeat for several (default: eval/devsets/lumio and eval/devsets/velora).",
+    ),
+]
 WorkOpt = Annotated[
     Path | None,
     typer.Option("--work", help="Index folder to reuse between runs (default: a temp dir)."),
@@ -205,16 +213,33 @@ def register(app: typer.Typer) -> None:
     app.command("finetune")(finetune)
 
 
+def _relevance_lists(devsets: list[Path], shared: Path) -> dict[str, list[Any]]:
+    """Every question's first-stage list for ``tune`` and ``report``: each community
+    searched in its own corpus (SUMO Firefox questions against the first), then SemEval."""
+    from eval import relevance as rel
+
+    lists: dict[str, list[Any]] = {"tune": [], "report": []}
+    for corpus in [*devsets, None]:  # None: SemEval
+        with tempfile.TemporaryDirectory(prefix="unsource-relevance-") as tmp:
+            settings = load_settings(data_dir=Path(tmp), relevance="off")
+            status = console.status(corpus.name if corpus else "semeval")
+            with build_engine(settings, with_triage=False) as engine, status:
+                if corpus is not None:
+                    rel.load_lumio_corpus(engine, corpus)
+                    sumo = shared if corpus == devsets[0] else None  # another forum, once
+                    for split in lists:
+                        lists[split] += rel.lumio_lists(engine, corpus, sumo, split)
+                else:
+                    rel.load_semeval_corpus(engine, shared / "semeval2016")
+                    lists["tune"] += rel.semeval_lists(engine, shared / "semeval2016", "train")
+                    lists["report"] += rel.semeval_lists(engine, shared / "semeval2016", "dev")
+                engine.save_on_exit = False  # a temp dir: nothing to keep
+    return lists
+
+
 @eval_app.command("relevance")
 def relevance_cmd(
-    devsets: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--devset",
-            help="A product community's dev set (BEIR + unanswerable), each searched in its own "
-            "corpus; repeat for several (default: eval/devsets/lumio and eval/devsets/velora).",
-        ),
-    ] = None,
+    devsets: DevsetsOpt = None,
     shared: Annotated[
         Path, typer.Option("--shared", help="../shared/data (SemEval-2016, SUMO Firefox).")
     ] = Path("../shared/data"),
@@ -237,22 +262,7 @@ def relevance_cmd(
         if not folder.is_dir():
             raise fail(f"{name}: no such folder: {folder}")
     path = model_path or BUNDLED
-    lists: dict[str, list[rel.Listed]] = {"tune": [], "report": []}
-    for corpus in [*devsets, None]:  # None: SemEval
-        with tempfile.TemporaryDirectory(prefix="unsource-relevance-") as tmp:
-            settings = load_settings(data_dir=Path(tmp), relevance="off")
-            status = console.status(corpus.name if corpus else "semeval")
-            with build_engine(settings, with_triage=False) as engine, status:
-                if corpus is not None:
-                    rel.load_lumio_corpus(engine, corpus)
-                    sumo = shared if corpus == devsets[0] else None  # another forum, once
-                    for split in lists:
-                        lists[split] += rel.lumio_lists(engine, corpus, sumo, split)
-                else:
-                    rel.load_semeval_corpus(engine, shared / "semeval2016")
-                    lists["tune"] += rel.semeval_lists(engine, shared / "semeval2016", "train")
-                    lists["report"] += rel.semeval_lists(engine, shared / "semeval2016", "dev")
-                engine.save_on_exit = False  # a temp dir: nothing to keep
+    lists = _relevance_lists(devsets, shared)
     text = ""
     if train_model:
         model, tune_report = rel.train(lists["tune"])
