@@ -39,7 +39,7 @@ DevsetsOpt = Annotated[
     typer.Option(
         "--devset",
         help="A product community's dev set (BEIR + unanswerable), each searched in its own "
-        "corpus; repeat for several (default: eval/devsets/lumio and eval/devsets/velora).",
+        "corpus; repeat for several (default: eval/devsets/lumio, velora and lumio_blind).",
     ),
 ]
 WorkOpt = Annotated[
@@ -257,7 +257,7 @@ def relevance_cmd(
     from eval import relevance as rel
     from retrieval.relevance import BUNDLED, RelevanceModel
 
-    devsets = devsets or [rel.DEVSETS / "lumio", rel.DEVSETS / "velora"]
+    devsets = devsets or [rel.DEVSETS / name for name in rel.DEFAULT_DEVSETS]
     for name, folder in (*(("--devset", d) for d in devsets), ("--shared", shared)):
         if not folder.is_dir():
             raise fail(f"{name}: no such folder: {folder}")

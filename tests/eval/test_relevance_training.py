@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from eval.relevance import Listed, mistakes, out_of_fold, train
+from eval.relevance import Listed, choose_threshold, mistakes, out_of_fold, train
 from retrieval.relevance import FEATURES, RelevanceModel
 
 
@@ -57,3 +57,24 @@ def test_mistakes_name_the_questions_and_threads() -> None:
     assert [m["id"] for m in found] == ["lost", "shown"]
     assert found[0]["answer"] == {"thread": "t1", "p": found[0]["best"]["p"], "rank": 0}
     assert found[1]["best"]["thread"] == "t1" and "answer" not in found[1]
+
+
+def test_threshold_weighs_lost_answers_against_shown_non_answers() -> None:
+    """The threshold is the one with the fewest out-of-fold errors of both kinds: a low
+    tail of answerable questions does not drag it under the unanswerable ones."""
+    best = {  # each question's best probability
+        "answerable": [0.15, 0.9, 0.85, 0.8, 0.75, 0.7, 0.7, 0.65, 0.6, 0.55],
+        "unanswerable": [0.5, 0.45, 0.4, 0.35, 0.3, 0.25, 0.2, 0.2, 0.1, 0.1],
+    }
+    rows, probs = [], []
+    for kind, values in best.items():
+        for i, p in enumerate(values):
+            rows.append(
+                _row(f"{kind}{i}", kind, "lumio", f"lumio/{kind}{i}", p, kind == "answerable")
+            )
+            probs.append(np.array([p, p / 2, p / 3]))
+    t = choose_threshold(rows, probs)
+    # above every unanswerable question, losing only the 0.15 answerable one: errors 0.1
+    assert 0.5 < t <= 0.55
+    lost = np.mean([p[0] < t for r, p in zip(rows, probs, strict=True) if r.kind == "answerable"])
+    assert lost == 0.1
