@@ -43,6 +43,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +66,7 @@ BACKGROUND = (5, 20)  # ranks (0-based, end excluded) whose mean cosine is the b
 QUESTION_WORDS = 12  # content words of a question compared (the first ones)
 THREAD_WORDS = 60  # content words of a thread's title and body compared
 WORD_CACHE = 100_000  # word vectors kept (about 200 MB at 512 float32 dimensions)
+TEXT_CACHE = 4096  # candidate texts whose words are kept (a few KB each)
 BUNDLED = Path(__file__).parent / "models" / "relevance.json"
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -82,14 +84,24 @@ class Candidate:
 def content_words(text: str, limit: int) -> list[str]:
     """The first ``limit`` distinct words of ``text`` that carry meaning: no stopword of
     any served language, no number, no single letter. Not stemmed: the
-    multilingual encoder reads inflected words (and words of other languages) as they are."""
+    multilingual encoder reads inflected words (and words of other languages) as they are.
+    Cached: the same threads come back as candidates for question after question."""
+    return list(_content_words(text, limit))
+
+
+@lru_cache(maxsize=TEXT_CACHE)
+def _content_words(text: str, limit: int) -> tuple[str, ...]:
+    words = _WORD.findall(text.lower())
+    folded = fold(" ".join(words)).split()  # one pass over the text, not one per word
+    if len(folded) != len(words):  # a character that folds into a separator: word by word
+        folded = [fold(w) for w in words]
     out: dict[str, None] = {}
-    for word in _WORD.findall(text.lower()):
-        if len(word) > 1 and not word.isdigit() and fold(word) not in ALL_STOPWORDS:
+    for word, f in zip(words, folded, strict=True):
+        if len(word) > 1 and not word.isdigit() and f not in ALL_STOPWORDS:
             out[word] = None
             if len(out) >= limit:
                 break
-    return list(out)
+    return tuple(out)
 
 
 class WordAligner:
@@ -173,7 +185,13 @@ def keyword_overlap(question: str, thread: str, language: str) -> float:
     asked = set(terms(question, language))
     if not asked:
         return 0.0
-    return len(asked & set(terms(thread, language))) / len(asked)
+    return len(asked & _terms_of(thread, language)) / len(asked)
+
+
+@lru_cache(maxsize=TEXT_CACHE)
+def _terms_of(text: str, language: str) -> frozenset[str]:
+    """A candidate thread's analysed words (cached like ``content_words``)."""
+    return frozenset(terms(text, language))
 
 
 def list_features(
