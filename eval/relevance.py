@@ -46,9 +46,6 @@ DEVSETS = Path(__file__).parent / "devsets"
 # lumio_blind is report-only (written after the model, never tuned on): it adds nothing to
 # training and its own numbers to the report
 DEFAULT_DEVSETS = ("lumio", "velora", "lumio_blind")
-ANSWERABLE_NO_MATCH_MAX = 0.03  # the targets
-UNANSWERABLE_NO_MATCH_MIN = 0.80
-OFF_TOPIC_SUGGEST_MAX = 0.05
 LANGUAGES = ("en", "pt", "es", "it")
 TUNE_WEEKS = (58, 59, 60, 61)
 REPORT_WEEKS = (62, 63)

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -48,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index.store.analysis import ALL_STOPWORDS, fold, terms
+from index.store.analysis import ALL_STOPWORDS, folded_words, terms
 
 FEATURES = (
     "cosine",
@@ -68,7 +67,6 @@ THREAD_WORDS = 60  # content words of a thread's title and body compared
 WORD_CACHE = 100_000  # word vectors kept (about 200 MB at 512 float32 dimensions)
 TEXT_CACHE = 4096  # candidate texts whose words are kept (a few KB each)
 BUNDLED = Path(__file__).parent / "models" / "relevance.json"
-_WORD = re.compile(r"\w+", re.UNICODE)
 
 
 @dataclass(frozen=True)
@@ -91,10 +89,7 @@ def content_words(text: str, limit: int) -> list[str]:
 
 @lru_cache(maxsize=TEXT_CACHE)
 def _content_words(text: str, limit: int) -> tuple[str, ...]:
-    words = _WORD.findall(text.lower())
-    folded = fold(" ".join(words)).split()  # one pass over the text, not one per word
-    if len(folded) != len(words):  # a character that folds into a separator: word by word
-        folded = [fold(w) for w in words]
+    words, folded = folded_words(text)
     out: dict[str, None] = {}
     for word, f in zip(words, folded, strict=True):
         if len(word) > 1 and not word.isdigit() and f not in ALL_STOPWORDS:

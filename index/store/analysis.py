@@ -52,14 +52,20 @@ def _stemmer(language: str) -> Any:
     return Stemmer.Stemmer(STEMMERS[language])
 
 
-def terms(text: str, language: str | None, stop: frozenset[str] | None = None) -> list[str]:
-    """The analysed words of ``text``: stopwords (``language``'s by default) and numbers
-    out, stemmed, folded."""
+def folded_words(text: str) -> tuple[list[str], list[str]]:
+    """The words of ``text`` (lower-cased) and each one folded, in one pass over the text."""
     words = _WORD.findall(text.lower())
-    stop = stop if stop is not None else STOPWORDS.get(language or "", ALL_STOPWORDS)
     folded = fold(" ".join(words)).split()  # one pass over the text, not one per word
     if len(folded) != len(words):  # a character that folds into a separator: word by word
         folded = [fold(w) for w in words]
+    return words, folded
+
+
+def terms(text: str, language: str | None, stop: frozenset[str] | None = None) -> list[str]:
+    """The analysed words of ``text``: stopwords (``language``'s by default) and numbers
+    out, stemmed, folded."""
+    words, folded = folded_words(text)
+    stop = stop if stop is not None else STOPWORDS.get(language or "", ALL_STOPWORDS)
     kept = [w for w, f in zip(words, folded, strict=True) if len(w) > 1 and not w.isdigit()
             and f not in stop]  # fmt: skip
     if language in STEMMERS:
