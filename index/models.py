@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -97,10 +98,23 @@ def _json_bool(value: object, info: ValidationInfo) -> object:
     return value
 
 
+def _utc_representable(moment: datetime) -> datetime:
+    """A moment the store can keep: it must exist in UTC (``0001-01-01T00:00+00:01`` is
+    before year 1 there, ``9999-12-31T23:59-00:01`` after 9999)."""
+    if moment.tzinfo is not None:
+        try:
+            moment.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("date-time is out of range once converted to UTC") from None
+    return moment
+
+
 JsonInt = Annotated[int, BeforeValidator(_json_int)]
 JsonBool = Annotated[bool, BeforeValidator(_json_bool)]
-Timestamp = Annotated[datetime, BeforeValidator(_not_a_number)]
-AwareTimestamp = Annotated[AwareDatetime, BeforeValidator(_not_a_number)]
+Timestamp = Annotated[datetime, BeforeValidator(_not_a_number), AfterValidator(_utc_representable)]
+AwareTimestamp = Annotated[
+    AwareDatetime, BeforeValidator(_not_a_number), AfterValidator(_utc_representable)
+]
 
 EXAMPLE: dict[str, Any] = {
     "id": "lumio-001",

@@ -68,6 +68,15 @@ def test_planted_gaps_are_found_with_their_questions(client: TestClient, loaded:
     for until in ("0001-01-01T00:00:00Z", "0011-01-01T00:00:00Z"):  # found by the schema fuzzer
         r = client.get("/v1/insights/gaps", params={"until": until}, headers=auth("agent"))
         assert r.status_code == 200, (until, r.text)
+    # found by the fuzzer: moments before year 1 (or after 9999) once converted to UTC
+    for path, field, moment in (
+        ("/v1/insights/gaps", "since", "0001-01-01T00:00:00+00:01"),
+        ("/v1/insights/gaps", "until", "9999-12-31T23:59:00-00:01"),
+        ("/v1/insights/languages", "since", "0001-01-01T00:00:00+00:01"),
+    ):
+        r = client.get(path, params={field: moment}, headers=auth("agent"))
+        assert r.status_code == 422, (path, field, r.text)
+        assert r.json()["detail"][0]["field"] == field
 
 
 def test_confidential_questions_keep_no_text(client: TestClient, loaded: Engine) -> None:
