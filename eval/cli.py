@@ -289,3 +289,43 @@ def relevance_cmd(
     (out / "relevance.md").write_text(text, encoding="utf-8")
     console.print(text)
     console.print(f"wrote {out / 'relevance.json'}, {out / 'relevance.md'}")
+
+
+@eval_app.command("gaps")
+def gaps_cmd(
+    streams: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--stream",
+            help="A JSONL stream of questions with planted topics (default: "
+            "eval/devsets/gaps/tune.jsonl and report.jsonl); repeat for several.",
+        ),
+    ] = None,
+    distance: Annotated[
+        float | None,
+        typer.Option(min=0.05, max=1.0, help="Cut distance (default: the service's)."),
+    ] = None,
+    out: OutOpt = Path("out/gaps"),
+) -> None:
+    """Knowledge gaps on streams with planted unanswered topics: is each topic one gap,
+    across languages, not merged with another?"""
+    from eval import gaps as gaps_eval
+    from retrieval.encoders.factory import load_encoder
+    from service.insights import DISTANCE
+
+    paths = streams or [gaps_eval.GAPS / "tune.jsonl", gaps_eval.GAPS / "report.jsonl"]
+    try:
+        loaded = {p.stem: gaps_eval.load_stream(p) for p in paths}
+    except OSError as exc:
+        raise fail(f"--stream: cannot read {exc.filename}") from exc
+    except ValueError as exc:  # also bad JSON
+        raise fail(f"--stream: {exc}") from exc
+    cut = DISTANCE if distance is None else distance
+    encoder = load_encoder(load_settings().triage_encoder)
+    results = {name: gaps_eval.evaluate(rows, encoder.encode, cut) for name, rows in loaded.items()}
+    text = gaps_eval.markdown(results, cut)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "gaps.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    (out / "gaps.md").write_text(text, encoding="utf-8")
+    console.print(text)
+    console.print(f"wrote {out / 'gaps.json'}, {out / 'gaps.md'}")
