@@ -38,6 +38,7 @@ from retrieval.encoders.base import Described, Precision, normalise
 _EXPORT_FORMAT = 1
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 CALIBRATION = Path(__file__).parents[1] / "data" / "calibration.txt"
+PIPELINE_BATCH = 16  # texts per job when many are encoded at once (8-64 measured, 16 best)
 
 
 def calibration_texts() -> list[str]:
@@ -234,6 +235,17 @@ class OpenVINOEncoder(Described):
                 if query_threads and query_threads != threads
                 else self._compiled
             )
+            # many batches (ingest): one stream per core, each batch a job of its own
+            self._streams = max(1, threads or len(os.sched_getaffinity(0)))
+            self._pipeline = (
+                core.compile_model(
+                    graph,
+                    "CPU",
+                    config | {"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": self._streams},
+                )
+                if self._streams > 1
+                else None
+            )
         except EncoderError:
             raise
         except Exception as exc:
@@ -256,7 +268,7 @@ class OpenVINOEncoder(Described):
             setattr(self._local, name, req)
         return req
 
-    def _run(self, texts: list[str]) -> np.ndarray:
+    def _feeds(self, texts: list[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
         enc = self._tokenizer(
             texts,
             padding=True,  # a batch pads to its longest text, no further
@@ -264,18 +276,49 @@ class OpenVINOEncoder(Described):
             max_length=self._meta["max_seq_length"],
             return_tensors="np",
         )
-        feeds = {n: enc[n] for n in self._inputs}
-        mask = enc["attention_mask"]
+        return {n: enc[n] for n in self._inputs}, enc["attention_mask"]
+
+    def _pool(self, hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The token states (the model's one output) pooled as the model's config says."""
+        hidden = np.asarray(hidden, dtype=np.float32)
+        if self._meta["pooling"] == "cls":
+            return np.asarray(hidden[:, 0], dtype=np.float32)
+        weights = mask[..., None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        return np.asarray(pooled, dtype=np.float32)
+
+    def _run(self, texts: list[str]) -> np.ndarray:
+        feeds, mask = self._feeds(texts)
         if len(texts) == 1:
             feeds, mask = self._bucket(feeds, mask)
         result = self._request(len(texts) == 1).infer(feeds)
-        hidden = np.asarray(result[0], dtype=np.float32)  # the one output: token states
-        if self._meta["pooling"] == "cls":
-            pooled = hidden[:, 0]
-        else:
-            weights = mask[..., None].astype(np.float32)
-            pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
-        return np.asarray(pooled, dtype=np.float32)
+        return self._pool(result[0], mask)
+
+    def _run_pipelined(self, texts: Sequence[str], batches: list[list[int]]) -> np.ndarray:
+        """Many batches at once, one job per stream (``_streams``, one core each): on 2
+        cores 2000 thread texts of the bench encode in 7.0 s against 8.2 s as one batch
+        after another on both cores (docs/benchmarks.md)."""
+        import openvino as ov
+
+        out = np.zeros((len(texts), self._dimension), dtype=np.float32)
+        failed: list[BaseException] = []
+
+        def done(request: Any, job: tuple[list[int], np.ndarray]) -> None:
+            idx, mask = job
+            try:
+                out[idx] = self._pool(request.get_output_tensor(0).data, mask)
+            except BaseException as exc:  # surfaced in the caller's thread below
+                failed.append(exc)
+
+        jobs = ov.AsyncInferQueue(self._pipeline, self._streams)
+        jobs.set_callback(done)
+        for idx in batches:
+            feeds, mask = self._feeds([texts[i] for i in idx])
+            jobs.start_async(feeds, (idx, mask))
+        jobs.wait_all()
+        if failed:
+            raise EncoderError(f"openvino batch failed: {failed[0]}") from failed[0]
+        return out
 
     def _bucket(
         self, feeds: dict[str, np.ndarray], mask: np.ndarray
@@ -300,6 +343,10 @@ class OpenVINOEncoder(Described):
             return np.zeros((0, self._dimension), dtype=np.float32)
         # longest first, so each batch pads to similar lengths
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        if self._pipeline is not None and len(texts) > PIPELINE_BATCH:
+            step = min(self._batch_size, PIPELINE_BATCH)
+            batches = [order[i : i + step] for i in range(0, len(order), step)]
+            return normalise(self._run_pipelined(texts, batches))
         out: np.ndarray | None = None
         for start in range(0, len(order), self._batch_size):
             idx = order[start : start + self._batch_size]

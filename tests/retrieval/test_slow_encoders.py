@@ -9,6 +9,7 @@ import pytest
 
 from retrieval.encoders.base import DEFAULT_MODEL
 from retrieval.encoders.factory import load_encoder
+from retrieval.encoders.openvino import PIPELINE_BATCH
 
 pytestmark = pytest.mark.slow
 
@@ -42,6 +43,13 @@ def test_openvino_export_is_cached_and_matches_torch(tmp_path: Path, reference: 
     # one at a time (the 1-thread copy) gives the same vectors as in a padded batch
     single = np.vstack([enc.encode([t]) for t in TEXTS])
     assert (single * vecs).sum(axis=1).min() >= 0.999
+    # many texts: batches of PIPELINE_BATCH run as concurrent jobs, one per stream, and
+    # each vector lands in its text's row
+    many = [f"{t} ({i})" for i in range(5) for t in TEXTS]
+    assert len(many) > PIPELINE_BATCH and enc._pipeline is not None  # type: ignore[attr-defined]
+    pipelined = enc.encode(many)
+    one_by_one = np.vstack([enc.encode([t]) for t in many])
+    assert (pipelined * one_by_one).sum(axis=1).min() >= 0.999
     exports = list(tmp_path.iterdir())
     assert len(exports) == 1 and (exports[0] / "model.xml").exists()
     stamp = (exports[0] / "export.json").stat().st_mtime_ns
