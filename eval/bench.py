@@ -62,7 +62,10 @@ def _timed(fn: Any, *args: Any) -> tuple[Any, float]:
 
 def _semeval_map(encoder: Encoder, work: Path, data_dir: Path) -> float:
     dev = load_semeval(data_dir, "dev")
-    with build_engine(Settings(data_dir=work), encoder=encoder, with_triage=False) as engine:
+    # one English encoder: no word vectors for the relevance stage, which MAP (a ranking
+    # measure over the given candidates) does not read anyway
+    settings = Settings(data_dir=work, relevance="off")
+    with build_engine(settings, encoder=encoder, with_triage=False) as engine:
         engine.ingest(corpus_threads(dev))
         result = evaluate("final", engine.searcher, dev, "candidates").scores["map"]
     return round(result, 4)
