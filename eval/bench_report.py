@@ -186,7 +186,9 @@ machine; repeated runs moved them by about ±10 %.{merged}
 ## Encoder backends
 
 all-MiniLM-L6-v2 on the SemEval-2016 corpus (1,170 thread texts, title + body, up to 256
-tokens) in batches of 64; single-query latency over the 117 train+dev questions. Quality
+tokens) in batches of 64 (openvino: jobs of 16 texts, one stream per core, run
+concurrently); single-query latency over the 117 train+dev
+questions. Quality
 is against torch fp32: mean cosine of the corpus vectors, overlap of each question's
 top 10 threads, and SemEval dev MAP (candidates protocol, the service's default hybrid
 ranker). `openvino` is the default (`UNSOURCE_ENCODER_BACKEND`): exported once into
