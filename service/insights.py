@@ -30,7 +30,7 @@ from service.ttl import TTLCache
 
 # cosine distance where the dendrogram is cut: the one cut of 0.45-0.60 that finds every
 # planted topic of eval/devsets/gaps/tune.jsonl (six products the forum does not make, "Does
-# Lumio make a smart lock?", asked in four languages; 0.55 merged them into three gaps) and
+# Lumio make a smart lock?", asked in four languages; 0.55 merged five of them into two) and
 # of the TUNE stream in tests/service/test_slow_insights.py (0.45-0.65 all do)
 DISTANCE = 0.50
 MIN_SIZE = 3
