@@ -235,17 +235,15 @@ class OpenVINOEncoder(Described):
                 if query_threads and query_threads != threads
                 else self._compiled
             )
-            # many batches (ingest): one stream per core, each batch a job of its own
+            # many batches (ingest): one stream per core, each batch a job of its own; that
+            # copy is compiled on the first many-text encode (``_pipelined_model``), so a
+            # process that only answers questions never holds its streams' threads
             self._streams = max(1, threads or len(os.sched_getaffinity(0)))
-            self._pipeline = (
-                core.compile_model(
-                    graph,
-                    "CPU",
-                    config | {"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": self._streams},
-                )
-                if self._streams > 1
-                else None
-            )
+            self._pipeline_config = config | {
+                "PERFORMANCE_HINT": "THROUGHPUT",
+                "NUM_STREAMS": self._streams,
+            }
+            self._core, self._graph = core, graph
         except EncoderError:
             raise
         except Exception as exc:
@@ -258,7 +256,21 @@ class OpenVINOEncoder(Described):
         self._inputs: list[str] = list(meta["inputs"])
         self._batch_size = batch_size
         self._local = threading.local()  # one infer request per calling thread
+        self._pipeline: Any = None
+        self._pipeline_lock = threading.Lock()
         self._dimension = int(meta["dimension"]) or int(self.encode(["x"]).shape[1])
+
+    def _pipelined_model(self) -> Any:
+        """The THROUGHPUT-compiled copy (one stream per core), compiled once, on first use."""
+        with self._pipeline_lock:
+            if self._pipeline is None:
+                try:
+                    self._pipeline = self._core.compile_model(
+                        self._graph, "CPU", self._pipeline_config
+                    )
+                except Exception as exc:
+                    raise EncoderError(f"cannot compile {self._name!r} for batches: {exc}") from exc
+            return self._pipeline
 
     def _request(self, single: bool) -> Any:
         name = "single" if single else "batch"
@@ -310,7 +322,7 @@ class OpenVINOEncoder(Described):
             except BaseException as exc:  # surfaced in the caller's thread below
                 failed.append(exc)
 
-        jobs = ov.AsyncInferQueue(self._pipeline, self._streams)
+        jobs = ov.AsyncInferQueue(self._pipelined_model(), self._streams)
         jobs.set_callback(done)
         for idx in batches:
             feeds, mask = self._feeds([texts[i] for i in idx])
@@ -343,7 +355,7 @@ class OpenVINOEncoder(Described):
             return np.zeros((0, self._dimension), dtype=np.float32)
         # longest first, so each batch pads to similar lengths
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        if self._pipeline is not None and len(texts) > PIPELINE_BATCH:
+        if self._streams > 1 and len(texts) > PIPELINE_BATCH:
             step = min(self._batch_size, PIPELINE_BATCH)
             batches = [order[i : i + step] for i in range(0, len(order), step)]
             return normalise(self._run_pipelined(texts, batches))

@@ -46,8 +46,10 @@ def test_openvino_export_is_cached_and_matches_torch(tmp_path: Path, reference: 
     # many texts: batches of PIPELINE_BATCH run as concurrent jobs, one per stream, and
     # each vector lands in its text's row
     many = [f"{t} ({i})" for i in range(5) for t in TEXTS]
-    assert len(many) > PIPELINE_BATCH and enc._pipeline is not None  # type: ignore[attr-defined]
+    assert len(many) > PIPELINE_BATCH
+    assert enc._pipeline is None  # type: ignore[attr-defined]  # not compiled until needed
     pipelined = enc.encode(many)
+    assert enc._pipeline is not None  # type: ignore[attr-defined]
     one_by_one = np.vstack([enc.encode([t]) for t in many])
     assert (pipelined * one_by_one).sum(axis=1).min() >= 0.999
     exports = list(tmp_path.iterdir())
