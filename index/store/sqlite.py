@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from index.sql import DriverStatement, SQLDatabase, in_json_list
+from index.store import bm25
 from index.store.analysis import ANALYZER, analyze_text
 from index.store.protocol import StoredThread, fts_match, to_stored
 from index.store.records import TermSearch
@@ -42,6 +43,15 @@ _SIGNALS = DriverStatement.of(
         threads, "INDEXED BY threads_signals", "sqlite"
     )
 )
+
+# the rescore's few candidates: their text (analysed here, as the triggers did) and their
+# token counts per column, and the keyword index's totals (FTS5's averages record)
+_KNOWN_ROWS = (
+    "SELECT t.pk, t.title, t.body, t.answer, t.language, d.sz FROM threads t "
+    "JOIN threads_fts_docsize d ON d.id = t.pk WHERE t.pk IN (SELECT value FROM json_each(?))"
+)
+_AVERAGES = "SELECT block FROM threads_fts_data WHERE id = 1"
+KNOWN_ROWS_MAX = 64  # a longer ``within`` list is left to FTS5
 
 
 # The keyword index holds analysed text (index/store/analysis.py: stemmed in each thread's
@@ -109,6 +119,7 @@ class SQLiteStore(SQLThreadStore):
             None, self.path, synchronous="FULL", what="thread store", on_connect=self._setup
         )
         super().__init__(db)
+        self.doc_counts = bm25.DocCounts(self.writes)
 
     def _setup(self, conn: sqlite3.Connection) -> None:
         """Per connection: the analyzer the FTS triggers call."""
@@ -183,7 +194,12 @@ class SQLiteStore(SQLThreadStore):
         )
 
     def _search_terms(self, conn: Connection, search: TermSearch) -> list[tuple[int, float]]:
-        """BM25 (lower is better in FTS5, so negated)."""
+        """BM25 (lower is better in FTS5, so negated); for a few known threads computed
+        from their rows (``_known_rows_bm25``)."""
+        within = search.within
+        few = within is not None and len(within) <= KNOWN_ROWS_MAX
+        if few and within is not None and all(bm25.plain(t) for t in search.terms):
+            return self._known_rows_bm25(conn, search, within)
         sql = (
             "SELECT rowid, bm25(threads_fts, ?, ?, ?) AS s FROM threads_fts "
             "WHERE threads_fts MATCH ?"
@@ -196,3 +212,39 @@ class SQLiteStore(SQLThreadStore):
         params.append(search.k)
         rows = conn.exec_driver_sql(sql, tuple(params)).all()
         return [(int(r[0]), -float(r[1])) for r in rows]
+
+    def _known_rows_bm25(
+        self, conn: Connection, search: TermSearch, within: list[int]
+    ) -> list[tuple[int, float]]:
+        """What ``bm25()`` gives the threads of ``within`` holding any term, computed from
+        their rows and the kept document counts (index/store/bm25.py) instead of walking
+        each term's postings: 1.8 -> 0.8 ms for ten candidates at 10,000 threads."""
+        blob = conn.exec_driver_sql(_AVERAGES).scalar()
+        totals = bm25.varints(bytes(blob)) if blob else [0]
+        rows = totals[0]
+        if rows == 0:
+            return []
+        average = sum(totals[1:]) / rows
+        wanted = set(search.terms)
+        found = []
+        for pk, title, body, answer, language, sizes in conn.exec_driver_sql(
+            _KNOWN_ROWS, (json.dumps([int(p) for p in within]),)
+        ):
+            columns = [
+                [w for w in bm25.tokens(analyze_text(text, language)) if w in wanted]
+                for text in (title, body, answer)
+            ]
+            if any(columns):  # FTS5 finds only the rows holding a term
+                found.append((int(pk), columns, sum(bm25.varints(bytes(sizes)))))
+        if not found:
+            return []
+        counts = self.doc_counts.get(
+            search.terms, lambda term: self._count_term(conn, term, rows + 1)
+        )
+        idfs = [bm25.idf(rows, n) for n in counts]
+        scored = [
+            (pk, bm25.score(search.terms, search.weights, columns, length, average, idfs))
+            for pk, columns, length in found
+        ]
+        scored.sort(key=lambda hit: (-hit[1], hit[0]))
+        return scored[: search.k]
