@@ -110,21 +110,23 @@ def _quality(row: dict[str, Any], fp32: dict[str, Any]) -> str:
 
 
 def _targets(result: dict[str, Any]) -> list[str]:
-    lines = []
-    enc = {r["backend"]: r for r in result["encoders"]}
-    ov, fp32 = enc["openvino"], enc["torch"]
-    lines.append(
-        f"- Encoder ≥ {TARGETS['encode_speedup']}× torch fp32 batch throughput: openvino "
-        f"{ov['speedup']}× — {_mark(ov['speedup'] >= TARGETS['encode_speedup'])}; "
-        + _quality(ov, fp32)
-    )
-    if "openvino-int8" in enc:
+    lines: list[str] = []
+    enc = {r["backend"]: r for r in result.get("encoders", [])}
+    if "openvino" in enc and "torch" in enc:
+        ov, fp32 = enc["openvino"], enc["torch"]
+        lines.append(
+            f"- Encoder ≥ {TARGETS['encode_speedup']}× torch fp32 batch throughput: openvino "
+            f"{ov['speedup']}× — {_mark(ov['speedup'] >= TARGETS['encode_speedup'])}; "
+            + _quality(ov, fp32)
+        )
+    if "openvino-int8" in enc and "openvino" in enc and "torch" in enc:
         q8 = enc["openvino-int8"]
         lines.append(
             f"- int8 (the served default): one question p50 {q8['single_query_p50_ms']} ms against "
             f"{ov['single_query_p50_ms']} ms unquantized; " + _quality(q8, fp32)
         )
-    big = [s for s in result["scale"] if s["threads"] >= 1_000_000]
+    scale = result.get("scale", [])
+    big = [s for s in scale if s["threads"] >= 1_000_000]
     if big:
         one = big[0]["one_client"]
         lines.append(
@@ -139,7 +141,7 @@ def _targets(result: dict[str, Any]) -> list[str]:
                 f"ready in {s['new_replica_from_seed_s']} s (≤ {TARGETS['replica_start_s']}) — "
                 + _mark(s["new_replica_from_seed_s"] <= TARGETS["replica_start_s"])
             )
-    for s in result["scale"]:
+    for s in scale:
         if "one_client_filtered" in s:
             f = s["one_client_filtered"]
             lines.append(
@@ -261,7 +263,7 @@ duplicate), served default settings, fresh data dir, encoder export warmed first
 
 def markdown(result: dict[str, Any]) -> str:
     encoders = _table(
-        result["encoders"],
+        result.get("encoders", []),
         [
             ("backend", "backend"),
             ("load_s", "load s (openvino: export on first use)"),
@@ -278,7 +280,7 @@ def markdown(result: dict[str, Any]) -> str:
         if isinstance(result.get("side_by_side"), dict)
         else "(not run)"
     )
-    scale_rows = _scale_rows(result["scale"])
+    scale_rows = _scale_rows(result.get("scale", []))
     scale = _table(scale_rows, [(k, k) for k in scale_rows[0]]) if scale_rows else "(not run)"
     targets = "\n".join(_targets(result))
     return REPORT.format(

@@ -121,3 +121,15 @@ def test_report_marks_each_target_met_or_not() -> None:
     targets = bad.split("## Targets")[1].split("## Encoder")[0]
     assert targets.count("**not met**") == 5  # quality of the encoder still met
     assert "encoding free) the gain would be 1.3×" in targets
+
+
+def test_report_of_a_run_with_only_some_sections() -> None:
+    """``--sections scale`` without ``--merge``: no encoder or side-by-side rows to read."""
+    full = _result(p50=11.0, speedup=3.2, gain=2.1, recall=0.97, map_=0.77)
+    only_scale = {k: v for k, v in full.items() if k not in ("encoders", "side_by_side")}
+    report = markdown(only_scale)
+    targets = report.split("## Targets")[1].split("## Encoder")[0]
+    assert "/suggest at 1,000,000 threads, 1 client: p50 11.0 ms" in targets
+    assert "Encoder ≥" not in targets and "(not run)" in report
+    no_scale = {k: v for k, v in full.items() if k != "scale"}
+    assert "Encoder ≥ 3.0× torch fp32" in markdown(no_scale)
