@@ -23,6 +23,7 @@ import numpy as np
 from index import seed
 from index.corpus_parts import (
     Encoder,
+    Prepared,
     UpsertReport,
     Verification,
     content_hash,
@@ -30,7 +31,7 @@ from index.corpus_parts import (
 )
 from index.errors import IndexMismatch, ValidationFailed
 from index.models import Thread
-from index.store.protocol import Exported, Row, StoredThread, ThreadStore
+from index.store.protocol import Existing, Exported, Row, StoredThread, ThreadStore
 from index.vectors import layered as vectors
 from index.vectors.layout import IndexLayout
 
@@ -239,8 +240,36 @@ class Corpus:
             )
 
     # -- writes ------------------------------------------------------------------------
-    def upsert(self, threads: Sequence[Thread]) -> UpsertReport:
-        """Insert or replace threads by id; re-embed only those whose text changed."""
+    def _to_embed(
+        self, threads: Sequence[Thread]
+    ) -> tuple[dict[str, Existing], list[str], list[str], list[int]]:
+        """The stored rows of ``threads``' ids, their texts and text hashes, and which of
+        them need a vector (new, text changed, or embedded in another space)."""
+        existing = self.store.existing([t.id for t in threads])
+        texts = [self.text_of(t) for t in threads]
+        hashes = [content_hash(t) for t in texts]
+        need = [
+            i
+            for i, t in enumerate(threads)
+            if (e := existing.get(t.id)) is None
+            or e.content_hash != hashes[i]
+            or e.embed_model != self.space
+        ]
+        return existing, texts, hashes, need
+
+    def prepare(self, threads: Sequence[Thread]) -> Prepared:
+        """The vectors ``upsert`` would encode for ``threads``, encoded now and without the
+        lock, so that a pipelined ingest encodes the next batch while this one is written
+        (``Engine.ingest_batches``). ``upsert`` takes a vector only for the very text it
+        was made from, in the same space, and encodes whatever else it needs."""
+        _, texts, hashes, need = self._to_embed(threads)
+        fresh = self.embedder.encode([texts[i] for i in need]) if need else None
+        vectors_ = {hashes[i]: fresh[j] for j, i in enumerate(need)} if fresh is not None else {}
+        return Prepared(self.space, vectors_)
+
+    def upsert(self, threads: Sequence[Thread], prepared: Prepared | None = None) -> UpsertReport:
+        """Insert or replace threads by id; re-embed only those whose text changed (with
+        the vectors of ``prepared`` where it has them)."""
         duplicates = duplicate_ids(t.id for t in threads)
         if duplicates:
             raise ValidationFailed(
@@ -249,19 +278,13 @@ class Corpus:
         report = UpsertReport()
         if not threads:
             return report
+        ahead = prepared.vectors if prepared is not None and prepared.space == self.space else {}
         with self.lock:
-            existing = self.store.existing([t.id for t in threads])
-            texts = [self.text_of(t) for t in threads]
-            hashes = [content_hash(t) for t in texts]
-            need = [
-                i
-                for i, t in enumerate(threads)
-                if (e := existing.get(t.id)) is None
-                or e.content_hash != hashes[i]
-                or e.embed_model != self.space
-            ]
-            fresh = self.embedder.encode([texts[i] for i in need]) if need else None
-            new_vecs = {i: fresh[j] for j, i in enumerate(need)} if fresh is not None else {}
+            existing, texts, hashes, need = self._to_embed(threads)
+            todo = [i for i in need if hashes[i] not in ahead]
+            fresh = self.embedder.encode([texts[i] for i in todo]) if todo else None
+            encoded = {i: fresh[j] for j, i in enumerate(todo)} if fresh is not None else {}
+            new_vecs = {i: encoded[i] if i in encoded else ahead[hashes[i]] for i in need}
             rows = [Row(t, hashes[i], self.space, new_vecs.get(i)) for i, t in enumerate(threads)]
             pks, generation = self.store.upsert(rows)
             # the store has committed: now the derived index

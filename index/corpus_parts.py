@@ -24,6 +24,15 @@ class Encoder(Protocol):
     def encode(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """Vectors encoded ahead of an upsert (``Corpus.prepare``): by the hash of the text
+    each was made from, in the embedding space ``space``."""
+
+    space: str
+    vectors: dict[str, np.ndarray]
+
+
 @dataclass
 class UpsertReport:
     created: list[str] = field(default_factory=list)

@@ -23,7 +23,7 @@ import concurrent.futures as cf
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -31,6 +31,7 @@ import numpy as np
 
 from index.activity import ActivityStore
 from index.corpus import Corpus, IndexLayout, UpsertReport
+from index.corpus_parts import Prepared
 from index.models import Thread
 from index.store.factory import open_store
 from index.store.thread_store import SQLThreadStore
@@ -139,13 +140,38 @@ class Engine:
         self, threads: Sequence[Thread], progress: Callable[[int], None] | None = None
     ) -> UpsertReport:
         """Upsert in batches of ``ingest_batch_size``; each batch commits on its own."""
+        return self.ingest_batches(batched(threads, self.settings.ingest_batch_size), progress)
+
+    def ingest_batches(
+        self, batches: Iterable[Sequence[Thread]], progress: Callable[[int], None] | None = None
+    ) -> UpsertReport:
+        """Upsert each batch (each commits on its own, in order), the next one redacted and
+        encoded on a helper thread while this one is written to the store and the index:
+        the encoder runs in native code, the store's keyword analysis in Python, so the
+        two overlap on 2 cores. ``progress`` gets each committed batch's size. A failed
+        batch stops the ingest there (the batches before it stay committed)."""
         total = UpsertReport()
-        size = self.settings.ingest_batch_size
-        for i in range(0, len(threads), size):
-            batch = threads[i : i + size]
-            total.merge(self.upsert(batch))
-            if progress:
-                progress(len(batch))
+
+        def prepare(batch: Sequence[Thread]) -> tuple[list[Thread], Prepared]:
+            admitted = admit(batch)
+            return admitted, self.corpus.prepare(admitted)
+
+        queued = iter(batches)
+        with cf.ThreadPoolExecutor(1, thread_name_prefix="ingest-ahead") as ahead:
+            first = next(queued, None)
+            pending = ahead.submit(prepare, first) if first is not None else None
+            while pending is not None:
+                admitted, prepared = pending.result()
+                following = next(queued, None)
+                pending = ahead.submit(prepare, following) if following is not None else None
+                try:
+                    total.merge(self.corpus.upsert(admitted, prepared))
+                except BaseException:
+                    if pending is not None:
+                        pending.cancel()
+                    raise
+                if progress:
+                    progress(len(admitted))
         return total
 
     def refresh_index(self) -> None:
@@ -175,6 +201,11 @@ class Engine:
             self.corpus.save(reopen=False)
         self.store.close()
         self.activity.close()
+
+
+def batched(threads: Sequence[Thread], size: int) -> Iterator[Sequence[Thread]]:
+    """``threads`` in consecutive batches of at most ``size``."""
+    return (threads[i : i + size] for i in range(0, len(threads), size))
 
 
 def search_params(settings: Settings) -> SearchParams:

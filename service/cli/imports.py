@@ -38,7 +38,7 @@ from service.cli.output import (
     problems,
     progress,
 )
-from service.runtime import Engine, build_engine
+from service.runtime import Engine, batched, build_engine
 
 import_app = typer.Typer(help="Import a forum's threads: Stack Exchange dumps, JSONL or CSV files.")
 
@@ -52,16 +52,21 @@ def _engine() -> Engine:
 
 def _write(engine: Engine, batches: Iterable[Sequence[Thread]], total: int) -> UpsertReport:
     """Upsert the batches under a progress bar that shows threads per second."""
-    report = UpsertReport()
     started = time.perf_counter()
     done = 0
+    size = engine.settings.ingest_batch_size
     with progress() as bar:
         task = bar.add_task("importing", total=total)
-        for batch in batches:
-            report.merge(engine.ingest(list(batch)))
-            done += len(batch)
+
+        def advance(n: int) -> None:
+            nonlocal done
+            done += n
             rate = done / max(time.perf_counter() - started, 1e-9)
             bar.update(task, completed=done, description=f"importing ({rate:.0f} threads/s)")
+
+        # one pipelined ingest over every batch read: the next is encoded while one is written
+        chunks = (chunk for batch in batches for chunk in batched(list(batch), size))
+        report = engine.ingest_batches(chunks, advance)
         bar.update(task, completed=total)  # the rest were read and skipped (summary below)
     engine.corpus.save()
     return report
