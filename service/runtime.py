@@ -162,7 +162,11 @@ class Engine:
             pending = ahead.submit(prepare, first) if first is not None else None
             while pending is not None:
                 admitted, prepared = pending.result()
-                following = next(queued, None)
+                try:
+                    following = next(queued, None)
+                except BaseException:  # the batches' source failed: this one still lands
+                    total.merge(self.corpus.upsert(admitted, prepared))
+                    raise
                 pending = ahead.submit(prepare, following) if following is not None else None
                 try:
                     total.merge(self.corpus.upsert(admitted, prepared))

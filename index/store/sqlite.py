@@ -198,7 +198,7 @@ class SQLiteStore(SQLThreadStore):
         from their rows (``_known_rows_bm25``)."""
         within = search.within
         few = within is not None and len(within) <= KNOWN_ROWS_MAX
-        if few and within is not None and all(bm25.plain(t) for t in search.terms):
+        if within is not None and few and all(bm25.plain(t) for t in search.terms):
             return self._known_rows_bm25(conn, search, within)
         sql = (
             "SELECT rowid, bm25(threads_fts, ?, ?, ?) AS s FROM threads_fts "

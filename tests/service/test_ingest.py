@@ -66,3 +66,14 @@ def test_pii_is_redacted_before_the_encode_ahead(engine: Engine, encoder: Counti
     assert not any("4111" in text for text in encoder.encoded)
     stored = engine.store.get("p1")
     assert stored is not None and "4111" not in stored.thread.title
+
+
+def test_a_failing_source_of_batches_keeps_the_batch_already_read(engine: Engine) -> None:
+    def source():  # type: ignore[no-untyped-def]
+        yield THREADS[:3]
+        yield THREADS[3:6]
+        raise OSError("the dump is truncated")
+
+    with pytest.raises(OSError, match="truncated"):
+        engine.ingest_batches(source())
+    assert all(engine.store.get(t.id) is not None for t in THREADS[:6])
