@@ -48,7 +48,7 @@ from retrieval.text import thread_text
 from service.admission import admit
 from service.config import ConfigError, Settings
 from service.signals import CommunitySignals
-from service.suggest import SuggestPolicy
+from service.suggest import InFlight, SuggestPolicy
 from triage import pii
 from triage.classifier import TriageModel
 from triage.decision import Triage, TriageDecision, decide
@@ -96,6 +96,7 @@ class Engine:
     pools: Pools
     closed: bool = False
     save_on_exit: bool = True  # `with engine:` writes the vector index when it leaves
+    in_flight: InFlight = dataclasses.field(default_factory=InFlight)  # suggests under way
 
     def __enter__(self) -> Engine:
         return self
@@ -106,7 +107,7 @@ class Engine:
     @property
     def suggest(self) -> SuggestPolicy:
         """``engine.suggest(title, body, k, tags, language)``: see ``service.suggest``."""
-        return SuggestPolicy(self.searcher, self.route, self.pools.search)
+        return SuggestPolicy(self.searcher, self.route, self.pools.search, self.in_flight)
 
     def upsert(self, threads: Sequence[Thread]) -> UpsertReport:
         """Store and index threads, redacted: raw PII never reaches the store or index."""

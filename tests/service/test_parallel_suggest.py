@@ -124,3 +124,34 @@ def test_the_engine_owns_every_pool_and_closes_them(settings: Settings) -> None:
     for pool in (pools.search, pools.keyword, pools.triage):
         with pytest.raises(RuntimeError):  # shut down
             pool.submit(print)
+
+
+def test_a_busy_server_searches_on_the_request_thread(tmp_path: Path, settings: Settings) -> None:
+    """Beyond one suggest per core under way, the search runs after triage on the calling
+    thread instead of the search pool; the answer is the same."""
+    import threading
+
+    from service.suggest import InFlight
+
+    engine = _engine(settings.model_copy(update={"data_dir": tmp_path / "b"}), parallel=True)
+    engine.in_flight = InFlight(limit=1)
+    where: list[str] = []
+    search = engine.searcher.search
+
+    def spy(*args: object, **kw: object) -> object:
+        where.append(threading.current_thread().name)
+        return search(*args, **kw)  # type: ignore[arg-type]
+
+    engine.searcher.search = spy  # type: ignore[method-assign,assignment]
+    try:
+        alone = _summary(engine, *QUESTIONS[0])
+        assert where[-1].startswith("search")  # idle: on the search pool
+        with engine.in_flight.entered():  # another suggest is under way
+            busy = _summary(engine, *QUESTIONS[0])
+        assert where[-1] == threading.current_thread().name and busy == alone
+        with engine.in_flight.entered():  # staff: no search at all when not in parallel
+            assert _summary(engine, *QUESTIONS[2])[0] == "staff"
+        assert len(where) == 2
+        assert engine.in_flight._count == 0  # type: ignore[attr-defined]
+    finally:
+        engine.close()
