@@ -152,6 +152,6 @@ def test_a_busy_server_searches_on_the_request_thread(tmp_path: Path, settings: 
         with engine.in_flight.entered():  # staff: no search at all when not in parallel
             assert _summary(engine, *QUESTIONS[2])[0] == "staff"
         assert len(where) == 2
-        assert engine.in_flight._count == 0  # type: ignore[attr-defined]
+        assert engine.in_flight._count == 0
     finally:
         engine.close()
