@@ -11,7 +11,7 @@ import pytest
 import schemathesis
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import CheckFunction
 from schemathesis.core.result import Ok
@@ -33,6 +33,15 @@ CROSS_ITEM_RULES: dict[str, list[CheckFunction]] = {
     "POST /v1/questions": [positive_data_acceptance],
     "POST /v1/questions/{question_id}/answered": [positive_data_acceptance],
 }
+
+
+def _never_sent(case: schemathesis.Case) -> bool:
+    """An invalid query value the request cannot carry: an empty array serialises to no
+    parameter at all and an object (form style) to parameters of its keys' names, so the
+    server sees a request without it, and rightly accepts one that is otherwise valid
+    (schemathesis would count that as invalid data accepted: CI failed once so, on
+    ``GET /v1/escalations`` whose ``after`` was generated as such a value)."""
+    return any(isinstance(v, dict) or v == [] for v in (case.query or {}).values())
 
 
 @pytest.fixture
@@ -72,6 +81,7 @@ def test_every_operation_conforms_to_the_schema(app: FastAPI, mode: GenerationMo
             suppress_health_check=list(HealthCheck),
         )
         def run(case: schemathesis.Case) -> None:
+            assume(mode == GenerationMode.POSITIVE or not _never_sent(case))
             label = case.operation.label
             counts[label] = counts.get(label, 0) + 1
             excluded = CROSS_ITEM_RULES.get(label, [])
