@@ -328,7 +328,7 @@ class OpenVINOEncoder(Described):
         for idx in batches:
             feeds, mask = self._feeds([texts[i] for i in idx])
             # on to a multiple of WIDTH_STEP tokens: 2000 bench thread texts in a fresh
-            # process 7.10-7.14 -> 6.77-6.79 s
+            # process 7.10-7.14 -> 6.77-6.97 s (fewer new shapes; within the run-to-run noise)
             width = -(-mask.shape[1] // WIDTH_STEP) * WIDTH_STEP
             feeds, mask = self._padded(feeds, mask, width)
             jobs.start_async(feeds, (idx, mask))
