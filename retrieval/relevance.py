@@ -112,6 +112,11 @@ class WordAligner:
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
+    def missing(self, words: Sequence[str]) -> list[str]:
+        """The distinct ``words`` whose vectors are not cached."""
+        with self._lock:
+            return [w for w in dict.fromkeys(words) if w not in self._cache]
+
     def vectors(self, words: Sequence[str]) -> np.ndarray:
         with self._lock:
             missing = [w for w in dict.fromkeys(words) if w not in self._cache]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future, wait
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Literal, TypedDict
@@ -19,7 +19,15 @@ from retrieval.fusion import linear_fusion, reciprocal_rank_fusion
 from retrieval.language import detect
 from retrieval.pools import FilterPools
 from retrieval.prior import SignalSource, apply_prior
-from retrieval.relevance import DEPTH, Candidate, RelevanceModel, WordAligner, list_features
+from retrieval.relevance import (
+    DEPTH,
+    QUESTION_WORDS,
+    Candidate,
+    RelevanceModel,
+    WordAligner,
+    content_words,
+    list_features,
+)
 from retrieval.rescore import keyword_rescore
 from retrieval.text import question_text, thread_text
 
@@ -312,6 +320,7 @@ class Searcher:
         without it, those whose cosine passes the abstention threshold."""
         asked_in = detect(question_text(title, body))
         model = self.relevance
+        ahead = self._words_ahead(question_text(title, body)) if model is not None else None
         if model is not None:  # the candidates the relevance stage may show: its best DEPTH
             threshold, shown = model.threshold_for(asked_in), Shown(DEPTH, -1.0)
         else:
@@ -329,6 +338,8 @@ class Searcher:
             read=read,
         )
         if model is not None:
+            if ahead is not None:
+                wait([ahead])  # its failure, if any, is met again (and raised) by the stage
             return self._relevant(model, question_text(title, body), ranked, k, asked_in, read)
         best = max((r[2] for r in ranked), default=None)
         passing = [r for r in ranked if r[2] >= threshold][:k]
@@ -336,6 +347,15 @@ class Searcher:
         hits = [Hit(stored[pk], s, sim, b) for pk, s, sim, b in passing if pk in stored]
         decision: Literal["suggest", "no_match"] = "suggest" if hits else "no_match"
         return SearchResult(decision, hits, best, asked_in, threshold)
+
+    def _words_ahead(self, question: str) -> Future[np.ndarray] | None:
+        """The relevance stage's vectors for the question's words not yet cached, encoded
+        on the executor while the question itself is encoded and searched (new words cost
+        the multilingual model a call of their own, 2-3 ms on one core)."""
+        if self.executor is None or self.aligner is None:
+            return None
+        missing = self.aligner.missing(content_words(question, QUESTION_WORDS))
+        return self.executor.submit(self.aligner.vectors, missing) if missing else None
 
     def _relevant(
         self,

@@ -261,11 +261,15 @@ def query_form_for(
     return partial(query_form, english_dimension=inner.de, english_weight=settings.english_weight)
 
 
-def load_encoder_for(settings: Settings, shared: Encoder | None = None) -> Encoder:
+def load_encoder_for(
+    settings: Settings, shared: Encoder | None = None, helper: cf.Executor | None = None
+) -> Encoder:
     """The retrieval encoder the settings name, on the configured backend. With an encoder
     pair whose multilingual model is ``shared``'s (triage's encoder), the pair uses that
     one: one copy of the weights, and a question that triage is encoding is not encoded a
-    second time for the search (``BatchingEncoder`` shares the in-flight vector)."""
+    second time for the search (``BatchingEncoder`` shares the in-flight vector). A pair
+    encodes one English question's two halves at once, the multilingual one on ``helper``
+    (``PairwiseEncoder``)."""
     english, pair, multilingual = settings.model.partition("+")
     load = partial(
         load_encoder,
@@ -277,8 +281,11 @@ def load_encoder_for(settings: Settings, shared: Encoder | None = None) -> Encod
         precision=settings.encoder_precision,
     )
     if pair and shared is not None and shared.name == multilingual:
-        return PairwiseEncoder(load(english), shared)
-    return load(settings.model)
+        return PairwiseEncoder(load(english), shared, helper)
+    encoder = load(settings.model)
+    if isinstance(encoder, PairwiseEncoder):
+        encoder.helper = helper
+    return encoder
 
 
 def index_blocks(encoder: Encoder) -> tuple[tuple[int, int], ...]:
@@ -346,7 +353,7 @@ def build_engine(
     shared = triage.encoder if triage is not None else None
     if encoder is not None:  # given (tests, evaluations): the caller warms it if it wants
         return _open_engine(settings, encoder, triage, pools, None)
-    encoder = batching(settings, load_encoder_for(settings, shared))
+    encoder = batching(settings, load_encoder_for(settings, shared, pools.keyword))
     # the models load their lazy parts while the store and the index open (a replica at
     # 1M threads spends seconds on each; 2 cores do both at once)
     with cf.ThreadPoolExecutor(1, thread_name_prefix="warm-up") as one:  # waits on error too

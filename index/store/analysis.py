@@ -40,9 +40,30 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 
 
 def fold(text: str) -> str:
-    """Case-folded, accents removed (NFKD without combining marks)."""
+    """Case-folded, accents removed (NFKD without combining marks). ASCII text is only
+    lower-cased (NFKD and casefold change no ASCII character but the letters' case), and
+    the marks are dropped with one ``str.translate``: a question's candidate rows are
+    analysed on every English rescore, where the character-by-character loop took most of
+    its time."""
+    if text.isascii():
+        return text.lower()
     decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
+    if decomposed.isascii():
+        return decomposed
+    stripped = decomposed.translate(_combining_marks())
+    if stripped.isascii() or max(stripped) <= _BMP:
+        return stripped
+    # a character beyond the BMP, whose marks the table does not list
+    return "".join(c for c in stripped if not unicodedata.combining(c))
+
+
+_BMP = "\uffff"
+
+
+@lru_cache(maxsize=1)
+def _combining_marks() -> dict[int, None]:
+    """Every combining mark of the Basic Multilingual Plane, for ``str.translate``."""
+    return {c: None for c in range(0x10000) if unicodedata.combining(chr(c))}
 
 
 @lru_cache(maxsize=8)

@@ -50,6 +50,11 @@ class QueryCache:
             self.hits += 1
             return vec
 
+    def contains(self, text: str) -> bool:
+        """Whether ``text`` is cached (not counted as a hit or a miss, not moved)."""
+        with self._lock:
+            return text in self._items
+
     def put(self, text: str, vector: np.ndarray) -> None:
         if self.size <= 0:
             return
@@ -97,6 +102,13 @@ class BatchingEncoder:
     @property
     def dimension(self) -> int:
         return self.inner.dimension
+
+    def known(self, text: str) -> bool:
+        """Whether ``text``'s vector is cached or being encoded (asking costs no model call)."""
+        with self._inflight_lock:
+            if text in self._inflight:
+                return True
+        return self.cache.contains(text)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if len(texts) != 1:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from concurrent.futures import Executor
 
 import numpy as np
 
@@ -42,9 +43,15 @@ SQRT2 = math.sqrt(2.0)
 class PairwiseEncoder:
     """Document vectors ``[english | multilingual-for-English | multilingual-for-others]``."""
 
-    def __init__(self, english: Encoder, multilingual: Encoder) -> None:
+    def __init__(
+        self, english: Encoder, multilingual: Encoder, helper: Executor | None = None
+    ) -> None:
+        """``helper``: where one English question's multilingual encode runs while the
+        English model encodes it on the calling thread (two cores, two models at once);
+        unset, one after the other."""
         self.english = english
         self.multilingual = multilingual
+        self.helper = helper
         self.de = english.dimension
         self.dm = multilingual.dimension
 
@@ -62,15 +69,31 @@ class PairwiseEncoder:
             return out
         english = np.array([detect(t) == "en" for t in texts])
         rows = np.flatnonzero(english)
+        ahead = None
+        if (
+            self.helper is not None
+            and len(texts) == 1
+            and rows.size
+            and not _known(self.multilingual, texts[0])
+        ):
+            ahead = self.helper.submit(self.multilingual.encode, list(texts))
         # the English model first: a multilingual encoder shared with triage is meanwhile
         # encoding the same question on another core, and is then asked for it (cached)
         if rows.size:
             out[rows, : self.de] = self.english.encode([texts[int(i)] for i in rows]) / SQRT2
-        multi = self.multilingual.encode(list(texts))
+        multi = ahead.result() if ahead is not None else self.multilingual.encode(list(texts))
         out[rows, self.de : self.de + self.dm] = multi[rows] / SQRT2
         others = np.flatnonzero(~english)
         out[others, self.de + self.dm :] = multi[others]
         return out
+
+
+def _known(encoder: Encoder, text: str) -> bool:
+    """Whether ``encoder`` has ``text``'s vector or is computing it for another caller (a
+    ``BatchingEncoder`` shared with triage): then asking for it costs no model call, and
+    no hand-off to the helper."""
+    known = getattr(encoder, "known", None)
+    return bool(known(text)) if known is not None else False
 
 
 def split_dimensions(dimension: int, english_dimension: int) -> tuple[int, int]:

@@ -3,12 +3,15 @@ built on it."""
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from index.store.analysis import ANALYZER, query_terms, terms
+from index.store.analysis import ANALYZER, fold, query_terms, terms
 from index.store.protocol import Row
 from index.store.sqlite import SQLiteStore
 from tests.support import make_thread
@@ -25,6 +28,38 @@ from tests.support import make_thread
 )
 def test_stems_and_stopwords_per_language(language: str, text: str, stems: list[str]) -> None:
     assert terms(text, language) == stems
+
+
+def _reference_fold(text: str) -> str:
+    """The definition: case-folded, NFKD, every combining mark dropped."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+@given(
+    st.text(
+        st.one_of(
+            st.characters(),  # anything, beyond the BMP included
+            st.sampled_from("áàâãäçéêèëíìîïñóòôõöúùûüÁÉÍÓÚÇÑ ßİﬁ\u0301\u0327\U0001d165"),
+        ),
+        max_size=40,
+    )
+)
+def test_fold_is_casefold_nfkd_without_combining_marks(text: str) -> None:
+    assert fold(text) == _reference_fold(text)
+
+
+@pytest.mark.parametrize(
+    "text,folded",
+    [
+        ("Configuração", "configuracao"),
+        ("PEQUEÑO", "pequeno"),
+        ("Straße", "strasse"),
+        ("ASCII", "ascii"),
+    ],
+)
+def test_fold_examples(text: str, folded: str) -> None:
+    assert fold(text) == folded
 
 
 def test_a_question_of_unknown_language_is_stemmed_every_way() -> None:

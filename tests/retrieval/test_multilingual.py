@@ -149,3 +149,49 @@ def test_the_pair_shares_triage_encoder_when_it_is_the_same_model(tmp_path: Path
     assert load_encoder_for(settings).name == "hash:64+hash:32"
     pair.encode(["Como atualizo o firmware do hub?"])
     assert len(shared.cache) == 1  # a later triage call for the question is a cache hit
+
+
+class RecordingPool:
+    """An executor that runs each job at once, on a thread of its own, and records it."""
+
+    def __init__(self) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.pool = ThreadPoolExecutor(1)
+        self.jobs: list[object] = []
+
+    def submit(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+        self.jobs.append(fn)
+        return self.pool.submit(fn, *args, **kwargs)
+
+
+def test_the_helper_encodes_an_english_question_multilingual_half_alike(
+    pair: PairwiseEncoder,
+) -> None:
+    """With a helper the two halves of one English question encode at once: the vector is
+    the same; a Portuguese question (one model) and a batch never go to the helper."""
+    serial = pair.encode([EN_Q])
+    helper = RecordingPool()
+    pair.helper = helper  # type: ignore[assignment]
+    np.testing.assert_array_equal(pair.encode([EN_Q]), serial)
+    assert len(helper.jobs) == 1
+    pair.encode([PT_Q])
+    np.testing.assert_array_equal(
+        pair.encode(TEXTS), PairwiseEncoder(pair.english, pair.multilingual).encode(TEXTS)
+    )
+    assert len(helper.jobs) == 1
+    helper.pool.shutdown()
+
+
+def test_the_helper_is_skipped_when_the_shared_encoder_knows_the_question() -> None:
+    from retrieval.encoders.base import HashingEncoder
+    from retrieval.encoders.batching import BatchingEncoder
+
+    shared = BatchingEncoder(HashingEncoder(32), max_batch=1)
+    helper = RecordingPool()
+    pair = PairwiseEncoder(HashingEncoder(64), shared, helper)  # type: ignore[arg-type]
+    first = pair.encode([EN_Q])
+    assert len(helper.jobs) == 1 and shared.known(EN_Q)  # now cached (triage asked first)
+    np.testing.assert_array_equal(pair.encode([EN_Q]), first)
+    assert len(helper.jobs) == 1
+    helper.pool.shutdown()

@@ -34,9 +34,11 @@ class CountingWords:
     def __init__(self) -> None:
         self.inner = HashingEncoder(256)
         self.asked: list[str] = []
+        self.calls: list[list[str]] = []
 
     def __call__(self, words: Sequence[str]) -> np.ndarray:
         self.asked.extend(words)
+        self.calls.append(list(words))
         return self.inner.encode(words)
 
 
@@ -121,6 +123,33 @@ def test_two_stage_search_shows_only_what_reaches_the_threshold(loaded: Engine) 
     nothing = searcher.search("quux frobnicate widget zzqx")
     assert nothing.decision == "no_match" and nothing.hits == []
     assert nothing.best_relevance is not None and nothing.best_relevance < 0.5
+
+
+def test_the_question_words_are_encoded_ahead_on_the_executor(loaded: Engine) -> None:
+    """With an executor the question's new words are encoded there while the question is
+    searched; the result is the one a search without it gives, and a question whose words
+    are all known sends nothing ahead."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    words = CountingWords()
+    question = ("Reset the hub to factory settings", "The hub light blinks orange")
+    model, params = cosine_model(0.5), loaded.searcher.params
+    plain = Searcher(
+        loaded.corpus, loaded.encoder, params, relevance=model, aligner=WordAligner(CountingWords())
+    )
+    with ThreadPoolExecutor(1) as pool:
+        ahead = Searcher(
+            loaded.corpus, loaded.encoder, params,
+            relevance=model, aligner=WordAligner(words), executor=pool,
+        )  # fmt: skip
+        found = ahead.search(*question)
+        asked = content_words(" ".join(question), 12)
+        assert words.calls[0] == asked  # the question's words alone, ahead of the stage
+        assert ahead._words_ahead(" ".join(question)) is None
+    expected = plain.search(*question)
+    assert [(h.thread.thread.id, h.relevance) for h in found.hits] == [
+        (h.thread.thread.id, h.relevance) for h in expected.hits
+    ]
 
 
 def test_warming_encodes_the_newest_threads_words_once_and_stops_when_asked(
