@@ -294,7 +294,7 @@ def markdown(result: dict[str, Any]) -> str:
             )
         lines.append("")
         for e in systems.values():
-            if "warm_s" in e:
+            if "warm_s" in e and e["warm_s"]["median"] >= 0.05:
                 lines += [
                     f"{e['name']}'s build includes {_fmt(e['warm_s'])} s of the warm-up a "
                     "replica runs as it starts (keyword term counts, word vectors).",
