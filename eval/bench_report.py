@@ -211,8 +211,9 @@ synthetic corpus (title + body) and 200 questions; build = the whole corpus enco
 indexed (for unsource also the warm-up a started replica runs before its first questions:
 the keyword index's term counts and the relevance stage's word vectors), query = one
 question at a time, encode + search, top 10 (unsource as `serve` answers: BLAS at one
-thread, `UNSOURCE_BLAS_THREADS`; its two encoders of an English question at once). Every (job, system,
-repeat) in a fresh process, the order rotating between repeats; ratios are the other
+thread, `UNSOURCE_BLAS_THREADS`; its two encoders of an English question at once).
+Every (job, system, repeat) in a fresh process, the order rotating between repeats;
+ratios are the other
 system's time over unsource's in the same repeat (above 1: unsource faster), median
 [min-max]. Quality: SemEval dev MAP (candidates protocol), and for the multilingual job
 top-1 per question language on the Lumio report questions answered in another language.
