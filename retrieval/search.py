@@ -128,11 +128,13 @@ class Searcher:
         query_form: Callable[[np.ndarray], np.ndarray] | None = None,
         relevance: RelevanceModel | None = None,
         aligner: WordAligner | None = None,
+        words_ahead: bool = True,
     ):
         self.corpus = corpus
         # the second stage: None decides by the cosine threshold alone
         self.relevance = relevance
         self.aligner = aligner
+        self.words_ahead = words_ahead  # the stage's new question words encoded ahead
         # the query vector from the question's document vector (pairwise encoders)
         self.query_form = query_form
         self._pools = FilterPools(self.corpus.filter_keys)
@@ -351,8 +353,9 @@ class Searcher:
     def _words_ahead(self, question: str) -> Future[np.ndarray] | None:
         """The relevance stage's vectors for the question's words not yet cached, encoded
         on the executor while the question itself is encoded and searched (new words cost
-        the multilingual model a call of their own, 2-3 ms on one core)."""
-        if self.executor is None or self.aligner is None:
+        the multilingual model a call of their own, 2-3 ms on one core); not with
+        ``words_ahead`` off (the engine turns it off when triage encodes beside it)."""
+        if not self.words_ahead or self.executor is None or self.aligner is None:
             return None
         missing = self.aligner.missing(content_words(question, QUESTION_WORDS))
         return self.executor.submit(self.aligner.vectors, missing) if missing else None

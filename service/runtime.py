@@ -267,7 +267,8 @@ def load_encoder_for(
     """The retrieval encoder the settings name, on the configured backend. With an encoder
     pair whose multilingual model is ``shared``'s (triage's encoder), the pair uses that
     one: one copy of the weights, and a question that triage is encoding is not encoded a
-    second time for the search (``BatchingEncoder`` shares the in-flight vector). A pair
+    second time for the search (``BatchingEncoder`` shares the in-flight vector): triage
+    already encodes that half while the English model runs. A pair that does not share it
     encodes one English question's two halves at once, the multilingual one on ``helper``
     (``PairwiseEncoder``)."""
     english, pair, multilingual = settings.model.partition("+")
@@ -281,7 +282,7 @@ def load_encoder_for(
         precision=settings.encoder_precision,
     )
     if pair and shared is not None and shared.name == multilingual:
-        return PairwiseEncoder(load(english), shared, helper)
+        return PairwiseEncoder(load(english), shared)
     encoder = load(settings.model)
     if isinstance(encoder, PairwiseEncoder):
         encoder.helper = helper
@@ -403,6 +404,10 @@ def _open_engine(
         query_form=query_form_for(settings, encoder),
         relevance=relevance,
         aligner=aligner,
+        # with triage on, its multilingual encode already runs beside the English model's,
+        # and the question's words encoded then too only crowd the two cores (1 client at
+        # 10k threads, 4 alternating runs: p50 13.7 against 12.6 ms)
+        words_ahead=triage is None,
     )
     if warming is not None:
         warming.result()

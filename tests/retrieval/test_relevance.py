@@ -152,6 +152,24 @@ def test_the_question_words_are_encoded_ahead_on_the_executor(loaded: Engine) ->
     ]
 
 
+def test_words_ahead_off_sends_nothing_ahead(loaded: Engine) -> None:
+    """An engine with triage turns it off: triage's encode already runs beside the English
+    model's."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    assert loaded.triage is not None and not loaded.searcher.words_ahead
+    words = CountingWords()
+    with ThreadPoolExecutor(1) as pool:
+        searcher = Searcher(
+            loaded.corpus, loaded.encoder, loaded.searcher.params,
+            relevance=cosine_model(0.5), aligner=WordAligner(words), executor=pool,
+            words_ahead=False,
+        )  # fmt: skip
+        assert searcher._words_ahead("Reset the hub to factory settings") is None
+        searcher.search("Reset the hub to factory settings")
+    assert len(words.calls) == 1  # the stage's one call, question and thread words together
+
+
 def test_warming_encodes_the_newest_threads_words_once_and_stops_when_asked(
     loaded: Engine,
 ) -> None:
