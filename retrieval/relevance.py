@@ -118,8 +118,7 @@ class WordAligner:
             return [w for w in dict.fromkeys(words) if w not in self._cache]
 
     def vectors(self, words: Sequence[str]) -> np.ndarray:
-        with self._lock:
-            missing = [w for w in dict.fromkeys(words) if w not in self._cache]
+        missing = self.missing(words)
         if missing:
             found = np.asarray(self.encode(missing), dtype=np.float32)
             norms = np.linalg.norm(found, axis=1, keepdims=True)

@@ -320,9 +320,10 @@ class Searcher:
         """Top ``k`` threads that answer the question: with the relevance stage, those
         whose probability reaches the question language's threshold (``_relevant``);
         without it, those whose cosine passes the abstention threshold."""
-        asked_in = detect(question_text(title, body))
+        question = question_text(title, body)
+        asked_in = detect(question)
         model = self.relevance
-        ahead = self._words_ahead(question_text(title, body)) if model is not None else None
+        ahead = self._words_ahead(question) if model is not None else None
         if model is not None:  # the candidates the relevance stage may show: its best DEPTH
             threshold, shown = model.threshold_for(asked_in), Shown(DEPTH, -1.0)
         else:
@@ -342,7 +343,7 @@ class Searcher:
         if model is not None:
             if ahead is not None:
                 wait([ahead])  # its failure, if any, is met again (and raised) by the stage
-            return self._relevant(model, question_text(title, body), ranked, k, asked_in, read)
+            return self._relevant(model, question, ranked, k, asked_in, read)
         best = max((r[2] for r in ranked), default=None)
         passing = [r for r in ranked if r[2] >= threshold][:k]
         stored = self._threads([r[0] for r in passing], read)
