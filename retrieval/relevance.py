@@ -118,6 +118,8 @@ class WordAligner:
             return [w for w in dict.fromkeys(words) if w not in self._cache]
 
     def vectors(self, words: Sequence[str]) -> np.ndarray:
+        """The unit vectors of ``words``, one row each (cached; the missing ones encoded in
+        one call)."""
         missing = self.missing(words)
         if missing:
             found = np.asarray(self.encode(missing), dtype=np.float32)
@@ -128,17 +130,22 @@ class WordAligner:
                     self._cache[w] = v
                 while len(self._cache) > self.size:
                     self._cache.popitem(last=False)
+        if not words:
+            return np.zeros((0, 1), dtype=np.float32)
+        out: np.ndarray | None = None
         with self._lock:
-            out = []
-            for w in words:
+            for i, w in enumerate(words):
                 v = self._cache.get(w)
                 if v is None:  # evicted meanwhile by another request: encode it alone
                     v = np.asarray(self.encode([w]), dtype=np.float32)[0]
                     v = v / max(float(np.linalg.norm(v)), 1e-9)
                 else:
                     self._cache.move_to_end(w)
-                out.append(v)
-        return np.vstack(out) if out else np.zeros((0, 1), dtype=np.float32)
+                if out is None:  # rows filled one by one: np.vstack of a list cost more
+                    out = np.empty((len(words), v.shape[0]), dtype=np.float32)
+                out[i] = v
+        assert out is not None
+        return out
 
     def warm(self, texts: Iterable[str], stop: threading.Event, words: int = 5000) -> int:
         """Encode the content words of ``texts`` (at most ``words`` distinct ones, 256 at a
@@ -165,16 +172,17 @@ class WordAligner:
         every = asked + [w for ws in per_thread for w in ws]
         if not asked or not every:
             return [(0.0, 0.0)] * len(threads)
-        table = dict(
-            zip(dict.fromkeys(every), self.vectors(list(dict.fromkeys(every))), strict=True)
-        )
-        q = np.vstack([table[w] for w in asked])
+        unique = list(dict.fromkeys(every))  # the question's words first (distinct already)
+        column = {w: i for i, w in enumerate(unique)}
+        matrix = self.vectors(unique)
+        # every question word against every word of the candidates, in one product
+        sims = matrix[: len(asked)] @ matrix.T
         out = []
         for ws in per_thread:
             if not ws:
                 out.append((0.0, 0.0))
                 continue
-            best = (q @ np.vstack([table[w] for w in ws]).T).max(axis=1)
+            best = sims[:, [column[w] for w in ws]].max(axis=1)
             out.append((float(best.min()), float(best.mean())))
         return out
 

@@ -22,6 +22,9 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
+from functools import lru_cache
+
+from index.store.analysis import analyze_text
 
 K1 = 1.2
 B = 0.75
@@ -31,6 +34,14 @@ _TOKEN = re.compile(r"[^\W_]+")
 
 def tokens(text: str) -> list[str]:
     return _TOKEN.findall(text)
+
+
+@lru_cache(maxsize=4096)
+def field_tokens(text: str | None, language: str | None) -> tuple[str, ...]:
+    """The tokens the keyword index holds for one field of a thread: its text analysed
+    (as the triggers did) and split as FTS5 splits it. Cached: the same candidates come
+    back question after question, and their analysis was most of a rescore's time."""
+    return tuple(tokens(analyze_text(text, language)))
 
 
 def plain(term: str) -> bool:

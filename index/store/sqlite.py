@@ -231,7 +231,7 @@ class SQLiteStore(SQLThreadStore):
             _KNOWN_ROWS, (json.dumps([int(p) for p in within]),)
         ):
             columns = [
-                [w for w in bm25.tokens(analyze_text(text, language)) if w in wanted]
+                [w for w in bm25.field_tokens(text, language) if w in wanted]
                 for text in (title, body, answer)
             ]
             if any(columns):  # FTS5 finds only the rows holding a term

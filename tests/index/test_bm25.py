@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import index.store.sqlite as sqlite_store
 from index.store import bm25
+from index.store.analysis import analyze_text
 from index.store.protocol import Row
 from index.store.sqlite import SQLiteStore
 from tests.support import make_thread
@@ -159,3 +160,11 @@ def test_varints_and_document_counts() -> None:
     assert len(seen) == 4
     counts.get(["x", "y"], count)  # over ``size``: the cache starts again
     assert len(counts._cache) <= 2
+
+
+def test_a_fields_tokens_are_its_analysed_text_split_and_kept() -> None:
+    text = "Ação: las bombillas NO se encienden después del corte"
+    got = bm25.field_tokens(text, "es")
+    assert list(got) == bm25.tokens(analyze_text(text, "es"))
+    assert bm25.field_tokens(text, "es") is got  # the second candidate read is cached
+    assert bm25.field_tokens(None, None) == ()

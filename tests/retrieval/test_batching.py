@@ -76,7 +76,7 @@ def test_batch_size_is_capped_and_duplicates_are_encoded_once() -> None:
     enc.close()
 
 
-def test_multi_text_calls_go_straight_through() -> None:
+def test_multi_text_calls_of_new_texts_are_one_model_call() -> None:
     inner = CountingEncoder()
     enc = BatchingEncoder(inner, max_batch=8)
     out = enc.encode(["a", "b", "c"])
@@ -139,3 +139,18 @@ def test_a_text_being_encoded_is_not_encoded_again_by_a_second_caller() -> None:
         enc.encode(["the same question"])  # a failure is not remembered either
     inner.fail = False
     assert enc.encode(["the same question"]).shape == (1, 64)
+
+
+def test_a_multi_text_call_takes_cached_texts_from_the_cache_and_caches_nothing() -> None:
+    """An encoder pair's micro-batch asks the shared multilingual encoder for questions
+    that triage has just encoded one by one: only the others reach the model."""
+    inner = CountingEncoder()
+    enc = BatchingEncoder(inner, max_batch=8)
+    alone = {t: enc.encode([t])[0] for t in ("a", "b")}
+    inner.calls.clear()
+    out = enc.encode(["a", "c", "b", "a", "c"])
+    assert inner.calls == [1]  # "c" alone, once
+    expected = HashingEncoder(64).encode(["c"])[0]
+    assert np.allclose(out[[0, 3]], alone["a"]) and np.allclose(out[2], alone["b"])
+    assert np.allclose(out[[1, 4]], expected) and out.dtype == np.float32
+    assert len(enc.cache) == 2  # "c" was not cached
