@@ -40,7 +40,8 @@ def tokens(text: str) -> list[str]:
 def field_tokens(text: str | None, language: str | None) -> tuple[str, ...]:
     """The tokens the keyword index holds for one field of a thread: its text analysed
     (as the triggers did) and split as FTS5 splits it. Cached: the same candidates come
-    back question after question, and their analysis was most of a rescore's time."""
+    back question after question, and re-analysing them was about half of a rescore's time
+    (cProfile, 2,000 threads: 0.66 of 1.4 ms)."""
     return tuple(tokens(analyze_text(text, language)))
 
 
