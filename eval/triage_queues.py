@@ -14,6 +14,14 @@ questions are told apart well needs less probability to stay safe and sends fewe
 community questions to staff. Written: ``queues.json`` (per queue: threshold, recall,
 false staff, rows) and the TOML lines for ``[classifier.queue_thresholds]``.
 
+The lexicon's hints (phrases often but not always confidential: "my bill", "can't log in")
+are calibrated on the same out-of-fold rows (``calibrate_hints``): among the rows where a
+hint matched and nothing decisive did, the highest ``lexicon.hint_threshold`` (never above
+the classifier's own threshold: a hint only lowers it) whose staff recall there stays at
+or above ``RECALL``; and for each hint phrase, how many rows it matched, how many of them
+are staff, and how many community rows it alone sends to staff at that threshold (a phrase
+that sends many and catches few is one to reword or drop). Written: ``hints.json``.
+
 Nothing here reads a dev or test set: their figures come from ``unsource eval triage``
 after the thresholds are in the policy.
 """
@@ -94,6 +102,65 @@ def staff_share(policy: Policy, rows: Sequence[Scored]) -> float:
     return float(np.mean(routed))
 
 
+def with_hint_threshold(policy: Policy, threshold: float) -> Policy:
+    lexicon = policy.lexicon.model_copy(update={"hint_threshold": threshold})
+    return policy.model_copy(update={"lexicon": lexicon})
+
+
+def hinted(rows: Sequence[Scored]) -> list[Scored]:
+    """Rows a hint may decide: a hint matched, no decisive phrase did."""
+    return [
+        r
+        for r in rows
+        if any(not h.decisive for h in r.hits) and not any(h.decisive for h in r.hits)
+    ]
+
+
+def calibrate_hints(policy: Policy, rows: Sequence[Scored]) -> dict[str, object]:
+    """The hint threshold and each hint phrase's record on the out-of-fold rows."""
+    rows = hinted(rows)
+    staff = [r for r in rows if r.staff]
+    community = [r for r in rows if not r.staff]
+    current = policy.lexicon.hint_threshold
+    ceiling = policy.classifier.threshold
+    floor = min(RECALL, staff_share(policy, staff)) if staff else 1.0
+    grid = sorted({*GRID, 0.05, current})
+    safe = [
+        t
+        for t in grid
+        if t <= ceiling and staff_share(with_hint_threshold(policy, t), staff) >= floor
+    ]
+    chosen = max(safe, default=current)
+    trial = with_hint_threshold(policy, chosen)
+    without = with_hint_threshold(policy, 1.0)  # min(queue threshold, 1.0): no hint
+    phrases: dict[str, dict[str, float | int | str]] = {}
+    for r in rows:
+        # what the hint alone does: staff under its threshold, community without it
+        alone = staff_share(trial, [r]) > staff_share(without, [r])
+        for h in r.hits:
+            cell = phrases.setdefault(
+                f"{h.language}:{h.phrase}",
+                {"queue": h.queue, "rows": 0, "staff_rows": 0, "catches": 0, "false_staff": 0},
+            )
+            cell["rows"] = int(cell["rows"]) + 1
+            cell["staff_rows"] = int(cell["staff_rows"]) + int(r.staff)
+            if alone:
+                key = "catches" if r.staff else "false_staff"
+                cell[key] = int(cell[key]) + 1
+    return {
+        "hint_threshold": chosen,
+        "current": current,
+        "recall": round(staff_share(trial, staff), 4) if staff else None,
+        "false_staff": round(staff_share(trial, community), 4) if community else None,
+        "recall_at_current": round(staff_share(policy, staff), 4) if staff else None,
+        "false_staff_at_current": round(staff_share(policy, community), 4) if community else None,
+        "recall_without_hints": round(staff_share(without, staff), 4) if staff else None,
+        "staff_rows": len(staff),
+        "community_rows": len(community),
+        "phrases": dict(sorted(phrases.items(), key=lambda kv: -int(kv[1]["rows"]))),
+    }
+
+
 def calibrate(policy: Policy, rows: Sequence[Scored]) -> dict[str, dict[str, float | int]]:
     out: dict[str, dict[str, float | int]] = {}
     base = policy.classifier.threshold
@@ -145,6 +212,11 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "queues.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
+    hints = calibrate_hints(policy, rows)
+    (args.out / "hints.json").write_text(json.dumps(hints, indent=2) + "\n")
+    summary = {k: v for k, v in hints.items() if k != "phrases"}
+    print(json.dumps(summary, indent=2))
+    print(f"[lexicon] hint_threshold = {hints['hint_threshold']}")
     print("[classifier.queue_thresholds]")
     for queue, row in result.items():
         if row["threshold"] != policy.classifier.threshold:

@@ -62,7 +62,7 @@ class LexiconPolicy(_Strict):
     enabled: bool = True
     confidence: float = Field(default=0.9, gt=0.0, le=1.0)
     # a hint phrase ("my bill", "can't log in") lowers the classifier threshold to this
-    hint_threshold: float = Field(default=0.1, gt=0.0, le=1.0)
+    hint_threshold: float = Field(default=0.3, gt=0.0, le=1.0)
 
 
 class Policy(_Strict):

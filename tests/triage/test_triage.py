@@ -242,3 +242,28 @@ def test_queue_threshold_override(small_model: TriageModel) -> None:
         classifier__queue_thresholds={"billing": 0.3},
     )  # fmt: skip
     assert strict.route(text).route == "staff"
+
+
+def test_a_hint_lowers_the_classifier_threshold_and_names_its_queue() -> None:
+    from triage.classifier import Prediction
+    from triage.decision import decide
+    from triage.lexicon import LexiconHit
+
+    policy = Policy.load()  # the shipped policy: hints at 0.3, billing's own threshold 0.4
+    hint = LexiconHit("billing", "my bill", "en", decisive=False)
+
+    def routed(p_staff: float, queue: str, hits: list[LexiconHit]) -> tuple[str, str | None]:
+        prediction = Prediction(p_staff, queue, {queue: p_staff}, "intent", p_staff, [])
+        d = decide(policy, "v", "why is my bill so high", [], hits, prediction)
+        return d.route, d.queue
+
+    hint_threshold = policy.lexicon.hint_threshold
+    assert hint_threshold < policy.classifier.threshold_for("billing")
+    between = (hint_threshold + policy.classifier.threshold_for("billing")) / 2
+    # between the hint's threshold and billing's own: staff only with the hint
+    assert routed(between, "billing", [hint]) == ("staff", "billing")
+    assert routed(between, "billing", []) == ("community", None)
+    # the hint names the queue when the classifier's most likely queue is another
+    assert routed(0.95, "account", [hint]) == ("staff", "billing")
+    # below the hint's threshold a hint does not decide
+    assert routed(hint_threshold / 2, "billing", [hint]) == ("community", None)
