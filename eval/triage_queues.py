@@ -31,7 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -109,11 +109,19 @@ def with_hint_threshold(policy: Policy, threshold: float) -> Policy:
 
 def hinted(rows: Sequence[Scored]) -> list[Scored]:
     """Rows a hint may decide: a hint matched, no decisive phrase did."""
-    return [
-        r
-        for r in rows
-        if any(not h.decisive for h in r.hits) and not any(h.decisive for h in r.hits)
-    ]
+    return [r for r in rows if r.hits and not any(h.decisive for h in r.hits)]
+
+
+@dataclass
+class PhraseRecord:
+    """One hint phrase on the out-of-fold rows: the rows it matched, the staff ones among
+    them, and the rows that only the hint sent to staff (staff: caught; else false staff)."""
+
+    queue: str
+    rows: int = 0
+    staff_rows: int = 0
+    catches: int = 0
+    false_staff: int = 0
 
 
 def calibrate_hints(policy: Policy, rows: Sequence[Scored]) -> dict[str, object]:
@@ -133,20 +141,16 @@ def calibrate_hints(policy: Policy, rows: Sequence[Scored]) -> dict[str, object]
     chosen = max(safe, default=current)
     trial = with_hint_threshold(policy, chosen)
     without = with_hint_threshold(policy, 1.0)  # min(queue threshold, 1.0): no hint
-    phrases: dict[str, dict[str, float | int | str]] = {}
+    phrases: dict[str, PhraseRecord] = {}
     for r in rows:
         # what the hint alone does: staff under its threshold, community without it
         alone = staff_share(trial, [r]) > staff_share(without, [r])
         for h in r.hits:
-            cell = phrases.setdefault(
-                f"{h.language}:{h.phrase}",
-                {"queue": h.queue, "rows": 0, "staff_rows": 0, "catches": 0, "false_staff": 0},
-            )
-            cell["rows"] = int(cell["rows"]) + 1
-            cell["staff_rows"] = int(cell["staff_rows"]) + int(r.staff)
-            if alone:
-                key = "catches" if r.staff else "false_staff"
-                cell[key] = int(cell[key]) + 1
+            cell = phrases.setdefault(f"{h.language}:{h.phrase}", PhraseRecord(h.queue))
+            cell.rows += 1
+            cell.staff_rows += r.staff
+            cell.catches += alone and r.staff
+            cell.false_staff += alone and not r.staff
     return {
         "hint_threshold": chosen,
         "current": current,
@@ -157,7 +161,7 @@ def calibrate_hints(policy: Policy, rows: Sequence[Scored]) -> dict[str, object]
         "recall_without_hints": round(staff_share(without, staff), 4) if staff else None,
         "staff_rows": len(staff),
         "community_rows": len(community),
-        "phrases": dict(sorted(phrases.items(), key=lambda kv: -int(kv[1]["rows"]))),
+        "phrases": {k: asdict(v) for k, v in sorted(phrases.items(), key=lambda kv: -kv[1].rows)},
     }
 
 
