@@ -400,6 +400,12 @@ def main() -> None:
             rows = scale(work, seeds, sizes, args.triage_dir.resolve(), questions, encoder)
             result["scale"] = merge_rows(result.get("scale", []), rows)
     result["minutes"] = round((time.perf_counter() - started) / 60, 1)
+    # where each section's numbers come from: this run, or (merged) the run that made them
+    made = sorted(sections - {"scale"}) + [f"scale {n}" for n in sizes if "scale" in sections]
+    provenance = dict(result.get("provenance", {}))
+    provenance.update({s: f"{result['date']} on {result['machine']}" for s in made})
+    result["provenance"] = provenance
+    result["sections"] = made
     if args.merge:
         result["merged"] = f"{args.sections} re-run, other sections from the earlier run"
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -28,13 +28,26 @@ def _table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:
     return "\n".join([head, rule, *body])
 
 
+SECTIONS = ("encoders", "side_by_side", "relevance", "import", "scale")
+
+
 def _merged(result: dict[str, Any]) -> str:
+    """Which sections this run made and where the others' numbers come from (a merged
+    report mixes runs, sometimes on different machines)."""
     if not result.get("merged"):
         return ""
-    return (
-        f"\n\nThis run: {result['merged']}. Sections not re-run keep their numbers, machine and "
-        "settings from the earlier run."
-    )
+    this = set(result.get("sections", ()))
+    provenance = result.get("provenance", {})
+    present = [s for s in SECTIONS if s != "scale" and s in result]
+    present += [f"scale {row['threads']}" for row in result.get("scale", [])]
+    earlier = [
+        f"{s}: {provenance.get(s, 'an earlier run (not recorded)')}"
+        for s in present
+        if s not in this
+    ]
+    text = f"\n\nThis run: {result['merged']}. Sections not re-run keep their numbers, machine "
+    text += "and settings from the earlier run"
+    return text + (": " + "; ".join(earlier) + "." if earlier else ".")
 
 
 def _mark(ok: bool) -> str:

@@ -133,3 +133,21 @@ def test_report_of_a_run_with_only_some_sections() -> None:
     assert "Encoder ≥" not in targets and "(not run)" in report
     no_scale = {k: v for k, v in full.items() if k != "scale"}
     assert "Encoder ≥ 3.0× torch fp32" in markdown(no_scale)
+
+
+def test_a_merged_report_names_where_each_other_section_comes_from() -> None:
+    full = _result(p50=11.0, speedup=3.2, gain=2.1, recall=0.97, map_=0.77)
+    full.update(
+        merged="scale re-run, other sections from the earlier run",
+        sections=["scale 1000000"],
+        provenance={
+            "scale 1000000": "2026-12-06 21:09 UTC on Intel",
+            "side_by_side": "2026-12-06 18:37 UTC on AMD EPYC",
+        },
+    )
+    report = markdown(full)
+    assert "side_by_side: 2026-12-06 18:37 UTC on AMD EPYC" in report
+    assert "encoders: an earlier run (not recorded)" in report
+    assert "21:09" not in report.split("## Targets")[0].split("This run:")[1]  # its own
+    full["sections"] = []
+    assert "scale 1000000: 2026-12-06 21:09 UTC on Intel" in markdown(full)
