@@ -12,10 +12,10 @@ import pytest
 from index.errors import ValidationFailed
 from retrieval.encoders.base import HashingEncoder
 from tests.support import TEST_POLICY, TRIAGE_TRAIN
-from triage.classifier import CURRENT, ModelError, TriageModel, train
+from triage.classifier import CURRENT, ModelError, Prediction, TriageModel, train
 from triage.datasets import expand_sources, read_labelled, read_routes, read_sources
-from triage.decision import Triage
-from triage.lexicon import Lexicon, LexiconError, fold
+from triage.decision import Triage, decide
+from triage.lexicon import Lexicon, LexiconError, LexiconHit, fold
 from triage.policy import Policy
 
 CARD = "4111 1111 1111 1111"
@@ -245,10 +245,6 @@ def test_queue_threshold_override(small_model: TriageModel) -> None:
 
 
 def test_a_hint_lowers_the_classifier_threshold_and_names_its_queue() -> None:
-    from triage.classifier import Prediction
-    from triage.decision import decide
-    from triage.lexicon import LexiconHit
-
     policy = Policy.load()  # the shipped policy: hints at 0.3, billing's own threshold 0.4
     hint = LexiconHit("billing", "my bill", "en", decisive=False)
 
