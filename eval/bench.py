@@ -30,7 +30,7 @@ import numpy as np
 from eval import side_by_side, synth
 from eval.bench_import import import_throughput
 from eval.bench_relevance import relevance_cost
-from eval.bench_report import markdown
+from eval.bench_report import SECTIONS, markdown
 from eval.datasets import load_semeval
 from eval.entry import run
 from eval.harness import corpus_threads
@@ -354,7 +354,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--encoder-only", choices=BACKENDS, help=argparse.SUPPRESS)
     parser.add_argument(
         "--sections",
-        default="encoders,side_by_side,relevance,import,scale",
+        default=",".join(SECTIONS),
         help="comma-separated subset",
     )
     parser.add_argument("--merge", type=Path, help="earlier JSON result to keep other sections of")
