@@ -43,6 +43,10 @@ def test_openvino_export_is_cached_and_matches_torch(tmp_path: Path, reference: 
     # one at a time (the 1-thread copy) gives the same vectors as in a padded batch
     single = np.vstack([enc.encode([t]) for t in TEXTS])
     assert (single * vecs).sum(axis=1).min() >= 0.999
+    # a micro-batch of 5 questions is given a sixth row (a copy, dropped) and padded on
+    # to 16 tokens: the same vectors as one by one
+    few = enc.encode(TEXTS[:5])
+    assert few.shape == (5, 384) and (few * single[:5]).sum(axis=1).min() >= 0.999
     # many texts: batches of PIPELINE_BATCH run as concurrent jobs, one per stream, and
     # each vector lands in its text's row
     many = [f"{t} ({i})" for i in range(5) for t in TEXTS]

@@ -162,3 +162,51 @@ def test_a_failing_shared_storage_trips_the_breaker_and_limits_locally(
     results = [limiter.retry_after(reader, "10.0.0.1") for _ in range(3)]
     assert results[:2] == [None, None] and results[2] is not None
     assert len(calls) == 1 and limiter.degraded
+
+
+def test_in_process_counts_start_no_thread_per_request_and_are_swept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """limits' own in-process storage started a 10 ms ``threading.Timer`` on a hit once
+    the last had fired (under load: a thread nearly every request, on the event loop)."""
+    import gc
+    import threading
+    import time
+
+    import limits.storage.memory as memory
+    from limits import parse
+    from limits.strategies import MovingWindowRateLimiter
+
+    from service.api import limits as limits_mod
+
+    before = set(threading.enumerate())
+    storage = limits_mod.SweptMemoryStorage(sweep_seconds=0.05)
+    # (only the sweeper kept: the library's first timer holds the storage until it ends)
+    sweepers = [
+        t for t in threading.enumerate() if t not in before and t.name == "rate-limit-sweep"
+    ]
+    del before
+    assert len(sweepers) == 1
+    started: list[object] = []
+    real_timer = threading.Timer
+
+    def counted(*args: object, **kwargs: object) -> threading.Timer:
+        started.append(args)
+        return real_timer(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(memory.threading, "Timer", counted)
+    limiter = MovingWindowRateLimiter(storage)
+    item = parse("3/second")
+    hits = []
+    for _ in range(5):
+        hits.append(limiter.hit(item, "reader"))
+        time.sleep(0.02)  # past the library's 10 ms timer each time
+    assert hits == [True, True, True, False, False]  # the budget still holds
+    assert started == []
+    time.sleep(1.2)  # the window has passed and the sweeper has run since
+    assert not any(storage.events.values())
+    assert limiter.hit(item, "reader")
+    del limiter, storage
+    gc.collect()
+    time.sleep(0.2)
+    assert all(not t.is_alive() for t in sweepers)  # a dropped storage's sweeper ends
