@@ -43,11 +43,6 @@ CALIBRATION = Path(__file__).parents[1] / "data" / "calibration.txt"
 ROW_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 PIPELINE_BATCH = 16  # texts per job when many are encoded at once (8-64 measured, 16 best)
 WIDTH_STEP = 8  # such a job's tokens are padded on to a multiple of this (8 and 16 measured)
-# OpenVINO's CPU plugin fuses each attention block into one "snippets" kernel by default; on
-# Intel Xeon with AMX its int8 attention is the slower and the less exact (2000 bench thread
-# texts: 4.07 -> 3.80 s, pooled in the graph 3.85 -> 3.63; 600 texts' cosine to fp32 min
-# 0.886 -> 0.979, mean 0.9970 -> 0.9971), so attention runs as separate oneDNN kernels
-COMPILE_CONFIG = {"SNIPPETS_MODE": "DISABLE"}
 
 
 def calibration_texts() -> list[str]:
@@ -125,7 +120,13 @@ def pooled(graph: Any, pooling: str) -> Any:
     added as its last operations, so a request returns one vector per text: the mean of
     the token states under the attention mask, or the first token's (CLS). Pooled in the
     graph rather than in numpy: the token states never leave the plugin (2000 bench thread
-    texts: 4.07 -> 3.85 s; same vectors to 3e-8)."""
+    texts: 4.07 -> 3.85 s; same vectors to 3e-8).
+
+    Tried and not kept: attention outside OpenVINO's fused "snippets" kernel
+    (``SNIPPETS_MODE=DISABLE``): 3.85 -> 3.63 s more, and closer to fp32 (cosine min 0.886
+    -> 0.979 over 600 texts), but the vectors move enough to change the relevance stage's
+    decisions on English dev questions it was trained without (lumio_blind3 English top-1
+    1.0 -> 0.8)."""
     import openvino as ov
     import openvino.opset13 as ops
 
@@ -247,7 +248,7 @@ class OpenVINOEncoder(Described):
                 _export(model_path, target)
             meta = json.loads((target / "export.json").read_text())
             self._tokenizer: Any = load_tokenizer(target / "tokenizer", int(meta["max_seq_length"]))
-            config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", **COMPILE_CONFIG}
+            config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
             if precision in ("f32", "bf16"):
                 config["INFERENCE_PRECISION_HINT"] = precision
             graph_file = target / "model.xml"

