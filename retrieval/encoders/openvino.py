@@ -145,6 +145,16 @@ def pooled(graph: Any, pooling: str) -> Any:
     return ov.Model([out], graph.get_parameters(), f"{graph.get_friendly_name()}-pooled")
 
 
+def thread_request(local: threading.local, name: str, model: Any) -> Any:
+    """The calling thread's infer request of the compiled ``model`` (kept in ``local``
+    under ``name``): a request is not shared between threads, and is made once each."""
+    req = getattr(local, name, None)
+    if req is None:
+        req = model.create_infer_request()
+        setattr(local, name, req)
+    return req
+
+
 class FastTokenizer:
     """The export's ``tokenizer.json`` through the ``tokenizers`` library directly: the
     same Rust tokenizer transformers' fast tokenizers wrap (same ids, masks, truncation),
@@ -307,12 +317,9 @@ class OpenVINOEncoder(Described):
             return self._pipeline
 
     def _request(self, single: bool) -> Any:
-        name = "single" if single else "batch"
-        req = getattr(self._local, name, None)
-        if req is None:
-            req = (self._single if single else self._compiled).create_infer_request()
-            setattr(self._local, name, req)
-        return req
+        if single:
+            return thread_request(self._local, "single", self._single)
+        return thread_request(self._local, "batch", self._compiled)
 
     def _feeds(self, texts: list[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
         enc = self._tokenizer(

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from index.errors import EncoderError
-from retrieval.encoders.openvino import ROW_BUCKETS
+from retrieval.encoders.openvino import ROW_BUCKETS, thread_request
 
 TOKEN_STEP = 16  # a call's tokens are padded on to a multiple of this
 TOKEN_BUDGET = 2048  # tokens per model call when many texts are encoded (512-8192 measured)
@@ -164,12 +164,9 @@ class OpenVINOUse:
         self._local = threading.local()  # one infer request per calling thread and copy
 
     def _request(self, many: bool) -> Any:
-        name = "many" if many else "few"
-        req = getattr(self._local, name, None)
-        if req is None:
-            req = (self._many if many else self._few).create_infer_request()
-            setattr(self._local, name, req)
-        return req
+        if many:
+            return thread_request(self._local, "many", self._many)
+        return thread_request(self._local, "few", self._few)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         out = np.empty((len(texts), 512), dtype=np.float32)
