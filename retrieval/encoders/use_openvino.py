@@ -8,8 +8,9 @@ table's rows are looked up and dequantized in numpy as the package does; everyth
 is the graph, in fp32: the vectors are the package's (cosine 1 - 1e-6), so stores, the
 triage classifier and the relevance model built on them keep their numbers.
 
-Not tried lightly and left out: bfloat16 (a question 1.2 against 1.65 ms, but cosine to the
-package's only ≥ 0.99994, and that moved two near-miss Spanish questions of lumio_blind2
+Measured on Intel Xeon with AMX: 2000 thread texts on 2 threads 5.9-7.3 s (numpy) ->
+3.6-4.0 s; a question ~2.35 -> ~2.0 ms. Tried and left out: bfloat16 (a question 1.2
+against 1.65 ms, 2000 texts 6x faster, but cosine to the package's only ≥ 0.99994, and that moved two near-miss Spanish questions of lumio_blind2
 over the relevance threshold) and the C++ ``sentencepiece`` tokenizer (0.8 s of the
 package's tokenizer per 2000 thread texts saved, but where two segmentations score the
 same it picks the other one: "IFTTT" then crossed the threshold in three languages).
@@ -33,7 +34,7 @@ from retrieval.encoders.openvino import ROW_BUCKETS, thread_request
 
 TOKEN_STEP = 16  # a call's tokens are padded on to a multiple of this
 TOKEN_BUDGET = 2048  # tokens per model call when many texts are encoded (512-8192 measured)
-MANY = 32  # calls with more texts than this run on every core (``threads`` is for questions)
+MANY = 32  # calls with more texts than this run on ``threads``, others on ``query_threads``
 # fp32 (see above); not pinned to a core: an English question's two encodes run at once,
 # this one on a helper thread, and pinned it shared the MiniLM request's core (side by
 # side, multilingual query p50 8.6 ms pinned, 6.3 not, 7.3 with the numpy model)
