@@ -10,10 +10,11 @@ triage classifier and the relevance model built on them keep their numbers.
 
 Measured on Intel Xeon with AMX: 2000 thread texts on 2 threads 5.9-7.3 s (numpy) ->
 3.6-4.0 s; a question ~2.35 -> ~2.0 ms. Tried and left out: bfloat16 (a question 1.2
-against 1.65 ms, 2000 texts 6x faster, but cosine to the package's only ≥ 0.99994, and that moved two near-miss Spanish questions of lumio_blind2
-over the relevance threshold) and the C++ ``sentencepiece`` tokenizer (0.8 s of the
-package's tokenizer per 2000 thread texts saved, but where two segmentations score the
-same it picks the other one: "IFTTT" then crossed the threshold in three languages).
+against 1.65 ms, 2000 texts 6x faster, but cosine to the package's only ≥ 0.99994, and
+that moved two near-miss Spanish questions of lumio_blind2 over the relevance threshold)
+and the C++ ``sentencepiece`` tokenizer (0.8 s of the package's tokenizer per 2000 thread
+texts saved, but where two segmentations score the same it picks the other one: "IFTTT"
+then crossed the threshold in three languages).
 
 A call's tokens are padded on to a multiple of ``TOKEN_STEP`` and its texts on to one
 of ``ROW_BUCKETS`` (padding rows belong to no text, padding texts are dropped), so the
