@@ -39,8 +39,8 @@ DevsetsOpt = Annotated[
     typer.Option(
         "--devset",
         help="A product community's dev set (BEIR + unanswerable), each searched in its own "
-        "corpus; repeat for several (default: eval/devsets/lumio, velora, lumio_blind, "
-        "lumio_blind2 and lumio_blind3).",
+        "corpus; repeat for several (default: eval/devsets/lumio, velora and lumio_blind "
+        "1-4).",
     ),
 ]
 WorkOpt = Annotated[

@@ -43,9 +43,16 @@ from retrieval.text import question_text, thread_text
 from service.runtime import Engine
 
 DEVSETS = Path(__file__).parent / "devsets"
-# lumio_blind, lumio_blind2 and lumio_blind3 are report-only (written after the model,
-# never tuned on): they add nothing to training and their own numbers to the report
-DEFAULT_DEVSETS = ("lumio", "velora", "lumio_blind", "lumio_blind2", "lumio_blind3")
+# the lumio_blind sets are report-only (written after the model, never tuned on): they add
+# nothing to training and their own numbers to the report
+DEFAULT_DEVSETS = (
+    "lumio",
+    "velora",
+    "lumio_blind",
+    "lumio_blind2",
+    "lumio_blind3",
+    "lumio_blind4",
+)
 LANGUAGES = ("en", "pt", "es", "it")
 TUNE_WEEKS = (58, 59, 60, 61)
 REPORT_WEEKS = (62, 63)
