@@ -1,0 +1,93 @@
+"""The product-community dev sets (eval/devsets) hold together: a question that names a
+thread the corpus lacks, or that no split takes, would silently drop out of every report
+(``load_beir`` keeps only judged and off-topic questions), and a blind set that shares a
+question with a tune split would not be blind."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from eval.relevance import DEFAULT_DEVSETS, DEVSETS, LANGUAGES
+from index.store.analysis import fold
+
+BLIND = [name for name in DEFAULT_DEVSETS if name.startswith("lumio_blind")]
+
+
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def _qrels(folder: Path) -> dict[str, dict[str, set[str]]]:
+    """split -> query id -> the threads that answer it."""
+    out: dict[str, dict[str, set[str]]] = {}
+    for path in sorted((folder / "qrels").glob("*.tsv")):
+        with path.open(encoding="utf-8") as fh:
+            for row in csv.DictReader(fh, delimiter="\t"):
+                out.setdefault(path.stem, {}).setdefault(row["query-id"], set()).add(
+                    row["corpus-id"]
+                )
+    return out
+
+
+@pytest.mark.parametrize("name", DEFAULT_DEVSETS)
+def test_every_question_is_judged_against_threads_the_corpus_holds(name: str) -> None:
+    folder = DEVSETS / name
+    corpus = {d["_id"] for d in _jsonl(folder / "corpus.jsonl")}
+    queries = _jsonl(folder / "queries.jsonl")
+    unanswerable = _jsonl(folder / "unanswerable.jsonl")
+    qrels = _qrels(folder)
+    judged = {qid: split for split, rows in qrels.items() for qid in rows}
+    ids = [q["_id"] for q in queries] + [u["_id"] for u in unanswerable]
+    assert len(ids) == len(set(ids)), "a question id repeats"
+    for split, rows in qrels.items():
+        for qid, threads in rows.items():
+            assert threads <= corpus, (split, qid, threads - corpus)
+    for q in queries:
+        assert q["language"] in LANGUAGES, q
+        assert q["_id"] in judged or q.get("off_topic"), f"{q['_id']} is in no qrels split"
+        if q["_id"] in judged and "split" in q:
+            assert q["split"] == judged[q["_id"]], q
+    for u in unanswerable:
+        assert u["language"] in LANGUAGES and u["topic"] and u["split"] in ("tune", "report"), u
+        assert u["_id"] not in judged, u
+
+
+@pytest.mark.parametrize("name", BLIND)
+def test_blind_sets_are_report_only_on_the_demo_corpus(name: str) -> None:
+    folder = DEVSETS / name
+    demo = (DEVSETS / "lumio" / "corpus.jsonl").read_bytes()
+    assert (folder / "corpus.jsonl").read_bytes() == demo
+    assert not _qrels(folder).get("tune")
+    assert {u["split"] for u in _jsonl(folder / "unanswerable.jsonl")} == {"report"}
+    texts = [q["text"] for q in _jsonl(folder / "queries.jsonl")]
+    texts += [u["text"] for u in _jsonl(folder / "unanswerable.jsonl")]
+    langs = [q["language"] for q in _jsonl(folder / "queries.jsonl")]
+    assert sorted(set(langs)) == sorted(LANGUAGES)  # every language asks
+    assert len(texts) == len({fold(t) for t in texts})
+
+
+def test_no_reported_question_is_a_tune_question_word_for_word() -> None:
+    """A report or blind question repeated in a tune split would score what was trained
+    on; compared case- and accent-folded. (Off-topic questions, another forum's, may be
+    asked of both communities; two report questions alike only count twice.)"""
+    tune: dict[str, str] = {}
+    reported: list[tuple[str, str]] = []
+    for name in DEFAULT_DEVSETS:
+        folder = DEVSETS / name
+        rows = _jsonl(folder / "queries.jsonl") + _jsonl(folder / "unanswerable.jsonl")
+        for row in (r for r in rows if not r.get("off_topic")):
+            key = " ".join(fold(row["text"]).split()).strip("¿¡?!. ")
+            where = f"{name}/{row['_id']}"
+            if row.get("split") == "tune":
+                tune[key] = where
+            else:
+                reported.append((key, where))
+    assert len(tune) > 100 and len(reported) > 400  # both sides were read
+    repeated = [(where, tune[key]) for key, where in reported if key in tune]
+    assert not repeated, repeated
