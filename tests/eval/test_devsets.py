@@ -6,6 +6,7 @@ question with a tune split would not be blind."""
 from __future__ import annotations
 
 import csv
+import difflib
 import json
 from pathlib import Path
 from typing import Any
@@ -72,10 +73,22 @@ def test_blind_sets_are_report_only_on_the_demo_corpus(name: str) -> None:
     assert len(texts) == len({fold(t) for t in texts})
 
 
-def test_no_reported_question_is_a_tune_question_word_for_word() -> None:
-    """A report or blind question repeated in a tune split would score what was trained
-    on; compared case- and accent-folded. (Off-topic questions, another forum's, may be
-    asked of both communities; two report questions alike only count twice.)"""
+# pairs at difflib >= 0.9 written before this check existed (a reported question and the
+# tune question it nearly repeats); the blind sets' numbers for these five may be
+# optimistic for a model trained on the tune side (docs/evaluation.md)
+KNOWN_NEAR = {
+    ("lumio_blind3/b3-pt-09", "lumio/pt-same-05"),
+    ("lumio_blind/bl-es-02", "lumio/es-tune-13"),
+    ("lumio_blind2/b2-es-07", "lumio/es-t24-03"),
+    ("lumio_blind3/b3-es-08", "lumio/es-t24-07"),
+    ("lumio_blind2/b2-pt-02", "lumio/pt-tune-10"),
+}
+NEAR = 0.9
+
+
+def _split_questions() -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """(tune question -> where, [(reported question, where)]), case- and accent-folded;
+    off-topic questions (another forum's, asked of both communities) left out."""
     tune: dict[str, str] = {}
     reported: list[tuple[str, str]] = []
     for name in DEFAULT_DEVSETS:
@@ -88,6 +101,33 @@ def test_no_reported_question_is_a_tune_question_word_for_word() -> None:
                 tune[key] = where
             else:
                 reported.append((key, where))
+    return tune, reported
+
+
+def test_no_reported_question_is_a_tune_question_word_for_word() -> None:
+    """A report or blind question repeated in a tune split would score what was trained
+    on. (Two report questions alike only count twice.)"""
+    tune, reported = _split_questions()
     assert len(tune) > 100 and len(reported) > 400  # both sides were read
     repeated = [(where, tune[key]) for key, where in reported if key in tune]
     assert not repeated, repeated
+
+
+def test_no_new_reported_question_nearly_repeats_a_tune_question() -> None:
+    """The same at difflib ratio >= ``NEAR`` (a word added or changed), but for the pairs
+    known before the check: a new dev question must be worded apart from the tune ones."""
+    tune, reported = _split_questions()
+    near = set()
+    match = difflib.SequenceMatcher(autojunk=False)
+    for other, there in tune.items():
+        match.set_seq2(other)  # analysed once, compared with every reported question
+        for key, where in reported:
+            match.set_seq1(key)
+            if (
+                match.real_quick_ratio() >= NEAR
+                and match.quick_ratio() >= NEAR
+                and match.ratio() >= NEAR
+            ):
+                near.add((where, there))
+    assert near - KNOWN_NEAR == set(), near - KNOWN_NEAR
+    assert near >= KNOWN_NEAR  # a pair reworded since: drop it from KNOWN_NEAR
