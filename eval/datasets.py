@@ -35,7 +35,9 @@ class RetrievalSet:
         return {d for d, r in self.qrels.get(query_id, {}).items() if r > 0}
 
 
-def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
+def jsonl_rows(path: Path) -> Iterator[dict[str, Any]]:
+    """The JSON objects of a JSONL file, one a line (blank lines skipped); a line that is
+    not JSON is a ``ValidationFailed`` naming the file and line."""
     with path.open(encoding="utf-8") as fh:
         for number, line in enumerate(fh, start=1):
             if line.strip():
@@ -60,14 +62,14 @@ def load_semeval(directory: Path, split: str) -> RetrievalSet:
     directory = Path(directory)
     queries = [
         Query(q["id"], q.get("title", ""), q.get("body", ""))
-        for q in _jsonl(_require(directory / "queries.jsonl"))
+        for q in jsonl_rows(_require(directory / "queries.jsonl"))
         if q.get("split") == split
     ]
     if not queries:
         raise ValidationFailed([(str(directory), "split", f"no queries with split {split!r}")])
     wanted = {q.id for q in queries}
     qrels: dict[str, dict[str, int]] = {}
-    for r in _jsonl(_require(directory / "qrels.jsonl")):
+    for r in jsonl_rows(_require(directory / "qrels.jsonl")):
         if r["query_id"] in wanted:
             qrels.setdefault(r["query_id"], {})[r["thread_id"]] = int(r["relevance"])
     candidates = {}
@@ -75,10 +77,10 @@ def load_semeval(directory: Path, split: str) -> RetrievalSet:
     if cand_path.is_file():
         candidates = {
             c["query_id"]: list(c["thread_ids"])
-            for c in _jsonl(cand_path)
+            for c in jsonl_rows(cand_path)
             if c["query_id"] in wanted
         }
-    corpus = list(_jsonl(_require(directory / "corpus.jsonl")))
+    corpus = list(jsonl_rows(_require(directory / "corpus.jsonl")))
     return RetrievalSet(f"semeval2016/{split}", corpus, queries, qrels, candidates)
 
 
@@ -99,7 +101,7 @@ def load_beir(directory: Path, split: str) -> RetrievalSet:
             language=q.get("language", ""),
             off_topic=bool(q.get("off_topic")),
         )
-        for q in _jsonl(_require(directory / "queries.jsonl"))
+        for q in jsonl_rows(_require(directory / "queries.jsonl"))
         if str(q["_id"]) in qrels or (q.get("off_topic") and q.get("split", split) == split)
     ]
     corpus = [
@@ -110,7 +112,7 @@ def load_beir(directory: Path, split: str) -> RetrievalSet:
             "answer": d.get("answer", ""),
             **({"language": d["language"]} if d.get("language") else {}),
         }
-        for d in _jsonl(_require(directory / "corpus.jsonl"))
+        for d in jsonl_rows(_require(directory / "corpus.jsonl"))
     ]
     return RetrievalSet(f"beir/{directory.name}/{split}", corpus, queries, qrels)
 

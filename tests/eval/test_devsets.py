@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import csv
 import difflib
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from eval.datasets import jsonl_rows
 from eval.relevance import DEFAULT_DEVSETS, DEVSETS, LANGUAGES
 from index.store.analysis import fold
 
@@ -20,8 +20,7 @@ BLIND = [name for name in DEFAULT_DEVSETS if name.startswith("lumio_blind")]
 
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
+    return list(jsonl_rows(path))
 
 
 def _qrels(folder: Path) -> dict[str, dict[str, set[str]]]:
