@@ -39,7 +39,9 @@ system-deps:
 # BANKING77 + CLINC150 (mapped through their routes.csv), the bundled seed and multilingual
 # examples, and SUMO Firefox weeks 58-61 as community questions (62-63 are kept for dev)
 FORUM_TRAIN := $(foreach v,58 59 60 61,$(SHARED)/sumo_firefox/firefox-$(v)-week-1-id-created-title-content-tags-product-topic.csv)
-$(TRIAGE): | $(STAMP)
+# retrained when the bundled examples change (make serve after a pull that edits them)
+TRIAGE_EXAMPLES := $(wildcard triage/data/*.csv)
+$(TRIAGE): $(TRIAGE_EXAMPLES) | $(STAMP)
 	$(BIN)/unsource triage train --data $(SHARED)/banking77 --data $(SHARED)/clinc150 \
 	  $(foreach f,$(FORUM_TRAIN),--forum $(f))
 
