@@ -330,3 +330,64 @@ def gaps_cmd(
     (out / "gaps.md").write_text(text, encoding="utf-8")
     console.print(text)
     console.print(f"wrote {out / 'gaps.json'}, {out / 'gaps.md'}")
+
+
+@eval_app.command("served")
+def served_cmd(
+    url: Annotated[
+        str, typer.Option("--url", help="The server, e.g. http://127.0.0.1:8000 (make serve).")
+    ] = "http://127.0.0.1:8000",
+    api_key: Annotated[
+        str | None,
+        typer.Option("--api-key", envvar="UNSOURCE_EVAL_API_KEY", help="A public-role key."),
+    ] = None,
+    devsets: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--devset",
+            help="A dev set whose corpus the server holds; repeat for several (default: "
+            "eval/devsets/lumio and lumio_blind 1-4, on the demo corpus).",
+        ),
+    ] = None,
+    k: Annotated[int, typer.Option("--k", min=1, max=50, help="Suggestions asked for.")] = 5,
+    out: OutOpt = Path("out/served"),
+) -> None:
+    """Dev questions through a running server's /v1/suggest, triage included, as held-out
+    sets score it: per set and language, answerable questions shown an answering thread
+    first, sent no_match or to staff, and unanswerable or off-topic ones shown a thread."""
+    import httpx
+
+    from eval import served
+
+    devsets = devsets or [served.DEVSETS / name for name in served.DEFAULT_DEVSETS]
+    for folder in devsets:
+        if not (folder / "queries.jsonl").is_file():
+            raise fail(f"--devset: no queries.jsonl in {folder}")
+    if not url.startswith(("http://", "https://")):
+        raise fail(f"--url: must start with http:// or https://, not {url!r}")
+    headers = {"X-API-Key": api_key} if api_key else {}
+    with httpx.Client(base_url=url, headers=headers, timeout=60) as client:
+
+        def post(payload: dict[str, Any]) -> tuple[int, dict[str, Any], float]:
+            r = client.post("/v1/suggest", json=payload)
+            body = (
+                r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
+            )
+            return r.status_code, body, float(r.headers.get("retry-after", 1))
+
+        try:
+            outcomes = served.evaluate(post, devsets, k)
+        except httpx.HTTPError as exc:
+            raise fail(f"--url: cannot reach {url}: {exc}") from exc
+        except (RuntimeError, ValidationFailed) as exc:
+            raise fail(str(exc)) from exc
+    summary = served.summarise(outcomes)
+    text = served.markdown(summary, url)
+    out.mkdir(parents=True, exist_ok=True)
+    result = {"url": url, "k": k, "summary": summary, "outcomes": outcomes}
+    (out / "served.json").write_text(
+        json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    (out / "served.md").write_text(text, encoding="utf-8")
+    console.print(text)
+    console.print(f"wrote {out / 'served.json'}, {out / 'served.md'}")
