@@ -373,7 +373,7 @@ def served_cmd(
             body = (
                 r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
             )
-            return r.status_code, body, float(r.headers.get("retry-after", 1))
+            return r.status_code, body, served.retry_after(r.headers.get("retry-after"))
 
         try:
             outcomes = served.evaluate(post, devsets, k)

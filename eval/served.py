@@ -70,6 +70,15 @@ def report_questions(devset: Path) -> list[Question]:
 Post = Callable[[dict[str, Any]], tuple[int, dict[str, Any], float]]  # status, JSON, retry-after
 
 
+def retry_after(value: str | None, default: float = 1.0) -> float:
+    """Seconds to wait from a ``Retry-After`` header: a number of seconds, else (absent, or
+    an HTTP date) ``default``."""
+    try:
+        return max(0.0, float(value)) if value is not None else default
+    except ValueError:
+        return default
+
+
 def ask(
     post: Post, question: Question, k: int = 5, sleep: Callable[[float], None] = time.sleep
 ) -> dict[str, Any]:

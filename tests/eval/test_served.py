@@ -59,6 +59,16 @@ def test_an_answer_counts_only_when_the_first_thread_shown_answers(
     assert out["decision"] == body["decision"]
 
 
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [("2", 2.0), ("0.5", 0.5), (None, 1.0), ("Wed, 21 Oct 2026 07:28:00 GMT", 1.0), ("-3", 0.0)],
+)
+def test_retry_after_reads_seconds_and_falls_back_on_a_date(
+    header: str | None, seconds: float
+) -> None:
+    assert served.retry_after(header) == seconds
+
+
 def test_a_server_error_is_not_counted_as_a_decision() -> None:
     with pytest.raises(RuntimeError, match="500 for q1"):
         served.ask(lambda payload: (500, {"detail": "boom"}, 1.0), _q())
