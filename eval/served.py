@@ -84,10 +84,10 @@ def ask(
 ) -> dict[str, Any]:
     """One question's outcome: the decision, the first thread shown and whether it answers."""
     for _ in range(RETRIES):
-        status, body, retry_after = post({"title": question.text, "k": k})
+        status, body, wait = post({"title": question.text, "k": k})
         if status != 429:
             break
-        sleep(retry_after)
+        sleep(wait)
     if status != 200:
         raise RuntimeError(f"/v1/suggest answered {status} for {question.qid}: {body}")
     shown = body.get("suggestions") or []
@@ -117,10 +117,8 @@ def summarise(outcomes: Iterable[dict[str, Any]]) -> dict[str, dict[str, dict[st
     return {k: {kind: dict(c) for kind, c in v.items()} for k, v in sorted(cells.items())}
 
 
-def _cell(counts: dict[str, int] | None, *names: str) -> str:
-    if not counts:
-        return ""
-    return f"{sum(counts.get(n, 0) for n in names)} of {counts['n']}"
+def _cell(counts: dict[str, int] | None, name: str) -> str:
+    return f"{counts.get(name, 0)} of {counts['n']}" if counts else ""
 
 
 def markdown(summary: dict[str, dict[str, dict[str, int]]], url: str) -> str:
