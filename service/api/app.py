@@ -11,11 +11,12 @@ write threads.
 from functools import partial
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
 from service.api.auth import Keyring
+from service.api.deps import single_valued_query
 from service.api.errors import add_error_handlers
 from service.api.headers import SecurityHeaders
 from service.api.lifespan import serving
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         lifespan=partial(serving, settings=settings, engine=engine, metrics=metrics),
         docs_url="/docs" if settings.api_docs else None,
         redoc_url="/redoc" if settings.api_docs else None,
+        dependencies=[Depends(single_valued_query)],
     )
     app.state.settings = settings
     app.state.keyring = Keyring(settings.api_keys)

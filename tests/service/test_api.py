@@ -64,6 +64,26 @@ def test_validation_errors_name_the_field(client: TestClient) -> None:
         assert field in _fields(r), (payload, r.json())
 
 
+@pytest.mark.parametrize(
+    ("query", "fields"),
+    [
+        ("after=q1&after=q2", ["after"]),
+        (
+            "limit=5&limit=6&after=q1&include_open=true&include_open=false",
+            ["limit", "include_open"],
+        ),
+    ],
+)
+def test_a_query_parameter_given_twice_is_422_naming_it(
+    client: TestClient, query: str, fields: list[str]
+) -> None:
+    r = client.get(f"/v1/escalations?{query}")
+    assert r.status_code == 422, r.text
+    assert _fields(r) == fields
+    assert all("given 2 times" in d["message"] for d in r.json()["detail"])
+    assert client.get("/v1/escalations?limit=5&include_open=true").status_code == 200
+
+
 def test_malformed_json_is_422(client: TestClient) -> None:
     r = client.post(
         "/v1/suggest", content=b"{not json", headers={"content-type": "application/json"}
