@@ -25,7 +25,9 @@ def test_the_demo_s_report_questions_through_v1_suggest(
     tmp_path: Path, real_triage_dir: Path
 ) -> None:
     out = tmp_path / "served"
-    with serve_demo(tmp_path, real_triage_dir) as served:
+    # 126 questions from one key: past the public budget (120/min) each would wait out a 429
+    unlimited = json.dumps({r: "100000/minute" for r in ("public", "agent", "admin")})
+    with serve_demo(tmp_path, real_triage_dir, UNSOURCE_RATE_LIMITS=unlimited) as served:
         r = CliRunner().invoke(
             app,
             ["eval", "served", "--url", served.base, "--api-key", KEYS["public"],
