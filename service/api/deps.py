@@ -8,6 +8,7 @@ limiter that does network I/O must run off the event loop."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
@@ -37,9 +38,7 @@ async def single_valued_query(request: Request) -> None:
     params = request.query_params
     if len(params) == len(params.multi_items()):  # no key repeated: nothing to count
         return
-    counts: dict[str, int] = {}
-    for key, _ in params.multi_items():
-        counts[key] = counts.get(key, 0) + 1
+    counts = Counter(key for key, _ in params.multi_items())
     raise RequestValidationError(
         [
             {"type": "repeated", "loc": ("query", key), "msg": f"given {n} times; send one value"}
