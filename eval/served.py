@@ -46,7 +46,7 @@ def report_questions(devset: Path) -> list[Question]:
             q.language,
             "off_topic" if q.off_topic else "answerable",
             devset.name,
-            frozenset(c for c, s in data.qrels.get(q.id, {}).items() if s > 0),
+            frozenset(data.relevant(q.id)),
         )
         for q in data.queries
     ]
