@@ -107,7 +107,8 @@ class Engine:
     @property
     def suggest(self) -> SuggestPolicy:
         """``engine.suggest(title, body, k, tags, language)``: see ``service.suggest``."""
-        return SuggestPolicy(self.searcher, self.route, self.pools.search, self.in_flight)
+        answered = self.triage.policy.answered if self.triage is not None else None
+        return SuggestPolicy(self.searcher, self.route, self.pools.search, self.in_flight, answered)
 
     def upsert(self, threads: Sequence[Thread]) -> UpsertReport:
         """Store and index threads, redacted: raw PII never reaches the store or index."""

@@ -8,23 +8,32 @@ are taken anyway, and the extra hand-offs between threads cost throughput. So a 
 uses the pool only while no more suggests are under way than there are cores (``InFlight``).
 At 10k threads on 2 cores (600 new questions, 3 alternating runs): 16 clients 88-94 req/s
 against 76-87 always in parallel; 1 client p50 12.2-14.2 against 12.1-13.5 ms (one step
-after another: 15.0-15.5 ms)."""
+after another: 15.0-15.5 ms).
+
+A staff call the classifier made alone, in the routing policy's ``answered`` band, yields
+to the search: if a thread answers the question in public (relevance at least the band's
+``min_relevance``), the question is a public how-to the forum already answers, and gets
+those threads (``triage.decision.yields_to_answer``; docs/triage.md)."""
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Literal, Unpack
 
 from retrieval.search import Searcher, SearchOptions, SearchResult
 from retrieval.text import question_text
 from triage import pii
-from triage.decision import TriageDecision
+from triage.decision import TriageDecision, answered_in_public, yields_to_answer
+from triage.policy import AnsweredPolicy
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -61,6 +70,7 @@ class SuggestPolicy:
     route: Callable[..., TriageDecision]  # (text, evidence=...) -> decision; fails closed
     pool: cf.Executor | None  # None: triage, then the search, one after the other
     in_flight: InFlight = field(default_factory=InFlight)
+    answered: AnsweredPolicy | None = None  # None: a staff decision is final
 
     def __call__(
         self, title: str, body: str = "", **options: Unpack[SearchOptions]
@@ -77,8 +87,32 @@ class SuggestPolicy:
         # suggest responses carry the reasons, not the labelled examples: skip finding them
         decision = self.route(question_text(title, body), evidence=0)
         if decision.route == "staff":
+            return self._staff_or_answered(decision, pending, search)
+        result = pending.result() if pending is not None else search()
+        return SuggestOutcome(result.decision, decision, result)
+
+    def _staff_or_answered(
+        self,
+        decision: TriageDecision,
+        pending: cf.Future[SearchResult] | None,
+        search: Callable[[], SearchResult],
+    ) -> SuggestOutcome:
+        """``staff``, unless the decision yields to a public answer (``answered``): then
+        the threads the relevance stage gives at least the band's ``min_relevance``. A
+        search that fails leaves it with staff (closed)."""
+        rule = self.answered
+        if rule is None or not yields_to_answer(rule, decision):
             if pending is not None:
                 pending.cancel()
             return SuggestOutcome("staff", decision, None)
-        result = pending.result() if pending is not None else search()
-        return SuggestOutcome(result.decision, decision, result)
+        try:
+            result = pending.result() if pending is not None else search()
+        except Exception as exc:
+            log.warning("search failed on a staff question; it stays staff: %r", exc)
+            return SuggestOutcome("staff", decision, None)
+        shown = [h for h in result.hits if (h.relevance or 0.0) >= rule.min_relevance]
+        if not shown:
+            return SuggestOutcome("staff", decision, None)
+        best = max(shown, key=lambda h: h.relevance or 0.0)
+        public = answered_in_public(rule, decision, best.thread.thread.id, best.relevance or 0.0)
+        return SuggestOutcome("suggest", public, replace(result, hits=shown))

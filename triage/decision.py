@@ -18,7 +18,7 @@ from retrieval.encoders.base import Encoder
 from triage import pii
 from triage.classifier import Prediction, TriageModel
 from triage.lexicon import Lexicon, LexiconHit
-from triage.policy import Policy
+from triage.policy import AnsweredPolicy, Policy
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,8 @@ _PII_NAMES = {
 
 
 class Reason(BaseModel):
-    kind: Literal["pii", "lexicon", "classifier"]
+    # answered: /v1/suggest let a classifier-only staff call yield to a public answer
+    kind: Literal["pii", "lexicon", "classifier", "answered"]
     label: str
     detail: str
 
@@ -200,4 +201,37 @@ def decide(
         p_staff=None if p_staff is None else round(p_staff, 4),
         redacted_text=redacted,
         model_version=version,
+    )
+
+
+def yields_to_answer(rule: AnsweredPolicy, decision: TriageDecision) -> bool:
+    """Whether a staff decision may yield to a thread that answers the question in public
+    (``AnsweredPolicy``): the classifier ran and alone sent it to staff, no PII was found
+    and no lexicon phrase matched (decisive or hint), and P(staff) is below the bound."""
+    return (
+        rule.enabled
+        and decision.route == "staff"
+        and decision.p_staff is not None
+        and decision.p_staff < rule.max_p_staff
+        and all(r.kind == "classifier" for r in decision.reasons)
+    )
+
+
+def answered_in_public(
+    rule: AnsweredPolicy, decision: TriageDecision, thread_id: str, relevance: float
+) -> TriageDecision:
+    """``decision`` (one that ``yields_to_answer``) turned community, the thread named."""
+    p_staff = decision.p_staff or 0.0
+    detail = (
+        f"the forum answers it in public: relevance {relevance:.3f} >= {rule.min_relevance}, "
+        f"and only the classifier said staff, P(staff)={p_staff:.3f} < {rule.max_p_staff}"
+    )
+    reason = Reason(kind="answered", label=thread_id, detail=detail)
+    return decision.model_copy(
+        update={
+            "route": "community",
+            "queue": None,
+            "confidence": round(1.0 - p_staff, 4),
+            "reasons": [*decision.reasons, reason],
+        }
     )

@@ -65,11 +65,23 @@ class LexiconPolicy(_Strict):
     hint_threshold: float = Field(default=0.3, gt=0.0, le=1.0)
 
 
+class AnsweredPolicy(_Strict):
+    """``/v1/suggest`` only (it searches; ``/v1/triage`` does not): a staff call the
+    classifier made alone (no PII, no lexicon phrase) with P(staff) below
+    ``max_p_staff`` yields to a thread the forum already answers the question with, one
+    the relevance stage gives at least ``min_relevance``."""
+
+    enabled: bool = True
+    min_relevance: float = Field(default=0.7, gt=0.0, le=1.0)
+    max_p_staff: float = Field(default=0.45, gt=0.0, le=1.0)
+
+
 class Policy(_Strict):
     fallback_queue: str = "account"
     classifier: ClassifierPolicy = Field(default_factory=ClassifierPolicy)
     pii: PiiPolicy = Field(default_factory=PiiPolicy)
     lexicon: LexiconPolicy = Field(default_factory=LexiconPolicy)
+    answered: AnsweredPolicy = Field(default_factory=AnsweredPolicy)
 
     @field_validator("fallback_queue")
     @classmethod
