@@ -46,6 +46,12 @@ class Metrics:
         self.triage = Counter(
             "unsource_triage_routes", "Triage routes by queue", ["route", "queue"], registry=r
         )
+        self.answered = Counter(
+            "unsource_suggest_answered",
+            "Suggests whose classifier-only staff call yielded to a public answer "
+            "(the routing policy's [answered] band)",
+            registry=r,
+        )
         self.feedback = Counter(
             "unsource_feedback", "Reader feedback on suggestions", ["helpful"], registry=r
         )

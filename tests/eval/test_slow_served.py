@@ -8,6 +8,7 @@ relevance stage and triage together."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import httpx
@@ -43,6 +44,7 @@ def test_the_demo_s_report_questions_through_v1_suggest(
         chime = public.post("/v1/suggest", json={"title": CHIME}).json()
         # a decisive phrase ("charged twice") is final, whatever the forum holds
         billing = public.post("/v1/suggest", json={"title": TWICE}).json()
+        metrics = httpx.get(f"{served.base}/metrics", headers=auth("agent"), timeout=60).text
     assert r.exit_code == 0, r.output
     summary = json.loads((out / "served.json").read_text())["summary"]
     total = {"answered": 0, "answerable": 0, "unanswerable_shown": 0, "off_topic_shown": 0}
@@ -63,3 +65,5 @@ def test_the_demo_s_report_questions_through_v1_suggest(
     assert [r["kind"] for r in chime["reasons"]] == ["classifier", "answered"]
     assert chime["reasons"][1]["label"] == chime["suggestions"][0]["thread_id"] == "lumio-024"
     assert (billing["decision"], billing["suggestions"]) == ("staff", []), billing
+    yielded = re.search(r"^unsource_suggest_answered_total (\S+)$", metrics, re.M)
+    assert yielded is not None and float(yielded.group(1)) >= 1.0

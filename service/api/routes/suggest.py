@@ -61,6 +61,8 @@ async def suggest(
     # the thread pool cost a request ~0.1-0.3 ms on 2 busy cores
     outcome = await run_in_threadpool(_answer, engine, req, rid)
     metrics.decisions.labels(outcome.decision).inc()
+    if any(r.kind == "answered" for r in outcome.triage.reasons):
+        metrics.answered.inc()
     body = _response(engine, req, rid, outcome)
     return Response(body.model_dump_json(), media_type="application/json")
 
