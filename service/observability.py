@@ -47,9 +47,10 @@ class Metrics:
             "unsource_triage_routes", "Triage routes by queue", ["route", "queue"], registry=r
         )
         self.answered = Counter(
-            "unsource_suggest_answered",
-            "Suggests whose classifier-only staff call yielded to a public answer "
-            "(the routing policy's [answered] band)",
+            "unsource_answered_in_public",
+            "Classifier-only staff calls that yielded to a public answer (the routing "
+            "policy's [answered] band), by endpoint",
+            ["endpoint"],
             registry=r,
         )
         self.feedback = Counter(

@@ -42,13 +42,13 @@ from retrieval.encoders.pair import PairwiseEncoder, query_form
 from retrieval.language import detect
 from retrieval.prior import SignalSource
 from retrieval.relevance import BUNDLED as RELEVANCE_MODEL
-from retrieval.relevance import RelevanceModel, WordAligner
+from retrieval.relevance import DEPTH, RelevanceModel, WordAligner
 from retrieval.search import Searcher, SearchParams
 from retrieval.text import thread_text
 from service.admission import admit
 from service.config import ConfigError, Settings
 from service.signals import CommunitySignals
-from service.suggest import InFlight, SuggestPolicy
+from service.suggest import InFlight, SuggestPolicy, answered_in_forum
 from triage import pii
 from triage.classifier import TriageModel
 from triage.decision import Triage, TriageDecision, decide
@@ -137,6 +137,17 @@ class Engine:
         findings = pii.detect(text)
         redacted = pii.redact(text, findings)
         return decide(Policy(), "none", redacted, findings, [], "not loaded")
+
+    def route_question(self, text: str, evidence: int | None = None) -> TriageDecision:
+        """``route``, and then what ``/v1/suggest`` does with a staff call in the policy's
+        ``answered`` band: if the forum answers the question in public, it is community
+        (``service.suggest.answered_in_forum``). ``/v1/triage`` and a registered question
+        are routed so, the same as suggest routes them; only band staff calls search."""
+        decision = self.route(text, evidence)
+        rule = self.triage.policy.answered if self.triage is not None else None
+        search = partial(self.searcher.search, decision.redacted_text, "", DEPTH)
+        found = answered_in_forum(rule, decision, search)
+        return decision if found is None else found[0]
 
     def ingest(
         self, threads: Sequence[Thread], progress: Callable[[int], None] | None = None

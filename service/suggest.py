@@ -97,22 +97,36 @@ class SuggestPolicy:
         pending: cf.Future[SearchResult] | None,
         search: Callable[[], SearchResult],
     ) -> SuggestOutcome:
-        """``staff``, unless the decision yields to a public answer (``answered``): then
-        the threads the relevance stage gives at least the band's ``min_relevance``. A
-        search that fails leaves it with staff (closed)."""
+        """``staff``, unless the decision yields to a public answer (``answered_in_forum``):
+        then the threads that answer it."""
         rule = self.answered
         if rule is None or not yields_to_answer(rule, decision):
             if pending is not None:
                 pending.cancel()
             return SuggestOutcome("staff", decision, None)
-        try:
-            result = pending.result() if pending is not None else search()
-        except Exception as exc:
-            log.warning("search failed on a staff question; it stays staff: %r", exc)
+        found = answered_in_forum(rule, decision, pending.result if pending else search)
+        if found is None:
             return SuggestOutcome("staff", decision, None)
-        shown = [h for h in result.hits if (h.relevance or 0.0) >= rule.min_relevance]
-        if not shown:
-            return SuggestOutcome("staff", decision, None)
-        best = max(shown, key=lambda h: h.relevance or 0.0)
-        public = answered_in_public(rule, decision, best.thread.thread.id, best.relevance or 0.0)
-        return SuggestOutcome("suggest", public, replace(result, hits=shown))
+        return SuggestOutcome("suggest", *found)
+
+
+def answered_in_forum(
+    rule: AnsweredPolicy | None, decision: TriageDecision, search: Callable[[], SearchResult]
+) -> tuple[TriageDecision, SearchResult] | None:
+    """If ``decision`` is a staff call that may yield (``yields_to_answer``) and ``search``
+    (of the redacted question) shows threads the relevance stage gives at least the
+    band's ``min_relevance``: the decision turned community, naming the best of them, and
+    the result cut to them. Otherwise None, also when the search fails (staff stays)."""
+    if rule is None or not yields_to_answer(rule, decision):
+        return None
+    try:
+        result = search()
+    except Exception as exc:
+        log.warning("search failed on a staff question; it stays staff: %r", exc)
+        return None
+    shown = [h for h in result.hits if (h.relevance or 0.0) >= rule.min_relevance]
+    if not shown:
+        return None
+    best = max(shown, key=lambda h: h.relevance or 0.0)
+    public = answered_in_public(rule, decision, best.thread.thread.id, best.relevance or 0.0)
+    return public, replace(result, hits=shown)

@@ -32,7 +32,7 @@ _PII_NAMES = {
 
 
 class Reason(BaseModel):
-    # answered: /v1/suggest let a classifier-only staff call yield to a public answer
+    # answered: a classifier-only staff call yielded to a public answer (service.suggest)
     kind: Literal["pii", "lexicon", "classifier", "answered"]
     label: str
     detail: str

@@ -66,10 +66,11 @@ class LexiconPolicy(_Strict):
 
 
 class AnsweredPolicy(_Strict):
-    """``/v1/suggest`` only (it searches; ``/v1/triage`` does not): a staff call the
-    classifier made alone (no PII, no lexicon phrase) with P(staff) below
-    ``max_p_staff`` yields to a thread the forum already answers the question with, one
-    the relevance stage gives at least ``min_relevance``."""
+    """Where the service routes a question with its forum at hand (``/v1/suggest``,
+    ``/v1/triage``, a registered question; not the ``unsource triage`` command, which has
+    no forum): a staff call the classifier made alone (no PII, no lexicon phrase) with
+    P(staff) below ``max_p_staff`` yields to a thread the forum already answers the
+    question with, one the relevance stage gives at least ``min_relevance``."""
 
     enabled: bool = True
     min_relevance: float = Field(default=0.7, gt=0.0, le=1.0)

@@ -65,5 +65,7 @@ def test_the_demo_s_report_questions_through_v1_suggest(
     assert [r["kind"] for r in chime["reasons"]] == ["classifier", "answered"]
     assert chime["reasons"][1]["label"] == chime["suggestions"][0]["thread_id"] == "lumio-024"
     assert (billing["decision"], billing["suggestions"]) == ("staff", []), billing
-    yielded = re.search(r"^unsource_suggest_answered_total (\S+)$", metrics, re.M)
+    yielded = re.search(
+        r'^unsource_answered_in_public_total\{endpoint="suggest"\} (\S+)$', metrics, re.M
+    )
     assert yielded is not None and float(yielded.group(1)) >= 1.0

@@ -1,5 +1,6 @@
 """A classifier-only staff call in the policy's ``answered`` band yields to a thread the
-forum answers the question with (``/v1/suggest`` only); every other staff call is final."""
+forum answers the question with (``/v1/suggest``, ``/v1/triage``, a registered question);
+every other staff call is final."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from fastapi.testclient import TestClient
 
 from index.errors import ValidationFailed
 from index.store.protocol import StoredThread
 from retrieval.search import Hit, Searcher, SearchResult
+from service.runtime import Engine
 from service.suggest import SuggestPolicy
 from tests.support import SAMPLE
 from triage import pii
@@ -151,3 +154,52 @@ def test_a_final_staff_call_is_not_searched_in_series() -> None:
         assert (out, triage.route, shown, calls) == ("staff", "staff", None, 0)
     out, _, _, calls = _suggest(_decision(0.35), found, None)
     assert (out, calls) == ("suggest", 1)
+
+
+# -- /v1/triage and a registered question route as suggest does --------------------------
+
+
+def _band(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, result: SearchResult | Exception
+) -> list[str]:
+    """The engine's triage gives a staff call in the band; its search gives ``result``.
+    Returns the texts searched."""
+    searched: list[str] = []
+
+    def search(title: str, body: str = "", k: int = 5, **_: Any) -> SearchResult:
+        searched.append(title)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    monkeypatch.setattr(engine, "route", lambda text, evidence=None: _decision(0.35, text=text))
+    monkeypatch.setattr(engine.searcher, "search", search)
+    return searched
+
+
+ANSWERED = SearchResult("suggest", [_hit(0, 0.95)], 0.7, "en", 0.39, 0.95)
+
+
+def test_route_question_searches_the_redacted_text_of_a_band_staff_call(
+    loaded: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    searched = _band(loaded, monkeypatch, ANSWERED)
+    d = loaded.route_question(TEXT)
+    assert d.route == "community" and d.reasons[-1].label == "t1" and searched == [TEXT]
+    failing = _band(loaded, monkeypatch, RuntimeError("index gone"))
+    assert loaded.route_question(TEXT).route == "staff" and failing == [TEXT]
+
+
+def test_v1_triage_and_a_registered_question_take_the_public_answer(
+    client: TestClient, loaded: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _band(loaded, monkeypatch, ANSWERED)
+    d = client.post("/v1/triage", json={"text": TEXT}).json()
+    assert d["route"] == "community" and d["queue"] is None
+    assert [r["kind"] for r in d["reasons"]] == ["classifier", "answered"]
+    metrics = client.get("/metrics").text
+    assert 'unsource_answered_in_public_total{endpoint="triage"} 1.0' in metrics
+    r = client.post("/v1/questions", json={"id": "q-chime", "title": TEXT})
+    assert r.status_code in (200, 201), r.text
+    stored = client.get("/v1/questions/q-chime").json()
+    assert stored["triage"]["route"] == "community", stored

@@ -62,7 +62,7 @@ async def suggest(
     outcome = await run_in_threadpool(_answer, engine, req, rid)
     metrics.decisions.labels(outcome.decision).inc()
     if any(r.kind == "answered" for r in outcome.triage.reasons):
-        metrics.answered.inc()
+        metrics.answered.labels("suggest").inc()
     body = _response(engine, req, rid, outcome)
     return Response(body.model_dump_json(), media_type="application/json")
 
