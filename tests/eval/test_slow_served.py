@@ -44,7 +44,9 @@ def test_the_demo_s_report_questions_through_v1_suggest(
         chime = public.post("/v1/suggest", json={"title": CHIME}).json()
         # a decisive phrase ("charged twice") is final, whatever the forum holds
         billing = public.post("/v1/suggest", json={"title": TWICE}).json()
-        metrics = httpx.get(f"{served.base}/metrics", headers=auth("agent"), timeout=60).text
+        agent = httpx.Client(base_url=served.base, headers=auth("agent"), timeout=60)
+        routed = agent.post("/v1/triage", json={"text": CHIME}).json()  # routed the same way
+        metrics = agent.get("/metrics").text
     assert r.exit_code == 0, r.output
     summary = json.loads((out / "served.json").read_text())["summary"]
     total = {"answered": 0, "answerable": 0, "unanswerable_shown": 0, "off_topic_shown": 0}
@@ -65,7 +67,8 @@ def test_the_demo_s_report_questions_through_v1_suggest(
     assert [r["kind"] for r in chime["reasons"]] == ["classifier", "answered"]
     assert chime["reasons"][1]["label"] == chime["suggestions"][0]["thread_id"] == "lumio-024"
     assert (billing["decision"], billing["suggestions"]) == ("staff", []), billing
-    yielded = re.search(
-        r'^unsource_answered_in_public_total\{endpoint="suggest"\} (\S+)$', metrics, re.M
-    )
-    assert yielded is not None and float(yielded.group(1)) >= 1.0
+    assert routed["route"] == "community" and routed["reasons"][-1]["label"] == "lumio-024"
+    for endpoint in ("suggest", "triage"):
+        pattern = rf'^unsource_answered_in_public_total\{{endpoint="{endpoint}"\}} (\S+)$'
+        yielded = re.search(pattern, metrics, re.M)
+        assert yielded is not None and float(yielded.group(1)) >= 1.0, endpoint
