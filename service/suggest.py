@@ -98,14 +98,12 @@ class SuggestPolicy:
         search: Callable[[], SearchResult],
     ) -> SuggestOutcome:
         """``staff``, unless the decision yields to a public answer (``answered_in_forum``):
-        then the threads that answer it."""
-        rule = self.answered
-        if rule is None or not yields_to_answer(rule, decision):
+        then the threads that answer it. A staff call that cannot yield is never searched
+        (in series) or its search is cancelled (in parallel)."""
+        found = answered_in_forum(self.answered, decision, pending.result if pending else search)
+        if found is None:
             if pending is not None:
                 pending.cancel()
-            return SuggestOutcome("staff", decision, None)
-        found = answered_in_forum(rule, decision, pending.result if pending else search)
-        if found is None:
             return SuggestOutcome("staff", decision, None)
         return SuggestOutcome("suggest", *found)
 
