@@ -180,8 +180,18 @@ class Server(ServerProcess):
         fields = dict(line.split(":", 1) for line in status if ":" in line)
         return {k: round(int(fields[k].split()[0]) / 1024, 1) for k in ("VmRSS", "VmHWM")}
 
+    def cpu_s(self) -> float:
+        """CPU seconds the server process has used (all its threads, user + system)."""
+        assert self.proc is not None
+        stat = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+
     def load(self, questions: Path, clients: int, tags: str = "") -> dict[str, Any]:
-        return _json_from(
+        """The load generator's figures, and the server's CPU over its run: per request,
+        and in cores (of the run's seconds): a server below the machine's cores while
+        clients wait is held up by something other than CPU (in Python, the GIL)."""
+        before = self.cpu_s()
+        result = _json_from(
             "eval.loadgen",
             "--url",
             self.url,
@@ -192,6 +202,10 @@ class Server(ServerProcess):
             "--tags",
             tags,
         )
+        used = self.cpu_s() - before
+        result["server_cpu_ms_per_request"] = round(used * 1000 / max(1, result["requests"]), 2)
+        result["server_cores"] = round(used / max(result["seconds"], 1e-9), 2)
+        return result
 
 
 def _recall(data: Settings, queries: np.ndarray) -> float | None:

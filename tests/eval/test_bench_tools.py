@@ -50,9 +50,18 @@ def test_questions_are_distinct_and_fill_writes_every_thread(tmp_path: Path) -> 
     store.close()
 
 
-def _result(p50: float, speedup: float, gain: float, recall: float, map_: float) -> dict[str, Any]:
+def _result(
+    p50: float, speedup: float, gain: float, recall: float, map_: float, rps: float = 80.0
+) -> dict[str, Any]:
     enc = {"load_s": 1, "texts_per_s": 1, "single_query_p50_ms": 1}
-    load = {"p50_ms": p50, "p99_ms": 30.0, "throughput_rps": 80.0, "errors": 0}
+    load = {
+        "p50_ms": p50,
+        "p99_ms": 30.0,
+        "throughput_rps": rps,
+        "errors": 0,
+        "server_cpu_ms_per_request": 12.5,
+        "server_cores": 1.5,
+    }
     return {
         "date": "today",
         "machine": "test",
@@ -114,13 +123,15 @@ def _result(p50: float, speedup: float, gain: float, recall: float, map_: float)
 
 
 def test_report_marks_each_target_met_or_not() -> None:
-    good = markdown(_result(p50=11.0, speedup=3.2, gain=2.1, recall=0.97, map_=0.77))
+    good = markdown(_result(p50=11.0, speedup=3.2, gain=2.1, recall=0.97, map_=0.77, rps=160.0))
     targets = good.split("## Targets")[1].split("## Encoder")[0]
-    assert "not met" not in targets and targets.count("— met") == 6
+    assert "not met" not in targets and targets.count("— met") == 7
     bad = markdown(_result(p50=16.0, speedup=2.9, gain=1.05, recall=0.9, map_=0.70))
     targets = bad.split("## Targets")[1].split("## Encoder")[0]
-    assert targets.count("**not met**") == 5  # quality of the encoder still met
+    assert targets.count("**not met**") == 6  # quality of the encoder still met
     assert "encoding free) the gain would be 1.3×" in targets
+    assert "16 clients: 80.0 req/s (≥ 150.0) — **not met**; the server used 1.5 cores" in targets
+    assert "| 12.5 / 1.5 |" in bad  # the server's CPU a request / cores, in the scale table
 
 
 def test_report_of_a_run_with_only_some_sections() -> None:
