@@ -189,7 +189,7 @@ class Server(ServerProcess):
     def load(self, questions: Path, clients: int, tags: str = "") -> dict[str, Any]:
         """The load generator's figures, and the server's CPU over its run: per request,
         and in cores (of the run's seconds): a server below the machine's cores while
-        clients wait is held up by something other than CPU (in Python, the GIL)."""
+        clients wait is held up by something other than CPU (docs/deployment.md)."""
         before = self.cpu_s()
         result = _json_from(
             "eval.loadgen",

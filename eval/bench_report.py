@@ -278,7 +278,7 @@ encoded" run: the 16-client questions sent a second time, all encodes answered b
 which bounds what micro-batching the encoders could gain. The server's CPU over each
 16-client run (all its threads, from `/proc`) is given per request and in cores busy: below
 the machine's 2 cores while 16 clients wait, the replica is held up by something other than
-CPU (docs/deployment.md: its Python work, one thread at a time). Default settings otherwise
+CPU (docs/deployment.md: where a replica's CPU goes). Default settings otherwise
 (openvino encoder, 1-thread copy for single questions, search in parallel with triage, BLAS
 at one thread per request). The load generator shares the 2 cores with the server. Recall@10
 compares the saved IVF index, searched as a replica serves it (fast-scan codes included),
