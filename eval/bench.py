@@ -166,10 +166,13 @@ class Server(ServerProcess):
     def fast_scan_s(self, timeout: float = 600.0) -> float:
         """Seconds from now until /readyz no longer says the IVF fast-scan codes are
         being built (they build in the background after a start; searches meanwhile use
-        the 8-bit scan, and the build takes a core)."""
+        the 8-bit scan, and the build takes a core) nor that the replica's caches are
+        being filled (``warm_up``: the store's pages, term counts, word vectors; done
+        well within the fast-scan build at 1M)."""
         t0 = time.perf_counter()
         while time.perf_counter() - t0 < timeout:
-            if httpx.get(self.url + "/readyz", timeout=5).json().get("fast_scan") != "building":
+            ready = httpx.get(self.url + "/readyz", timeout=5).json()
+            if ready.get("fast_scan") != "building" and ready.get("warm_up") != "running":
                 return round(time.perf_counter() - t0, 1)
             time.sleep(0.5)
         raise RuntimeError(f"the fast-scan codes were not built in {timeout:.0f} s")

@@ -350,6 +350,11 @@ class Corpus:
         job as a replica starts)."""
         return self.store.warm_keyword_index(stop)
 
+    def warm_pages(self, stop: threading.Event) -> int:
+        """The store's ``warm_pages``: its file read into the page cache (a background job
+        as a replica starts)."""
+        return self.store.warm_pages(stop)
+
     def store_id(self) -> str:
         return self.store.store_id()
 

@@ -124,6 +124,12 @@ class Settings(SearchSettings):
         "e.g. to shared storage): a replica whose data dir has no saved index copies it in, "
         "then catches up through the change feed instead of building its index.",
     )
+    prewarm_store: bool = Field(
+        True,
+        description="As a replica starts, read the SQLite store file into the page cache in "
+        "the background (where it fits in half the memory available): its first questions "
+        "read their threads' rows from memory, not the disk.",
+    )
     index_mmap: bool = Field(
         True,
         description="Serve the saved vector index memory-mapped; later writes go to an "

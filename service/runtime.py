@@ -97,6 +97,7 @@ class Engine:
     closed: bool = False
     save_on_exit: bool = True  # `with engine:` writes the vector index when it leaves
     in_flight: InFlight = dataclasses.field(default_factory=InFlight)  # suggests under way
+    warmed: threading.Event = dataclasses.field(default_factory=threading.Event)
 
     def __enter__(self) -> Engine:
         return self
@@ -117,11 +118,20 @@ class Engine:
     def warm_caches(self, stop: threading.Event) -> None:
         """What a started replica reads once in the background (``create_app`` runs it)
         so that its first questions do not pay for it: the keyword index and its term
-        counts when the ranking reads BM25, then the relevance stage's word vectors for the
-        newest threads' words. Ends early when ``stop`` is set."""
-        if self.settings.fusion != "dense":
-            self.corpus.warm_keyword_index(stop)
-        self.searcher.warm_words(stop)
+        counts when the ranking reads BM25, the relevance stage's word vectors for the
+        newest threads' words, then the store's file into the page cache
+        (``prewarm_store``): last, because its read-ahead fills the disk's queue, and a
+        replica still starting (its first readiness check counts the stored threads)
+        waited behind it (1M threads, cold page cache: ready in 9-10 s against 6).
+        Ends early when ``stop`` is set; ``warmed`` is set when it ends (``/readyz``)."""
+        try:
+            if self.settings.fusion != "dense":
+                self.corpus.warm_keyword_index(stop)
+            self.searcher.warm_words(stop)
+            if self.settings.prewarm_store:
+                self.corpus.warm_pages(stop)
+        finally:
+            self.warmed.set()
 
     def warm_up(self) -> None:
         """See ``warm``; ``build_engine`` already did it, so this is quick."""

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection
 from index.sql import DriverStatement, SQLDatabase, in_json_list
 from index.store import bm25
 from index.store.analysis import ANALYZER, analyze_text
+from index.store.prewarm import prewarm_file
 from index.store.protocol import StoredThread, fts_match, to_stored
 from index.store.records import TermSearch
 from index.store.tables import THREAD_COLUMNS, threads
@@ -149,6 +150,10 @@ class SQLiteStore(SQLThreadStore):
                 + " FROM threads"
             )
             run("INSERT OR REPLACE INTO meta(key, value) VALUES ('analyzer', ?)", (ANALYZER,))
+
+    def warm_pages(self, stop: Event) -> int:
+        """The database file handed to the kernel's read-ahead (``prewarm_file``)."""
+        return prewarm_file(self.path, stop)
 
     def _term_counts(self, stop: Event) -> Iterator[tuple[str, int]]:
         """The FTS5 vocabulary with each term's thread count (``fts5vocab``, on a read-only

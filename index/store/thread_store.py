@@ -124,6 +124,12 @@ class SQLThreadStore:
         (``CommonTerms.prime``); the terms whose counts were kept."""
         return self.common_terms.prime(self._term_counts(stop))
 
+    def warm_pages(self, stop: Event) -> int:
+        """Read the store's file into the page cache as a replica starts (SQLite,
+        ``index.store.prewarm``); the bytes read. PostgreSQL's server keeps its own
+        buffer cache, which ``pg_prewarm`` warms: nothing here."""
+        return 0
+
     def _term_counts(self, stop: Event) -> Iterator[tuple[str, int]]:
         """Every indexed term with the number of threads holding it, in one pass over the
         keyword index. PostgreSQL keeps its own buffer cache (``pg_prewarm`` warms it)

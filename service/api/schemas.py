@@ -170,6 +170,12 @@ class Ready(BaseModel):
         "background after a start or an index refresh, when searches use the 8-bit scan; "
         "`ready`; `off` for an index too small to need them. Does not affect `status`.",
     )
+    warm_up: Literal["running", "done"] = Field(
+        "done",
+        description="The caches a started replica fills in the background (the store's "
+        "pages, keyword term counts, word vectors): `running` until they are filled, when "
+        "its first questions may be slower. Does not affect `status`.",
+    )
 
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$"

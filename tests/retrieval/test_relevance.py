@@ -200,18 +200,32 @@ def test_warming_stops_at_its_word_budget() -> None:
     assert len(words.asked) == 10
 
 
-def test_engine_warm_caches_reads_the_keyword_index_then_the_words(
+def test_engine_warm_caches_reads_the_keyword_index_the_words_then_the_pages(
     loaded: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ran: list[str] = []
     monkeypatch.setattr(loaded.corpus, "warm_keyword_index", lambda stop: ran.append("kw"))
     monkeypatch.setattr(loaded.searcher, "warm_words", lambda stop: ran.append("words"))
+    monkeypatch.setattr(loaded.corpus, "warm_pages", lambda stop: ran.append("pages"))
+    assert not loaded.warmed.is_set()
     loaded.warm_caches(threading.Event())
-    assert ran == ["kw", "words"]  # the default ranking (rescore) reads BM25
+    assert ran == ["kw", "words", "pages"]  # the default ranking (rescore) reads BM25
+    assert loaded.warmed.is_set()
     ran.clear()
     monkeypatch.setattr(loaded.settings, "fusion", "dense")
+    monkeypatch.setattr(loaded.settings, "prewarm_store", False)
     loaded.warm_caches(threading.Event())
     assert ran == ["words"]  # dense ranking never reads the keyword index
+
+
+def test_a_failed_warm_up_still_ends_it(loaded: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(stop: threading.Event) -> int:
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(loaded.corpus, "warm_keyword_index", broken)
+    with pytest.raises(OSError):
+        loaded.warm_caches(threading.Event())
+    assert loaded.warmed.is_set()  # /readyz says done, not running for ever
 
 
 def test_relevance_on_with_a_broken_model_is_refused_by_name(

@@ -36,6 +36,9 @@ def test_readyz_reports_each_check(client: TestClient, loaded: Engine) -> None:
     assert r.status_code == 200 and r.json()["status"] == "ready"
     assert set(r.json()["checks"]) == {"encoder", "triage", "store", "activity", "index"}
     assert r.json()["fast_scan"] == "off"  # a small flat index needs no fast-scan codes
+    assert r.json()["warm_up"] in ("running", "done")
+    assert loaded.warmed.wait(timeout=30)  # the start-up job ends, and says so
+    assert client.get("/readyz").json()["warm_up"] == "done"
     with loaded.corpus.lock:  # the index lost a vector the store still has
         loaded.corpus.index.remove([int(loaded.corpus.index.ids()[0])])
     r = client.get("/readyz")

@@ -48,6 +48,7 @@ def readyz(engine: EngineDep) -> JSONResponse:
         threads=threads,
         indexed=indexed,
         fast_scan=engine.corpus.fast_scan_state(),
+        warm_up="done" if engine.warmed.is_set() else "running",
     )
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
