@@ -43,7 +43,7 @@ from retrieval.encoders.base import DEFAULT_MODEL, Encoder, Precision
 from retrieval.encoders.factory import load_encoder
 from retrieval.text import question_text, thread_text
 from service.config import Settings
-from service.runtime import build_engine, load_encoder_for, space_for
+from service.runtime import build_engine, load_encoder_for, query_form_for, space_for
 
 DEFAULT_DATA = synth.DEFAULT_DATA
 BACKENDS = ("torch", "torch-bf16", "openvino", "openvino-int8")
@@ -223,11 +223,32 @@ def _recall(data: Settings, queries: np.ndarray) -> float | None:
     for pks, _, vecs in store.iter_embeddings():
         exact.add(pks, np.stack(vecs))
     store.close()
-    found = 0
+    return recall_at_10(index, exact, queries)
+
+
+def _query_vectors(encoder: Encoder, questions: list[str]) -> np.ndarray:
+    """The vectors a replica searches with for ``questions``: an encoder pair's query form
+    (docs: retrieval/encoders/pair.py), not the document vectors threads are stored as."""
+    docs = encoder.encode(questions)
+    form = query_form_for(Settings(), encoder)
+    return docs if form is None else np.stack([form(d) for d in docs])
+
+
+def recall_at_10(
+    index: vectors.VectorIndex, exact: vectors.VectorIndex, queries: np.ndarray
+) -> float | None:
+    """The share of each question's exact 10 nearest threads that ``index`` returns in its
+    own 10. Only threads of positive cosine count as neighbours: a vector that is zero in
+    every block the corpus holds threads in (a document vector of a Portuguese question over
+    an English-only corpus) has none, and ranking its zero scores would compare ties. None
+    if no question has a neighbour."""
+    found = wanted = 0
     for q in queries:
-        truth = {i for i, _ in exact.search(q, 10)}
-        found += len(truth & {i for i, _ in index.search(q, 10)})
-    return round(found / (10 * len(queries)), 4)
+        truth = {i for i, score in exact.search(q, 10) if score > 0}
+        if truth:
+            wanted += len(truth)
+            found += len(truth & {i for i, _ in index.search(q, 10)})
+    return round(found / wanted, 4) if wanted else None
 
 
 def _seeded_start(work: Path, data: Settings, triage: Path, log: Path) -> float:
@@ -285,7 +306,7 @@ def scale(
     encoder: Encoder,
 ) -> list[dict[str, Any]]:
     one, many, filtered = _question_files(work, questions)
-    qvecs = encoder.encode(questions[:200])
+    qvecs = _query_vectors(encoder, questions[:200])
     rows = []
     for size in sizes:
         data = Settings(data_dir=work / f"scale-{size}")

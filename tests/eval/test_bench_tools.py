@@ -162,3 +162,31 @@ def test_a_merged_report_names_where_each_other_section_comes_from() -> None:
     assert "21:09" not in report.split("## Targets")[0].split("This run:")[1]  # its own
     full["sections"] = []
     assert "scale 1000000: 2026-12-06 21:09 UTC on Intel" in markdown(full)
+
+
+def test_recall_counts_only_neighbours_of_positive_cosine() -> None:
+    """A question in a block the corpus holds nothing in has no neighbours: its zero
+    scores are ties, left out rather than counted as misses; the others count as found
+    only where the index returns them."""
+    from eval.bench import recall_at_10
+    from index.vectors import layered as vectors
+    from index.vectors.blocks import BlockIndex
+
+    rng = np.random.default_rng(0)
+    x = np.zeros((40, 8), dtype=np.float32)
+    x[:, :4] = rng.standard_normal((40, 4))  # every thread in the first block
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    ids = np.arange(1, 41, dtype=np.int64)
+    exact = vectors.FlatIndex(8)
+    exact.add(ids, x)
+    parts = [vectors.FlatIndex(4), vectors.FlatIndex(4)]
+    served = BlockIndex(8, [(0, 4), (4, 8)], parts)
+    served.add(ids, x)
+    english, other = np.zeros(8, np.float32), np.zeros(8, np.float32)
+    english[:4], other[4:] = x[0, :4], 1.0
+    assert exact.search(other, 10)  # the full-width search ranks zero scores anyway
+    assert recall_at_10(served, exact, np.stack([english, other])) == 1.0
+    half = vectors.FlatIndex(8)  # an index missing half of the threads
+    half.add(ids[::2], x[::2])
+    assert recall_at_10(half, exact, np.stack([english, other])) < 0.8
+    assert recall_at_10(served, exact, np.stack([other])) is None
