@@ -191,3 +191,22 @@ def test_recall_counts_only_neighbours_of_positive_cosine() -> None:
     partial = recall_at_10(half, exact, np.stack([english, other]))
     assert partial is not None and partial < 0.8
     assert recall_at_10(served, exact, np.stack([other])) is None
+
+
+def test_the_bench_searches_with_the_query_vectors_a_replica_searches_with() -> None:
+    """With an encoder pair, a question is searched with its query form (both blocks for a
+    Portuguese question), not the document vector threads are stored as."""
+    from eval.bench import _query_vectors
+    from retrieval.encoders.base import HashingEncoder
+    from retrieval.encoders.pair import PairwiseEncoder, query_form
+    from service.config import Settings
+
+    questions = ["How do I reset the hub?", "Como atualizo o firmware do hub manualmente?"]
+    pair = PairwiseEncoder(HashingEncoder(16), HashingEncoder(8))
+    docs = pair.encode(questions)
+    searched = _query_vectors(pair, questions)
+    for doc, q in zip(docs, searched, strict=True):
+        assert np.allclose(q, query_form(doc, 16, Settings().english_weight))
+    assert np.any(searched[1][:24]) and not np.any(docs[1][:24])  # pt reaches English threads
+    alone = HashingEncoder(16)
+    assert np.array_equal(_query_vectors(alone, questions), alone.encode(questions))
