@@ -226,6 +226,12 @@ def _recall(data: Settings, queries: np.ndarray) -> float | None:
     return recall_at_10(index, exact, queries)
 
 
+def _encoder_probe(encoder: Encoder, questions: list[str]) -> float:
+    """p50 ms of the served encoder (pair) encoding each of ``questions`` alone, in this
+    process: a fixed piece of work that says how fast the machine runs at this moment."""
+    return _ms([_timed(encoder.encode, [q])[1] * 1000 for q in questions], 50)
+
+
 def _query_vectors(encoder: Encoder, questions: list[str]) -> np.ndarray:
     """The vectors a replica searches with for ``questions``: an encoder pair's query form
     (docs: retrieval/encoders/pair.py), not the document vectors threads are stored as."""
@@ -307,6 +313,7 @@ def scale(
 ) -> list[dict[str, Any]]:
     one, many, filtered = _question_files(work, questions)
     qvecs = _query_vectors(encoder, questions[:200])
+    probe = questions[1940:2040]  # asked in no load run
     rows = []
     for size in sizes:
         data = Settings(data_dir=work / f"scale-{size}")
@@ -332,6 +339,9 @@ def scale(
         row["restart_s"] = server.start_s
         # the serving numbers are those of a replica whose fast-scan codes are built
         row["restart_fast_scan_s"] = server.fast_scan_s()
+        # the machine's phase right before the serving runs: this host's speed drifts by up
+        # to 40 % within an hour, and runs are comparable only alongside it
+        row["encoder_probe_p50_ms"] = _encoder_probe(encoder, probe)
         row["one_client"] = server.load(one, 1)
         # a tag filter matching 1 thread in 20 (50,000 at 1M): pushed into both searches
         row["one_client_filtered"] = server.load(filtered, 1, tags=synth.FILTER_TAG)

@@ -67,6 +67,7 @@ def _scale_rows(scale: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "restart (mapped load) s": s["restart_s"],
                 "fast-scan codes built after the restart s": s.get("restart_fast_scan_s", ""),
                 "new replica, seeded s": s.get("new_replica_from_seed_s", ""),
+                "encoder probe p50 ms": s.get("encoder_probe_p50_ms", ""),
                 "1 client p50 / p99 ms": f"{one['p50_ms']} / {one['p99_ms']}",
                 "1 client right after the build p50 / p99 ms": (
                     f"{s['one_client_after_build']['p50_ms']} / "
@@ -280,7 +281,10 @@ which bounds what micro-batching the encoders could gain. The server's CPU over 
 the machine's 2 cores while 16 clients wait, the replica is held up by something other than
 CPU (docs/deployment.md: where a replica's CPU goes). Default settings otherwise
 (openvino encoder, 1-thread copy for single questions, search in parallel with triage, BLAS
-at one thread per request). The load generator shares the 2 cores with the server. Recall@10
+at one thread per request). The load generator shares the 2 cores with the server. The
+encoder probe is the machine's speed at the time: the served encoder pair encoding 100 fixed
+questions one at a time in the bench's process, just before the 1-client run; this host's
+speed drifts by up to 40 % within an hour, so compare runs alongside it. Recall@10
 compares the saved IVF index, searched as a replica serves it (fast-scan codes included),
 with exact search over the stored vectors for 200 questions, each searched with the vector
 a replica searches with (the encoder pair's query form). Until 2026-12-07 it searched with

@@ -132,6 +132,12 @@ def test_report_marks_each_target_met_or_not() -> None:
     assert "encoding free) the gain would be 1.3×" in targets
     assert "16 clients: 80.0 req/s (≥ 150.0) — **not met**; the server used 1.5 cores" in targets
     assert "| 12.5 / 1.5 |" in bad  # the server's CPU a request / cores, in the scale table
+    probed = _result(p50=16.0, speedup=2.9, gain=1.05, recall=0.9, map_=0.70)
+    probed["scale"][0]["encoder_probe_p50_ms"] = 5.22  # the machine's speed at the time
+    table = "| threads |" + markdown(probed).split("| threads |")[1]
+    header = [c.strip() for c in table.split("\n")[0].split("|")]
+    row = [c.strip() for c in table.split("\n")[2].split("|")]
+    assert row[header.index("encoder probe p50 ms")] == "5.22"
 
 
 def test_report_of_a_run_with_only_some_sections() -> None:
