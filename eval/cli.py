@@ -306,6 +306,13 @@ def gaps_cmd(
         float | None,
         typer.Option(min=0.05, max=1.0, help="Cut distance (default: the service's)."),
     ] = None,
+    forum: Annotated[
+        Path | None,
+        typer.Option(
+            help="The threads (JSONL or CSV) of the forum the streams ask about, whose "
+            "words the gaps look past (default: the demo's).",
+        ),
+    ] = None,
     out: OutOpt = Path("out/gaps"),
 ) -> None:
     """Knowledge gaps on streams with planted unanswered topics: is each topic one gap,
@@ -323,7 +330,13 @@ def gaps_cmd(
         raise fail(f"--stream: {exc}") from exc
     cut = DISTANCE if distance is None else distance
     encoder = load_encoder(load_settings().triage_encoder)
-    results = {name: gaps_eval.evaluate(rows, encoder.encode, cut) for name, rows in loaded.items()}
+    try:
+        encode = gaps_eval.served_encode(encoder.encode, forum or gaps_eval.FORUM)
+    except OSError as exc:
+        raise fail(f"--forum: cannot read {exc.filename}") from exc
+    except ValidationFailed as exc:
+        raise problems(exc, 20) from exc
+    results = {name: gaps_eval.evaluate(rows, encode, cut) for name, rows in loaded.items()}
     text = gaps_eval.markdown(results, cut)
     out.mkdir(parents=True, exist_ok=True)
     (out / "gaps.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

@@ -21,9 +21,14 @@ from typing import Any
 import numpy as np
 
 from index.activity import Unresolved
-from service.insights import DISTANCE, Gap, find_gaps
+from index.ingest import read_threads
+from retrieval.relevance import WordAligner
+from retrieval.text import thread_text
+from service.insights import DISTANCE, Gap, find_gaps, forum_vocabulary, lacking
 
 GAPS = Path(__file__).parent / "devsets" / "gaps"
+# the forum the streams ask about: the demo's threads (what a served window is clustered with)
+FORUM = Path(__file__).parents[1] / "service" / "demo" / "threads.jsonl"
 SHARE = 0.75
 LANGUAGES = 3
 
@@ -75,6 +80,16 @@ def score(rows: Sequence[dict[str, Any]], gaps: Sequence[Gap]) -> dict[str, Any]
         "gaps": len(gaps),
         "per_topic": topics_out,
     }
+
+
+def served_encode(
+    encode: Callable[[Sequence[str]], np.ndarray], forum: Path = FORUM
+) -> Callable[[Sequence[str]], np.ndarray]:
+    """``encode`` as the service clusters with it: leaning towards the words ``forum``'s
+    threads (a JSONL or CSV export) never use (``service.insights.lacking``)."""
+    aligner = WordAligner(encode)
+    texts = (thread_text(t) for t in read_threads(forum).threads)
+    return lacking(encode, aligner, forum_vocabulary(aligner, texts))
 
 
 def evaluate(

