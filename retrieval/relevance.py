@@ -127,14 +127,23 @@ class WordAligner:
         with self._lock:
             return [w for w in dict.fromkeys(words) if w not in self._cache]
 
+    def known(self, words: Sequence[str]) -> dict[str, np.ndarray]:
+        """The cached vectors of those of ``words`` that have one (the cache unchanged)."""
+        with self._lock:
+            return {w: self._cache[w] for w in words if w in self._cache}
+
+    def fresh(self, words: Sequence[str]) -> np.ndarray:
+        """The unit vectors of ``words`` (at least one), encoded now in one call and not
+        cached: ``vectors`` caches them, a one-off job leaves the forum's words cached."""
+        found = np.asarray(self.encode(list(words)), dtype=np.float32)
+        return found / np.maximum(np.linalg.norm(found, axis=1, keepdims=True), 1e-9)
+
     def vectors(self, words: Sequence[str]) -> np.ndarray:
         """The unit vectors of ``words``, one row each (cached; the missing ones encoded in
         one call)."""
         missing = self.missing(words)
         if missing:
-            found = np.asarray(self.encode(missing), dtype=np.float32)
-            norms = np.linalg.norm(found, axis=1, keepdims=True)
-            found = found / np.maximum(norms, 1e-9)
+            found = self.fresh(missing)
             with self._lock:
                 for w, v in zip(missing, found, strict=True):
                     self._cache[w] = v

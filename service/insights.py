@@ -47,6 +47,7 @@ REPRESENTATIVES = 3
 LACKING_WEIGHT = 0.3
 FORUM_THREADS = 2000  # the newest threads whose words are the forum's vocabulary
 FORUM_WORDS = 5000  # at most this many distinct words of theirs
+LEAN_NEW_WORDS = 5000  # words of a window's questions not cached that are encoded (~1.2 s)
 
 
 @dataclass
@@ -136,15 +137,16 @@ def lacking(
     def encode_lacking(texts: Sequence[str]) -> np.ndarray:
         sentences = normalise(encode(texts))
         asked = [content_words(t, QUESTION_WORDS) for t in texts]
-        unique = list(dict.fromkeys(w for ws in asked for w in ws))
-        if not unique or not len(vocabulary):
+        found = _word_vectors(aligner, list(dict.fromkeys(w for ws in asked for w in ws)))
+        if not found or not len(vocabulary):
             return sentences
-        words = aligner.vectors(unique)
+        unique = list(found)
+        words = np.stack([found[w] for w in unique])
         far = np.clip(1.0 - (words @ vocabulary.T).max(axis=1), 0.0, None)
         column = {w: i for i, w in enumerate(unique)}
         out = sentences.copy()
         for i, ws in enumerate(asked):
-            rows = [column[w] for w in ws]
+            rows = [column[w] for w in ws if w in column]
             mix = far[rows] @ words[rows] if rows else None
             if mix is not None and float(np.linalg.norm(mix)) > 1e-6:
                 mix /= np.linalg.norm(mix)
@@ -152,6 +154,19 @@ def lacking(
         return normalise(out)
 
     return encode_lacking
+
+
+def _word_vectors(aligner: WordAligner, words: list[str]) -> dict[str, np.ndarray]:
+    """The vectors of ``words``: those the aligner has cached, and at most
+    ``LEAN_NEW_WORDS`` others encoded now, in order, without caching them (a window's words
+    are the public's: thousands of made-up ones must neither push the forum's words out of
+    the relevance stage's cache nor cost more than a few seconds to encode; a word left
+    out gives its question no lean)."""
+    found = aligner.known(words)
+    new = [w for w in words if w not in found][:LEAN_NEW_WORDS]
+    if new:
+        found.update(zip(new, aligner.fresh(new), strict=True))
+    return found
 
 
 def purity(gaps: Sequence[Gap], truth: Sequence[str | None]) -> tuple[int, float]:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from retrieval.relevance import WordAligner, content_words
+from service import insights
 from service.insights import forum_vocabulary, lacking
 
 WORDS = ["lumio", "control", "garage", "opener", "blinds", "motorised", "hub", "bulb"]
@@ -74,3 +75,25 @@ def test_without_a_vocabulary_the_vectors_are_the_encoders(aligner: WordAligner)
     texts = ["Can Lumio control a garage opener?"]
     out = lacking(encode, aligner, forum_vocabulary(aligner, []))(texts)
     assert np.allclose(out, unit(encode(texts)[0]))
+
+
+def test_a_windows_words_are_not_cached_and_their_encoding_is_bounded(
+    aligner: WordAligner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The public writes the window: its made-up words must not push the forum's out of
+    the relevance stage's word cache, and only so many new words are encoded."""
+    vocabulary = forum_vocabulary(aligner, ["lumio control hub bulb"])
+    encoded: list[str] = []
+
+    def counting(texts: Sequence[str]) -> np.ndarray:
+        encoded.extend(texts)
+        return encode(texts)
+
+    aligner.encode = counting
+    monkeypatch.setattr(insights, "LEAN_NEW_WORDS", 2)
+    question = "Can Lumio control motorised blinds, a garage opener?"
+    out = lacking(encode, aligner, vocabulary)([question])[0]
+    assert encoded == ["motorised", "blinds"]  # lumio, control cached; garage, opener left out
+    assert aligner.missing(["motorised", "blinds"]) == ["motorised", "blinds"]
+    lacked = unit(encode(["motorised blinds"])[0])
+    assert np.allclose(out, unit(0.7 * unit(encode([question])[0]) + 0.3 * lacked), atol=1e-6)
