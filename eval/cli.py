@@ -299,7 +299,7 @@ def gaps_cmd(
         typer.Option(
             "--stream",
             help="A JSONL stream of questions with planted topics (default: "
-            "eval/devsets/gaps/tune.jsonl and report.jsonl); repeat for several.",
+            "eval/devsets/gaps/tune.jsonl, report.jsonl and blind.jsonl); repeat for several.",
         ),
     ] = None,
     distance: Annotated[
@@ -321,7 +321,7 @@ def gaps_cmd(
     from retrieval.encoders.factory import load_encoder
     from service.insights import DISTANCE
 
-    paths = streams or [gaps_eval.GAPS / "tune.jsonl", gaps_eval.GAPS / "report.jsonl"]
+    paths = streams or [gaps_eval.GAPS / f"{name}.jsonl" for name in ("tune", "report", "blind")]
     try:
         loaded = {p.stem: gaps_eval.load_stream(p) for p in paths}
     except OSError as exc:
