@@ -24,7 +24,7 @@ from index.activity import Unresolved
 from index.ingest import read_threads
 from retrieval.relevance import WordAligner
 from retrieval.text import thread_text
-from service.insights import DISTANCE, Gap, find_gaps, forum_vocabulary, lacking
+from service.insights import DISTANCE, Gap, Lean, find_gaps, forum_vocabulary
 
 GAPS = Path(__file__).parent / "devsets" / "gaps"
 # the forum the streams ask about: the demo's threads (what a served window is clustered with)
@@ -73,7 +73,13 @@ def score(rows: Sequence[dict[str, Any]], gaps: Sequence[Gap]) -> dict[str, Any]
                 and len(languages) >= LANGUAGES
                 and len(mine) >= SHARE * g.size
             )
-        topics_out[topic] = {"questions": size, "found": found, "gaps": placed[topic]}
+        named = own[0].missing if len(own) == 1 else []
+        topics_out[topic] = {
+            "questions": size,
+            "found": found,
+            "gaps": placed[topic],
+            "missing": named,
+        }
     return {
         "found": sum(t["found"] for t in topics_out.values()),
         "topics": len(topics_out),
@@ -86,10 +92,10 @@ def served_encode(
     encode: Callable[[Sequence[str]], np.ndarray], forum: Path = FORUM
 ) -> Callable[[Sequence[str]], np.ndarray]:
     """``encode`` as the service clusters with it: leaning towards the words ``forum``'s
-    threads (a JSONL or CSV export) never use (``service.insights.lacking``)."""
+    threads (a JSONL or CSV export) never use (``service.insights.Lean``)."""
     aligner = WordAligner(encode)
     texts = (thread_text(t) for t in read_threads(forum).threads)
-    return lacking(encode, aligner, forum_vocabulary(aligner, texts))
+    return Lean(encode, aligner, forum_vocabulary(aligner, texts))
 
 
 def evaluate(
@@ -99,7 +105,8 @@ def evaluate(
 ) -> dict[str, Any]:
     now = datetime.now(UTC)
     items = [Unresolved(now, r["text"], r.get("language"), "no_match") for r in rows]
-    return score(rows, find_gaps(items, [], encode, distance=distance))
+    naming = encode.missing if isinstance(encode, Lean) else None
+    return score(rows, find_gaps(items, [], encode, distance=distance, naming=naming))
 
 
 def markdown(results: dict[str, dict[str, Any]], distance: float) -> str:
@@ -108,12 +115,15 @@ def markdown(results: dict[str, dict[str, Any]], distance: float) -> str:
         f"≥ {SHARE:.0%} of its questions in ≥ {LANGUAGES} languages, ≥ {SHARE:.0%} of it "
         "that topic.",
         "",
-        "| stream | topic | found | where its questions went (topic: count, per gap) |",
-        "|---|---|---|---|",
+        "| stream | topic | found | where its questions went (topic: count, per gap) "
+        "| its gap's words the forum lacks |",
+        "|---|---|---|---|---|",
     ]
     for stream, result in results.items():
         for topic, t in result["per_topic"].items():
             went = "; ".join(", ".join(f"{k}: {v}" for k, v in g.items()) for g in t["gaps"])
-            lines.append(f"| {stream} | {topic} | {'yes' if t['found'] else 'no'} | {went} |")
-        lines.append(f"| {stream} | **all** | **{result['found']} of {result['topics']}** | |")
+            named = ", ".join(t.get("missing", []))
+            found = "yes" if t["found"] else "no"
+            lines.append(f"| {stream} | {topic} | {found} | {went} | {named} |")
+        lines.append(f"| {stream} | **all** | **{result['found']} of {result['topics']}** | | |")
     return "\n".join(lines) + "\n"

@@ -7,7 +7,7 @@ atualizo o firmware?" and "How do I update the firmware?" fall together) and clu
 with scikit-learn's agglomerative clustering (average linkage, cosine distance, cut at
 ``distance``: no number of clusters to guess). A cluster of at least ``min_size`` questions
 is a gap. A question's vector leans towards its words that the forum's own threads never
-use (``lacking``): unanswered questions about one product share its name and frame ("Can
+use (``Lean``): unanswered questions about one product share its name and frame ("Can
 Lumio open my garage door?", "Can Lumio control motorised blinds?"); what tells their
 topics apart is what the forum lacks. Each gap reports its size, the previous window's
 questions that fall within the same distance of its centre (the trend), the languages and
@@ -18,6 +18,7 @@ wording problem; a far one is missing documentation).
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -47,6 +48,8 @@ REPRESENTATIVES = 3
 LACKING_WEIGHT = 0.3
 FORUM_THREADS = 2000  # the newest threads whose words are the forum's vocabulary
 FORUM_WORDS = 5000  # at most this many distinct words of theirs
+LABEL_WORDS = 6  # words that name a gap
+LABEL_LACK = 0.2  # the least lack (1 - best cosine to the forum's words) of a naming word
 LEAN_NEW_WORDS = 5000  # words of a window's questions not cached that are encoded (~1.2 s)
 
 
@@ -61,6 +64,7 @@ class Gap:
     nearest_thread: str | None = None
     nearest_title: str | None = None
     nearest_similarity: float | None = None
+    missing: list[str] = field(default_factory=list)  # its words the forum lacks (``Lean``)
     members: list[int] = field(default_factory=list, repr=False)  # indexes into the window
 
 
@@ -74,8 +78,10 @@ def find_gaps(
     nearest: Nearest | None = None,
     distance: float = DISTANCE,
     min_size: int = MIN_SIZE,
+    naming: Callable[[list[list[str]]], list[list[str]]] | None = None,
 ) -> list[Gap]:
-    """The gaps of ``current``, largest first (ties: growing faster first)."""
+    """The gaps of ``current``, largest first (ties: growing faster first); ``naming`` (the
+    ``Lean``'s ``missing``) names what each gap's questions ask that the forum lacks."""
     from sklearn.cluster import AgglomerativeClustering  # 1.5 s to import: not at start-up
 
     vectors = normalise(encode([u.text for u in current])) if current else np.zeros((0, 1))
@@ -111,6 +117,11 @@ def find_gaps(
         if found is not None:
             gap.nearest_thread, gap.nearest_title, gap.nearest_similarity = found
         gaps.append(gap)
+    if naming is not None and gaps:
+        for gap, words in zip(
+            gaps, naming([[current[i].text for i in g.members] for g in gaps]), strict=True
+        ):
+            gap.missing = words
     return sorted(gaps, key=lambda g: (-g.size, -g.trend))
 
 
@@ -122,27 +133,37 @@ def forum_vocabulary(
     return aligner.vectors(words_of(texts, words))
 
 
-def lacking(
-    encode: Callable[[Sequence[str]], np.ndarray],
-    aligner: WordAligner,
-    vocabulary: np.ndarray,
-    weight: float = LACKING_WEIGHT,
-) -> Callable[[Sequence[str]], np.ndarray]:
-    """``encode`` with each question's unit vector mixed, at ``weight``, with the mean of
-    its content words' vectors, each word weighted by how far it is from every word of the
-    forum (1 - its best cosine to ``vocabulary``): "Lumio", "control" and "door" weigh
-    nothing in a forum about Lumio's doors, "opener" and "blinds" what the forum lacks.
-    A question whose words the forum all has keeps its own vector."""
+class Lean:
+    """An encoder for a window's questions: each question's unit vector mixed, at
+    ``weight``, with the mean of its content words' vectors, each word weighted by how far
+    it is from every word of the forum (``lack``: 1 - its best cosine to ``vocabulary``):
+    "Lumio", "control" and "door" weigh nothing in a forum about Lumio's doors, "opener" and
+    "blinds" what the forum lacks. A question whose words the forum all has keeps its own
+    vector. ``missing`` names a gap by those words."""
 
-    def encode_lacking(texts: Sequence[str]) -> np.ndarray:
-        sentences = normalise(encode(texts))
+    def __init__(
+        self,
+        encode: Callable[[Sequence[str]], np.ndarray],
+        aligner: WordAligner,
+        vocabulary: np.ndarray,
+        weight: float = LACKING_WEIGHT,
+    ):
+        self.encode = encode
+        self.aligner = aligner
+        self.vocabulary = vocabulary
+        self.weight = weight
+        self.lack: dict[str, float] = {}  # the words of the questions encoded so far
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        sentences = normalise(self.encode(texts))
         asked = [content_words(t, QUESTION_WORDS) for t in texts]
-        found = _word_vectors(aligner, list(dict.fromkeys(w for ws in asked for w in ws)))
-        if not found or not len(vocabulary):
+        found = _word_vectors(self.aligner, list(dict.fromkeys(w for ws in asked for w in ws)))
+        if not found or not len(self.vocabulary):
             return sentences
         unique = list(found)
         words = np.stack([found[w] for w in unique])
-        far = np.clip(1.0 - (words @ vocabulary.T).max(axis=1), 0.0, None)
+        far = np.clip(1.0 - (words @ self.vocabulary.T).max(axis=1), 0.0, None)
+        self.lack.update(zip(unique, far.tolist(), strict=True))
         column = {w: i for i, w in enumerate(unique)}
         out = sentences.copy()
         for i, ws in enumerate(asked):
@@ -150,10 +171,30 @@ def lacking(
             mix = far[rows] @ words[rows] if rows else None
             if mix is not None and float(np.linalg.norm(mix)) > 1e-6:
                 mix /= np.linalg.norm(mix)
-                out[i] = (1.0 - weight) * sentences[i] + weight * mix
+                out[i] = (1.0 - self.weight) * sentences[i] + self.weight * mix
         return normalise(out)
 
-    return encode_lacking
+    def missing(self, groups: list[list[str]], top: int = LABEL_WORDS) -> list[list[str]]:
+        """For each group of questions (a gap's, encoded before), its words the forum
+        lacks, most telling first: each word's lack, for each of the group's questions
+        holding it, times how rare it is among all the groups' questions (``log(n / df)``:
+        "garaje" names its gap, "hay" and "esiste", lacking from an English forum too, are
+        in every Spanish or Italian question). Words lacking less than ``LABEL_LACK`` are
+        left out."""
+        asked = [[content_words(t, QUESTION_WORDS) for t in group] for group in groups]
+        n = sum(len(group) for group in asked)
+        df = Counter(w for group in asked for words in group for w in words)
+        out = []
+        for group in asked:
+            score: dict[str, float] = {}
+            for words in group:
+                for w in words:
+                    lack = self.lack.get(w, 0.0)
+                    if lack >= LABEL_LACK:
+                        score[w] = score.get(w, 0.0) + lack * math.log(n / df[w])
+            ranked = sorted(score, key=lambda w: -score[w])  # ties: first asked first
+            out.append([w for w in ranked[:top] if score[w] > 0])
+        return out
 
 
 def _word_vectors(aligner: WordAligner, words: list[str]) -> dict[str, np.ndarray]:
@@ -258,12 +299,14 @@ def _compute(engine: _Engine, start: datetime, end: datetime, min_size: int) -> 
     # one, triage's, else the retrieval encoder
     aligner = engine.searcher.aligner
     encoder = engine.triage.encoder if engine.triage is not None else engine.encoder
-    encode = encoder.encode
+    encode: Callable[[Sequence[str]], np.ndarray] = encoder.encode
+    naming = None
     if aligner is not None:
         corpus = engine.searcher.corpus
         stored = corpus.threads(corpus.newest(FORUM_THREADS))
         texts = (thread_text(s.thread) for s in stored.values())
-        encode = lacking(aligner.encode, aligner, forum_vocabulary(aligner, texts))
+        lean = Lean(aligner.encode, aligner, forum_vocabulary(aligner, texts))
+        encode, naming = lean, lean.missing
 
     def nearest(text: str) -> tuple[str, str, float] | None:
         ranked = engine.searcher.rank(text, "", limit=5)
@@ -275,5 +318,5 @@ def _compute(engine: _Engine, start: datetime, end: datetime, min_size: int) -> 
             return None
         return stored.thread.id, stored.thread.title, round(float(similarity), 4)
 
-    gaps = find_gaps(current, previous, encode, nearest, min_size=min_size)
+    gaps = find_gaps(current, previous, encode, nearest, min_size=min_size, naming=naming)
     return GapsReport(start, end, len(current), sampled, gaps)

@@ -417,6 +417,11 @@ class GapPublic(BaseModel):
         "(the reader posted after seeing suggestions), not_helpful (suggestions voted down)."
     )
     questions: list[str] = Field(description="Nearest its centre first (stored redacted).")
+    missing: list[str] = Field(
+        default_factory=list,
+        description="Its questions' words that no thread of the forum uses, the most telling "
+        "first, in any language: what the missing documentation is about.",
+    )
     nearest_thread: str | None
     nearest_title: str | None
     nearest_similarity: float | None = Field(

@@ -61,6 +61,7 @@ def write(gaps: list[Gap], start: datetime, end: datetime, questions: int, out: 
             f"## #{i}: {g.size} questions ({g.trend:+d} on the previous window)",
             "",
             f"- languages: {languages}; outcomes: {outcomes}",
+            f"- missing from the forum: {inert(', '.join(g.missing)) or '-'}",
             f"- nearest thread: {inert(g.nearest_thread or '-')} {inert(g.nearest_title or '')} "
             f"(similarity {g.nearest_similarity})",
             *[f"- \u201c{inert(q)}\u201d" for q in g.questions],

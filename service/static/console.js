@@ -57,6 +57,7 @@
       const d = el("div", null, "gap");
       d.appendChild(el("strong", "#" + (i + 1) + ": " + g.size + " questions (" + (g.trend >= 0 ? "+" : "") + g.trend + ")"));
       d.appendChild(el("div", "languages: " + Object.entries(g.languages).map(([k, v]) => k + " " + v).join(", "), "muted"));
+      if (g.missing && g.missing.length) d.appendChild(el("div", "missing from the forum: " + g.missing.join(", "), "muted"));
       g.questions.forEach((q) => d.appendChild(el("div", "“" + q + "”")));
       d.appendChild(el("div", "nearest thread: " + (g.nearest_title || "–") + " (" + (g.nearest_similarity ?? "–") + ")", "muted"));
       box.appendChild(d);

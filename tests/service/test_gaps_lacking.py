@@ -1,5 +1,5 @@
 """The knowledge gaps' question vectors lean towards the words the forum lacks
-(service.insights.lacking), with a bag-of-words encoder whose word vectors are one-hot:
+(service.insights.Lean), with a bag-of-words encoder whose word vectors are one-hot:
 what each weight does can be read off exactly."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 
 from retrieval.relevance import WordAligner, content_words
 from service import insights
-from service.insights import forum_vocabulary, lacking
+from service.insights import Lean, forum_vocabulary
 
 WORDS = ["lumio", "control", "garage", "opener", "blinds", "motorised", "hub", "bulb"]
 
@@ -47,7 +47,7 @@ def test_a_question_leans_towards_the_words_the_forum_lacks(aligner: WordAligner
     vocabulary = forum_vocabulary(aligner, ["lumio control hub bulb"])
     question = "Can Lumio control my garage opener?"
     assert content_words(question, 12) == ["lumio", "control", "garage", "opener"]
-    mixed = lacking(encode, aligner, vocabulary, weight=0.3)([question])[0]
+    mixed = Lean(encode, aligner, vocabulary, weight=0.3)([question])[0]
     sentence = unit(encode([question])[0])
     lacked = unit(encode(["garage opener"])[0])  # the forum has "lumio" and "control"
     assert np.allclose(mixed, unit(0.7 * sentence + 0.3 * lacked), atol=1e-6)
@@ -59,21 +59,21 @@ def test_questions_alike_but_for_what_is_lacking_move_apart(aligner: WordAligner
     questions = ["Can Lumio control a garage opener?", "Can Lumio control motorised blinds?"]
     plain = encode(questions)
     before = float(unit(plain[0]) @ unit(plain[1]))
-    after = lacking(encode, aligner, vocabulary)(questions)
+    after = Lean(encode, aligner, vocabulary)(questions)
     assert float(after[0] @ after[1]) < before - 0.1
 
 
 def test_a_question_the_forum_has_every_word_of_keeps_its_vector(aligner: WordAligner) -> None:
     vocabulary = forum_vocabulary(aligner, ["lumio control hub bulb"])
     texts = ["Lumio hub?", "?!"]  # the second has no word: no direction, stays zero
-    out = lacking(encode, aligner, vocabulary)(texts)
+    out = Lean(encode, aligner, vocabulary)(texts)
     assert np.allclose(out[0], unit(encode(texts)[0]))
     assert np.allclose(out[1], 0.0)
 
 
 def test_without_a_vocabulary_the_vectors_are_the_encoders(aligner: WordAligner) -> None:
     texts = ["Can Lumio control a garage opener?"]
-    out = lacking(encode, aligner, forum_vocabulary(aligner, []))(texts)
+    out = Lean(encode, aligner, forum_vocabulary(aligner, []))(texts)
     assert np.allclose(out, unit(encode(texts)[0]))
 
 
@@ -92,8 +92,20 @@ def test_a_windows_words_are_not_cached_and_their_encoding_is_bounded(
     aligner.encode = counting
     monkeypatch.setattr(insights, "LEAN_NEW_WORDS", 2)
     question = "Can Lumio control motorised blinds, a garage opener?"
-    out = lacking(encode, aligner, vocabulary)([question])[0]
+    out = Lean(encode, aligner, vocabulary)([question])[0]
     assert encoded == ["motorised", "blinds"]  # lumio, control cached; garage, opener left out
     assert aligner.missing(["motorised", "blinds"]) == ["motorised", "blinds"]
     lacked = unit(encode(["motorised blinds"])[0])
     assert np.allclose(out, unit(0.7 * unit(encode([question])[0]) + 0.3 * lacked), atol=1e-6)
+
+
+def test_a_gap_is_named_by_its_lacking_words_rarest_first(aligner: WordAligner) -> None:
+    vocabulary = forum_vocabulary(aligner, ["lumio control hub bulb"])
+    garage = ["Can Lumio control a garage opener?", "Lumio garage hub?"]
+    blinds = ["Can Lumio control motorised blinds?"]
+    lean = Lean(encode, aligner, vocabulary)
+    lean(garage + blinds)
+    # garage is in 2 of the 3 questions, opener in 1: rarer, it names the gap first; lumio,
+    # control and hub are the forum's
+    assert lean.missing([garage, blinds]) == [["opener", "garage"], ["motorised", "blinds"]]
+    assert lean.missing([garage, ["bulb sensor"]])[1] == []  # "sensor" was never encoded

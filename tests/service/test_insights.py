@@ -54,6 +54,8 @@ def test_planted_gaps_are_found_with_their_questions(client: TestClient, loaded:
         assert g["previous"] == 0 and g["trend"] == g["size"]
         assert sum(g["outcomes"].values()) == g["size"] and g["nearest_thread"] is not None
         assert set(g["outcomes"]) <= {"no_match", "staff"}
+    garage = next(g for g in gaps if topic_of[g["questions"][0]] == "garage")
+    assert {"garage", "opener"} <= set(garage["missing"]), garage  # the forum has no garage
     later = (datetime.now(UTC) + timedelta(days=8)).isoformat()
     r = client.get("/v1/insights/gaps", params={"until": later}, headers=auth("agent"))
     assert r.json()["gaps"] == []  # this week's gaps are the previous window there

@@ -33,10 +33,11 @@ GAPS_EXAMPLE = {
             "trend": 11,
             "languages": {"pt": 9, "en": 5},
             "outcomes": {"no_match": 12, "escalated": 2},
-            "questions": ["Como pareio o sensor novo com o hub?", "pair new door sensor"],
+            "questions": ["Lumio fa un apriporta per il garage?", "garage door opener?"],
+            "missing": ["abridor", "portão", "apriporta", "garaje"],
             "nearest_thread": "lumio-031",
-            "nearest_title": "Adding a Zigbee device to the hub",
-            "nearest_similarity": 0.41,
+            "nearest_title": "Door sensor shows open when the door is closed",
+            "nearest_similarity": 0.38,
         }
     ],
 }
@@ -58,8 +59,8 @@ def gaps(
 ) -> GapsResponse:
     """Clusters of the window's questions that ended in `no_match`, `staff` or an
     escalation, across languages, largest first: size, trend against the previous window
-    of the same length, languages, outcomes, representative (redacted) questions and the
-    nearest existing thread."""
+    of the same length, languages, outcomes, representative (redacted) questions, the
+    words they use that the forum lacks and the nearest existing thread."""
     report = gaps_for(engine, since, until, min_size)
     return GapsResponse(
         since=report.since,
