@@ -37,7 +37,7 @@ from service.ttl import TTLCache
 # cosine distance where the dendrogram is cut, chosen on eval/devsets/gaps/tune.jsonl (six
 # products the forum does not make, "Does Lumio make a smart lock?", asked in four languages)
 # before the vectors leaned to the lacking words (then the one cut of 0.45-0.60 finding all
-# six; 0.55 merged five into two; with ``lacking`` 0.425-0.525 all find them) and on the TUNE
+# six; 0.55 merged five into two; with ``Lean`` 0.425-0.525 all find them) and on the TUNE
 # stream of tests/service/test_slow_insights.py (0.45-0.65 all do)
 DISTANCE = 0.50
 MIN_SIZE = 3
