@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from eval.datasets import jsonl_rows
-from eval.relevance import DEFAULT_DEVSETS, DEVSETS, LANGUAGES
+from eval.relevance import DEFAULT_DEVSETS, DEVSETS, LANGUAGES, not_trained
 from index.store.analysis import fold
 
 BLIND = [name for name in DEFAULT_DEVSETS if name.startswith("lumio_blind")]
@@ -56,6 +56,22 @@ def test_every_question_is_judged_against_threads_the_corpus_holds(name: str) ->
     for u in unanswerable:
         assert u["language"] in LANGUAGES and u["topic"] and u["split"] in ("tune", "report"), u
         assert u["_id"] not in judged, u
+
+
+def test_questions_kept_out_of_training_are_tune_questions() -> None:
+    """eval/devsets/not_trained.txt names questions of a tune split (a report question
+    there would say nothing, a misspelt id would train on what it meant to leave out)."""
+    tune: set[str] = set()
+    for name in ("lumio", "velora"):
+        folder = DEVSETS / name
+        tune |= {f"{name}/{q}" for q in _qrels(folder).get("tune", {})}
+        tune |= {
+            f"{name}/{u['_id']}"
+            for u in _jsonl(folder / "unanswerable.jsonl")
+            if u["split"] == "tune"
+        }
+    held = not_trained()
+    assert len(held) == 148 and held <= tune, sorted(held - tune)[:5]
 
 
 @pytest.mark.parametrize("name", BLIND)
