@@ -50,7 +50,7 @@ FORUM_THREADS = 2000  # the newest threads whose words are the forum's vocabular
 FORUM_WORDS = 5000  # at most this many distinct words of theirs
 LABEL_WORDS = 6  # words that name a gap
 LABEL_LACK = 0.2  # the least lack (1 - best cosine to the forum's words) of a naming word
-LEAN_NEW_WORDS = 5000  # words of a window's questions not cached that are encoded (~1.2 s)
+LEAN_NEW_WORDS = 5000  # words of the windows' questions not cached that are encoded (~1.2 s)
 
 
 @dataclass
@@ -153,11 +153,12 @@ class Lean:
         self.vocabulary = vocabulary
         self.weight = weight
         self.lack: dict[str, float] = {}  # the words of the questions encoded so far
+        self._fresh: dict[str, np.ndarray] = {}  # the vectors it encoded itself (not cached)
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         sentences = normalise(self.encode(texts))
         asked = [content_words(t, QUESTION_WORDS) for t in texts]
-        found = _word_vectors(self.aligner, list(dict.fromkeys(w for ws in asked for w in ws)))
+        found = self._vectors(list(dict.fromkeys(w for ws in asked for w in ws)))
         if not found or not len(self.vocabulary):
             return sentences
         unique = list(found)
@@ -173,6 +174,22 @@ class Lean:
                 mix /= np.linalg.norm(mix)
                 out[i] = (1.0 - self.weight) * sentences[i] + self.weight * mix
         return normalise(out)
+
+    def _vectors(self, words: list[str]) -> dict[str, np.ndarray]:
+        """The vectors of ``words``: those the aligner has cached or this lean encoded
+        before (a word of both windows is encoded once), and others encoded now, in order,
+        without caching them in the aligner, until this lean has encoded
+        ``LEAN_NEW_WORDS`` (a window's words are the public's: thousands of made-up ones
+        must neither push the forum's words out of the relevance stage's cache nor cost
+        more than a few seconds; a word left out gives its question no lean)."""
+        found = self.aligner.known(words)
+        found.update((w, self._fresh[w]) for w in words if w in self._fresh)
+        room = max(0, LEAN_NEW_WORDS - len(self._fresh))
+        new = [w for w in words if w not in found][:room]
+        if new:
+            self._fresh.update(zip(new, self.aligner.fresh(new), strict=True))
+            found.update((w, self._fresh[w]) for w in new)
+        return found
 
     def missing(self, groups: list[list[str]], top: int = LABEL_WORDS) -> list[list[str]]:
         """For each group of questions (a gap's, encoded before), its words the forum
@@ -195,19 +212,6 @@ class Lean:
             ranked = sorted(score, key=lambda w: -score[w])  # ties: first asked first
             out.append([w for w in ranked[:top] if score[w] > 0])
         return out
-
-
-def _word_vectors(aligner: WordAligner, words: list[str]) -> dict[str, np.ndarray]:
-    """The vectors of ``words``: those the aligner has cached, and at most
-    ``LEAN_NEW_WORDS`` others encoded now, in order, without caching them (a window's words
-    are the public's: thousands of made-up ones must neither push the forum's words out of
-    the relevance stage's cache nor cost more than a few seconds to encode; a word left
-    out gives its question no lean)."""
-    found = aligner.known(words)
-    new = [w for w in words if w not in found][:LEAN_NEW_WORDS]
-    if new:
-        found.update(zip(new, aligner.fresh(new), strict=True))
-    return found
 
 
 def purity(gaps: Sequence[Gap], truth: Sequence[str | None]) -> tuple[int, float]:

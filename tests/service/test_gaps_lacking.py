@@ -99,6 +99,21 @@ def test_a_windows_words_are_not_cached_and_their_encoding_is_bounded(
     assert np.allclose(out, unit(0.7 * unit(encode([question])[0]) + 0.3 * lacked), atol=1e-6)
 
 
+def test_a_word_of_both_windows_is_encoded_once(aligner: WordAligner) -> None:
+    vocabulary = forum_vocabulary(aligner, ["lumio control hub bulb"])
+    encoded: list[str] = []
+
+    def counting(texts: Sequence[str]) -> np.ndarray:
+        encoded.extend(texts)
+        return encode(texts)
+
+    aligner.encode = counting
+    lean = Lean(encode, aligner, vocabulary)
+    lean(["Can Lumio control a garage opener?"])  # this window
+    lean(["garage opener broken", "motorised blinds"])  # the one before it
+    assert sorted(encoded) == ["blinds", "broken", "garage", "motorised", "opener"]
+
+
 def test_a_gap_is_named_by_its_lacking_words_rarest_first(aligner: WordAligner) -> None:
     vocabulary = forum_vocabulary(aligner, ["lumio control hub bulb"])
     garage = ["Can Lumio control a garage opener?", "Lumio garage hub?"]
