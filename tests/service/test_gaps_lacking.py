@@ -77,19 +77,27 @@ def test_without_a_vocabulary_the_vectors_are_the_encoders(aligner: WordAligner)
     assert np.allclose(out, unit(encode(texts)[0]))
 
 
+@pytest.fixture
+def encoded(aligner: WordAligner) -> list[str]:
+    """The words the aligner encodes from now on (the forum's, "lumio control hub bulb",
+    are cached already)."""
+    forum_vocabulary(aligner, ["lumio control hub bulb"])
+    seen: list[str] = []
+
+    def counting(texts: Sequence[str]) -> np.ndarray:
+        seen.extend(texts)
+        return encode(texts)
+
+    aligner.encode = counting
+    return seen
+
+
 def test_a_windows_words_are_not_cached_and_their_encoding_is_bounded(
-    aligner: WordAligner, monkeypatch: pytest.MonkeyPatch
+    aligner: WordAligner, encoded: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The public writes the window: its made-up words must not push the forum's out of
     the relevance stage's word cache, and only so many new words are encoded."""
     vocabulary = forum_vocabulary(aligner, ["lumio control hub bulb"])
-    encoded: list[str] = []
-
-    def counting(texts: Sequence[str]) -> np.ndarray:
-        encoded.extend(texts)
-        return encode(texts)
-
-    aligner.encode = counting
     monkeypatch.setattr(insights, "LEAN_NEW_WORDS", 2)
     question = "Can Lumio control motorised blinds, a garage opener?"
     out = Lean(encode, aligner, vocabulary)([question])[0]
@@ -99,15 +107,8 @@ def test_a_windows_words_are_not_cached_and_their_encoding_is_bounded(
     assert np.allclose(out, unit(0.7 * unit(encode([question])[0]) + 0.3 * lacked), atol=1e-6)
 
 
-def test_a_word_of_both_windows_is_encoded_once(aligner: WordAligner) -> None:
+def test_a_word_of_both_windows_is_encoded_once(aligner: WordAligner, encoded: list[str]) -> None:
     vocabulary = forum_vocabulary(aligner, ["lumio control hub bulb"])
-    encoded: list[str] = []
-
-    def counting(texts: Sequence[str]) -> np.ndarray:
-        encoded.extend(texts)
-        return encode(texts)
-
-    aligner.encode = counting
     lean = Lean(encode, aligner, vocabulary)
     lean(["Can Lumio control a garage opener?"])  # this window
     lean(["garage opener broken", "motorised blinds"])  # the one before it
