@@ -26,6 +26,8 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
+import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -202,33 +204,58 @@ def load_tokenizer(directory: Path, max_length: int) -> Any:
     return AutoTokenizer.from_pretrained(str(directory))
 
 
-def _quantize(target: Path, tokenizer: Any, inputs: list[str], max_length: int) -> Path:
-    """The int8 copy of the export in ``target`` (made once, then reused)."""
+QUANTIZE_TRIES = 2
+
+
+def _quantize(target: Path, inputs: list[str], max_length: int) -> Path:
+    """The int8 copy of the export in ``target`` (made once, then reused). NNCF runs in a
+    child process: its statistics pass is native code that has crashed with a segmentation
+    fault (once, in a full test run here), and a replica must not die with it; a crashed
+    try is run again, and NNCF's imports leave with the child."""
     out = target / "model-int8.xml"
     if out.exists():
         return out
+    code = "import sys, json; from retrieval.encoders.openvino import quantize_here as q; "
+    code += "q(*json.loads(sys.argv[1]))"
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])  # where the retrieval package lives
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    argv = [sys.executable, "-c", code, json.dumps([str(target), inputs, max_length])]
+    failures = []
+    for _ in range(QUANTIZE_TRIES):
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+        if done.returncode == 0 and out.exists():
+            return out
+        failures.append(f"exit {done.returncode}: {done.stderr.strip()[-300:]}")
+    raise EncoderError(f"int8 quantization of {target.name} failed: {'; '.join(failures)}")
+
+
+def quantize_here(target: str, inputs: list[str], max_length: int) -> None:
+    """``_quantize``'s child: NNCF post-training quantization on the calibration texts."""
     try:
         import nncf
         import openvino as ov
     except ImportError as exc:  # pragma: no cover - declared dependencies
         raise EncoderError("precision int8 needs the nncf package") from exc
+    directory = Path(target)
+    tokenizer = load_tokenizer(directory / "tokenizer", max_length)
     items = []
     for text in calibration_texts():
         enc = tokenizer([text], truncation=True, max_length=max_length, return_tensors="np")
         items.append({n: enc[n] for n in inputs})
-    model = ov.Core().read_model(target / "model.xml")
+    model = ov.Core().read_model(directory / "model.xml")
     quantized = nncf.quantize(
         model,
         nncf.Dataset(items),
         model_type=nncf.ModelType.TRANSFORMER,
         subset_size=len(items),
     )
-    tmp = target / f"model-int8.tmp{os.getpid()}.xml"
+    out = directory / "model-int8.xml"
+    tmp = directory / f"model-int8.tmp{os.getpid()}.xml"
     ov.save_model(quantized, tmp, compress_to_fp16=False)
     # the weights first, the graph last: a reader that sees the .xml finds its .bin
     os.replace(tmp.with_suffix(".bin"), out.with_suffix(".bin"))
     os.replace(tmp, out)
-    return out
 
 
 class OpenVINOEncoder(Described):
@@ -263,9 +290,7 @@ class OpenVINOEncoder(Described):
                 config["INFERENCE_PRECISION_HINT"] = precision
             graph_file = target / "model.xml"
             if precision == "int8":
-                graph_file = _quantize(
-                    target, self._tokenizer, list(meta["inputs"]), int(meta["max_seq_length"])
-                )
+                graph_file = _quantize(target, list(meta["inputs"]), int(meta["max_seq_length"]))
             core = ov.Core()
             graph = pooled(core.read_model(graph_file), str(meta["pooling"]))
 
