@@ -299,7 +299,8 @@ def gaps_cmd(
         typer.Option(
             "--stream",
             help="A JSONL stream of questions with planted topics (default: "
-            "eval/devsets/gaps/tune.jsonl, report.jsonl and blind.jsonl); repeat for several.",
+            "eval/devsets/gaps/tune.jsonl, report.jsonl, blind.jsonl, blind2.jsonl and "
+            "blind3.jsonl); repeat for several.",
         ),
     ] = None,
     distance: Annotated[
@@ -321,7 +322,7 @@ def gaps_cmd(
     from retrieval.encoders.factory import load_encoder
     from service.insights import DISTANCE
 
-    paths = streams or [gaps_eval.GAPS / f"{name}.jsonl" for name in ("tune", "report", "blind")]
+    paths = streams or [gaps_eval.GAPS / f"{name}.jsonl" for name in gaps_eval.STREAMS]
     try:
         loaded = {p.stem: gaps_eval.load_stream(p) for p in paths}
     except OSError as exc:

@@ -1,6 +1,6 @@
 """``unsource eval gaps``: do the knowledge gaps gather each unanswered topic into one gap?
 
-A stream (``eval/devsets/gaps/{tune,report}.jsonl``: ``topic``, ``language``, ``text``;
+A stream (``eval/devsets/gaps/*.jsonl``: ``topic``, ``language``, ``text``;
 ``topic`` null for a one-off question) is clustered as the service clusters a window's
 unanswered questions (``service.insights.find_gaps``, the multilingual encoder). A planted
 topic is *found* when exactly one gap has it as its majority, that gap holds at least
@@ -27,6 +27,7 @@ from retrieval.text import thread_text
 from service.insights import DISTANCE, Gap, Lean, find_gaps, forum_vocabulary
 
 GAPS = Path(__file__).parent / "devsets" / "gaps"
+STREAMS = ("tune", "report", "blind", "blind2", "blind3")  # ``unsource eval gaps``'s default
 # the forum the streams ask about: the demo's threads (what a served window is clustered with)
 FORUM = Path(__file__).parents[1] / "service" / "demo" / "threads.jsonl"
 SHARE = 0.75

@@ -42,10 +42,15 @@ from service.ttl import TTLCache
 DISTANCE = 0.50
 MIN_SIZE = 3
 REPRESENTATIVES = 3
-# the share of a question's vector given to its words the forum lacks: of 0.0-0.5 (and
-# weights 1 - match, squared, cubed), 0.3 kept eval/devsets/gaps/tune.jsonl's six topics
-# found over the widest range of cuts (0.425-0.525, against 0.475-0.50 without it)
-LACKING_WEIGHT = 0.3
+# the share of a question's vector given to its words the forum lacks, and the cosine at
+# which two words count as one where a window's questions holding a word are counted
+# (``Lean``): chosen 2026-12-07 among weights 0.3-0.6 x 0.6-0.9 (and the lean of before,
+# lack alone at 0.3) as the one keeping eval/devsets/gaps/tune.jsonl's six topics found at
+# the cut 0.50 that found the most topics of the other streams there and at the cuts
+# beside it (report, blind, blind2, the served demo's); blind3, written before the choice,
+# then found 3 of 4 topics against 2 (docs/evaluation.md)
+LACKING_WEIGHT = 0.5
+SAME_WORD = 0.8
 FORUM_THREADS = 2000  # the newest threads whose words are the forum's vocabulary
 FORUM_WORDS = 5000  # at most this many distinct words of theirs
 LABEL_WORDS = 6  # words that name a gap
@@ -135,11 +140,16 @@ def forum_vocabulary(
 
 class Lean:
     """An encoder for a window's questions: each question's unit vector mixed, at
-    ``weight``, with the mean of its content words' vectors, each word weighted by how far
-    it is from every word of the forum (``lack``: 1 - its best cosine to ``vocabulary``):
-    "Lumio", "control" and "door" weigh nothing in a forum about Lumio's doors, "opener" and
-    "blinds" what the forum lacks. A question whose words the forum all has keeps its own
-    vector. ``missing`` names a gap by those words."""
+    ``weight``, with the weighted mean of its content words' vectors. A word weighs its
+    ``lack`` (1 - its best cosine to any word of the forum, ``vocabulary``: "Lumio",
+    "control" and "door" weigh nothing in a forum about Lumio's doors) times how rare it is
+    among the window's questions (``log(n / df)``, a question counted for a word when it
+    holds that word or one within ``SAME_WORD`` of it, a translation: "hay" and "esiste",
+    lacking from an English forum too, are in every Spanish or Italian question, "persianas"
+    and "blinds" only in one topic's). Two phrasings of one topic ("Can Lumio control
+    motorised blinds?", "Do you sell smart blinds?") then meet in what they lack. A
+    question whose words the forum all has, or all of whose lacking words every question of
+    the window holds, keeps its own vector. ``missing`` names a gap by those words."""
 
     def __init__(
         self,
@@ -166,10 +176,11 @@ class Lean:
         far = np.clip(1.0 - (words @ self.vocabulary.T).max(axis=1), 0.0, None)
         self.lack.update(zip(unique, far.tolist(), strict=True))
         column = {w: i for i, w in enumerate(unique)}
+        held = [[column[w] for w in ws if w in column] for ws in asked]
+        weight = far * np.log(len(texts) / spread(words, held))
         out = sentences.copy()
-        for i, ws in enumerate(asked):
-            rows = [column[w] for w in ws if w in column]
-            mix = far[rows] @ words[rows] if rows else None
+        for i, rows in enumerate(held):
+            mix = weight[rows] @ words[rows] if rows else None
             if mix is not None and float(np.linalg.norm(mix)) > 1e-6:
                 mix /= np.linalg.norm(mix)
                 out[i] = (1.0 - self.weight) * sentences[i] + self.weight * mix
@@ -212,6 +223,21 @@ class Lean:
             ranked = sorted(score, key=lambda w: -score[w])  # ties: first asked first
             out.append([w for w in ranked[:top] if score[w] > 0])
         return out
+
+
+def spread(words: np.ndarray, held: Sequence[Sequence[int]], block: int = 1024) -> np.ndarray:
+    """For each word (a row of ``words``, unit vectors), how many of the questions (each the
+    rows of its words, ``held``) hold it or a word within ``SAME_WORD`` of it; at least 1.
+    The word-to-word cosines are taken ``block`` rows at a time (5,000 words: 100 MB at
+    once otherwise)."""
+    near = np.zeros((len(words), len(words)), dtype=bool)
+    for start in range(0, len(words), block):
+        near[start : start + block] = words[start : start + block] @ words.T >= SAME_WORD
+    counts = np.zeros(len(words), dtype=np.int64)
+    for rows in held:
+        if rows:
+            counts += near[rows].any(axis=0)
+    return np.maximum(counts, 1)
 
 
 def purity(gaps: Sequence[Gap], truth: Sequence[str | None]) -> tuple[int, float]:

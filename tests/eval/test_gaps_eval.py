@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from eval.gaps import GAPS, evaluate, load_stream
+from eval.gaps import GAPS, STREAMS, evaluate, load_stream
 from service.cli.root import app
 
 runner = CliRunner()
@@ -50,7 +50,7 @@ def test_merged_topics_and_one_language_are_not_found() -> None:
 
 
 def test_the_shipped_streams_load() -> None:
-    for name in ("tune", "report"):
+    for name in STREAMS:
         rows = load_stream(GAPS / f"{name}.jsonl")
         topics = {r["topic"] for r in rows if r["topic"]}
         assert len(topics) >= 4

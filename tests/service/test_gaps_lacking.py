@@ -43,15 +43,51 @@ def test_the_forums_words_are_its_threads_content_words(aligner: WordAligner) ->
     assert forum_vocabulary(aligner, texts, words=2).shape == (2, len(WORDS))
 
 
-def test_a_question_leans_towards_the_words_the_forum_lacks(aligner: WordAligner) -> None:
+def test_a_question_leans_towards_the_rare_words_the_forum_lacks(aligner: WordAligner) -> None:
     vocabulary = forum_vocabulary(aligner, ["lumio control hub bulb"])
-    question = "Can Lumio control my garage opener?"
-    assert content_words(question, 12) == ["lumio", "control", "garage", "opener"]
-    mixed = Lean(encode, aligner, vocabulary, weight=0.3)([question])[0]
-    sentence = unit(encode([question])[0])
-    lacked = unit(encode(["garage opener"])[0])  # the forum has "lumio" and "control"
+    window = ["Can Lumio control my garage opener?", "Garage opener broken", "Lumio bulb blinds?"]
+    assert content_words(window[0], 12) == ["lumio", "control", "garage", "opener"]
+    mixed = Lean(encode, aligner, vocabulary, weight=0.3)(window)[0]
+    sentence = unit(encode([window[0]])[0])
+    # the forum has "lumio" and "control"; garage and opener lack fully (one-hot words: no
+    # other word is near them) and are in 2 of the 3 questions: each weighs log(3 / 2)
+    lacked = unit(np.log(3 / 2) * encode(["garage opener"])[0])
     assert np.allclose(mixed, unit(0.7 * sentence + 0.3 * lacked), atol=1e-6)
     assert abs(float(np.linalg.norm(mixed)) - 1.0) < 1e-6
+
+
+def test_a_word_weighs_its_lack_times_its_rarity_in_the_window(aligner: WordAligner) -> None:
+    vocabulary = forum_vocabulary(aligner, ["lumio control hub bulb"])
+    window = ["garage opener", "garage blinds", "garage motorised", "bulb"]
+    mixed = Lean(encode, aligner, vocabulary, weight=0.5)(window)[0]
+    # garage in 3 of 4 questions: log(4 / 3); opener in 1: log(4)
+    lacked = unit(np.log(4 / 3) * encode(["garage"])[0] + np.log(4) * encode(["opener"])[0])
+    assert np.allclose(mixed, unit(0.5 * unit(encode(["garage opener"])[0]) + 0.5 * lacked))
+
+
+def test_near_words_count_as_one_for_the_rarity(
+    aligner: WordAligner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A word and its translation (cosine at least ``SAME_WORD``) are one word when the
+    window's questions holding it are counted."""
+    vocabulary = forum_vocabulary(aligner, ["lumio control hub bulb"])
+    window = ["garage opener", "garage blinds", "motorised", "bulb"]
+    lean = Lean(encode, aligner, vocabulary, weight=0.5)
+    alone = lean(window)[2]
+    assert np.allclose(alone, unit(encode(["motorised"])[0]))  # lacking, its own direction
+    # one-hot words are orthogonal: with SAME_WORD at 0, every word is near every other,
+    # each is in all 4 questions, weighs log(4 / 4) = 0, and no question leans
+    monkeypatch.setattr(insights, "SAME_WORD", 0.0)
+    out = lean(window)
+    assert np.allclose(out, insights.normalise(encode(window)))
+
+
+def test_a_lone_question_keeps_its_vector(aligner: WordAligner) -> None:
+    """In a window of one question, each of its words is in every question: no lean."""
+    vocabulary = forum_vocabulary(aligner, ["lumio control hub bulb"])
+    question = "Can Lumio control my garage opener?"
+    out = Lean(encode, aligner, vocabulary)([question])[0]
+    assert np.allclose(out, unit(encode([question])[0]))
 
 
 def test_questions_alike_but_for_what_is_lacking_move_apart(aligner: WordAligner) -> None:
@@ -99,12 +135,12 @@ def test_a_windows_words_are_not_cached_and_their_encoding_is_bounded(
     the relevance stage's word cache, and only so many new words are encoded."""
     vocabulary = forum_vocabulary(aligner, ["lumio control hub bulb"])
     monkeypatch.setattr(insights, "LEAN_NEW_WORDS", 2)
-    question = "Can Lumio control motorised blinds, a garage opener?"
-    out = Lean(encode, aligner, vocabulary)([question])[0]
+    window = ["Can Lumio control motorised blinds, a garage opener?", "Lumio bulb?"]
+    out = Lean(encode, aligner, vocabulary, weight=0.3)(window)[0]
     assert encoded == ["motorised", "blinds"]  # lumio, control cached; garage, opener left out
     assert aligner.missing(["motorised", "blinds"]) == ["motorised", "blinds"]
-    lacked = unit(encode(["motorised blinds"])[0])
-    assert np.allclose(out, unit(0.7 * unit(encode([question])[0]) + 0.3 * lacked), atol=1e-6)
+    lacked = unit(encode(["motorised blinds"])[0])  # each in 1 of 2 questions: log 2 alike
+    assert np.allclose(out, unit(0.7 * unit(encode([window[0]])[0]) + 0.3 * lacked), atol=1e-6)
 
 
 def test_a_word_of_both_windows_is_encoded_once(aligner: WordAligner, encoded: list[str]) -> None:

@@ -102,13 +102,16 @@ def test_planted_gaps_are_found_across_languages(name: str) -> None:
         assert len({detect(items[i].text) for i in g.members}) >= 3, g.questions
 
 
-@pytest.mark.parametrize(("name", "least"), [("tune", 6), ("report", 3), ("blind", 4)])
+@pytest.mark.parametrize(
+    ("name", "least"), [("tune", 6), ("report", 4), ("blind", 4), ("blind2", 4), ("blind3", 3)]
+)
 def test_on_brand_topics_are_not_merged(name: str, least: int) -> None:
     """eval/devsets/gaps: products and offers the forum's own maker does not have, asked
     alike ("Does Lumio make X?") in four languages, so topics sit close together; clustered
-    as served, leaning to the words the demo forum lacks. DISTANCE and the lean were chosen
-    on tune (all 6); report measured 3 of 4 (pet_feeder splits 4 + 4); blind, written after
-    the lean and only scored, 4 of 4."""
+    as served, leaning to the words the demo forum lacks and the window's questions rarely
+    hold. DISTANCE and the lean were chosen with tune finding all 6 (report, blind, blind2
+    and the served demo's topics counted in the choice); blind3, written before the choice
+    and only scored, 3 of 4 (jobs splits 4 + 4: "hiring installers" / "apply for a job")."""
     from eval.gaps import GAPS, evaluate, load_stream, served_encode
 
     encode = served_encode(load_encoder("usem3").encode)
