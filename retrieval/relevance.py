@@ -138,17 +138,27 @@ class WordAligner:
         found = np.asarray(self.encode(list(words)), dtype=np.float32)
         return found / np.maximum(np.linalg.norm(found, axis=1, keepdims=True), 1e-9)
 
+    def riders(self, question: str) -> list[str]:
+        """The question's words the stage will align and has not cached: encoded in the
+        same model call as the question itself (``BatchingEncoder.riders``)."""
+        return self.missing(content_words(question, QUESTION_WORDS))
+
+    def keep(self, words: Sequence[str], vectors: np.ndarray) -> None:
+        """Cache ``words``' vectors (one row each, as the encoder gives them)."""
+        found = np.asarray(vectors, dtype=np.float32)
+        found = found / np.maximum(np.linalg.norm(found, axis=1, keepdims=True), 1e-9)
+        with self._lock:
+            for w, v in zip(words, found, strict=True):
+                self._cache[w] = v
+            while len(self._cache) > self.size:
+                self._cache.popitem(last=False)
+
     def vectors(self, words: Sequence[str]) -> np.ndarray:
         """The unit vectors of ``words``, one row each (cached; the missing ones encoded in
         one call)."""
         missing = self.missing(words)
         if missing:
-            found = self.fresh(missing)
-            with self._lock:
-                for w, v in zip(missing, found, strict=True):
-                    self._cache[w] = v
-                while len(self._cache) > self.size:
-                    self._cache.popitem(last=False)
+            self.keep(missing, self.encode(list(missing)))
         if not words:
             return np.zeros((0, 1), dtype=np.float32)
         out: np.ndarray | None = None

@@ -270,6 +270,10 @@ def relevance_for(
             "relevance: the relevance stage needs a multilingual encoder (an encoder pair "
             "or triage's) for its word signals; set UNSOURCE_RELEVANCE=off"
         )
+    if isinstance(multilingual, BatchingEncoder):
+        # a question's new words ride in the model call that encodes the question (for
+        # triage, or the search): the stage then finds them cached
+        multilingual.riders = aligner
     return model, aligner
 
 
