@@ -441,7 +441,7 @@ def main() -> None:
                 args.data, args.side_by_side, args.side_by_side_repeats
             )
         if "relevance" in sections:
-            result["relevance"] = relevance_cost(work)
+            result["relevance"] = relevance_cost(work, args.triage_dir.resolve())
         if "import" in sections:
             result["import"] = import_throughput(work, seeds, args.import_posts)
         if "scale" in sections:
