@@ -50,16 +50,21 @@ def _concurrently(n: int, fn: Callable[[int], Any]) -> list[Any]:
     return out
 
 
+def held_then_concurrent(enc: BatchingEncoder, inner: CountingEncoder, texts: list[str]) -> None:
+    """Each of ``texts`` encoded alone from threads of its own, at once, the model's first
+    call held for 0.1 s so that the others queue behind it; each caller gets its own row."""
+    inner.gate.clear()
+    threading.Timer(0.1, inner.gate.set).start()
+    got = _concurrently(len(texts), lambda i: enc.encode([texts[i]]))
+    expected = HashingEncoder(64).encode(texts)
+    for i in range(len(texts)):
+        assert got[i].shape == (1, 64) and np.allclose(got[i][0], expected[i])
+
+
 def test_concurrent_queries_share_model_calls_and_get_their_own_rows() -> None:
     inner = CountingEncoder()
     enc = BatchingEncoder(inner, max_batch=32, max_wait_ms=20, cache_size=0)
-    inner.gate.clear()  # hold the first call so the others queue behind it
-    texts = [f"question {i} about printers" for i in range(16)]
-    threading.Timer(0.1, inner.gate.set).start()
-    got = _concurrently(16, lambda i: enc.encode([texts[i]]))
-    expected = HashingEncoder(64).encode(texts)
-    for i in range(16):
-        assert got[i].shape == (1, 64) and np.allclose(got[i][0], expected[i])
+    held_then_concurrent(enc, inner, [f"question {i} about printers" for i in range(16)])
     assert sum(inner.calls) == 16 and len(inner.calls) < 16
     assert enc.batches == len(inner.calls) and enc.batched_texts == 16
     enc.close()

@@ -13,7 +13,7 @@ import pytest
 from retrieval.encoders.base import HashingEncoder
 from retrieval.encoders.batching import BatchingEncoder
 from retrieval.relevance import WordAligner
-from tests.retrieval.test_batching import CountingEncoder, _concurrently
+from tests.retrieval.test_batching import CountingEncoder, held_then_concurrent
 
 
 class Recording(CountingEncoder):
@@ -67,13 +67,8 @@ def test_micro_batched_questions_carry_their_riders_once() -> None:
     inner = Recording()
     words = Words()
     enc = BatchingEncoder(inner, max_batch=32, max_wait_ms=20, cache_size=0, riders=words)
-    inner.gate.clear()  # hold the first call so the others queue behind it
     texts = [f"q{i} shared" for i in range(8)]
-    threading.Timer(0.1, inner.gate.set).start()
-    got = _concurrently(8, lambda i: enc.encode([texts[i]]))
-    expected = HashingEncoder(64).encode(texts)
-    for i in range(8):
-        assert np.allclose(got[i][0], expected[i])
+    held_then_concurrent(enc, inner, texts)
     batched = [call for call in inner.texts if len([t for t in call if t in texts]) > 1]
     assert batched, inner.texts  # some questions were encoded together
     for call in batched:
