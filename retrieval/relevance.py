@@ -48,6 +48,7 @@ from pathlib import Path
 import numpy as np
 
 from index.store.analysis import ALL_STOPWORDS, folded_words, terms
+from retrieval.encoders.base import normalise
 
 FEATURES = (
     "cosine",
@@ -135,8 +136,7 @@ class WordAligner:
     def fresh(self, words: Sequence[str]) -> np.ndarray:
         """The unit vectors of ``words`` (at least one), encoded now in one call and not
         cached: ``vectors`` caches them, a one-off job leaves the forum's words cached."""
-        found = np.asarray(self.encode(list(words)), dtype=np.float32)
-        return found / np.maximum(np.linalg.norm(found, axis=1, keepdims=True), 1e-9)
+        return normalise(self.encode(list(words)))
 
     def riders(self, question: str) -> list[str]:
         """The question's words the stage will align and has not cached: encoded in the
@@ -145,8 +145,7 @@ class WordAligner:
 
     def keep(self, words: Sequence[str], vectors: np.ndarray) -> None:
         """Cache ``words``' vectors (one row each, as the encoder gives them)."""
-        found = np.asarray(vectors, dtype=np.float32)
-        found = found / np.maximum(np.linalg.norm(found, axis=1, keepdims=True), 1e-9)
+        found = normalise(vectors)
         with self._lock:
             for w, v in zip(words, found, strict=True):
                 self._cache[w] = v
