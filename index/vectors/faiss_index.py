@@ -132,15 +132,29 @@ class FaissIndex(VectorIndex):
         return bytes(faiss.serialize_index(self._index))
 
 
+def _flat_codes(dimension: int) -> Any:
+    """A flat index's vectors, as float16 codes (``FLAT_CODES``)."""
+    return faiss.IndexScalarQuantizer(dimension, FLAT_CODES, faiss.METRIC_INNER_PRODUCT)
+
+
+def _is_flat(raw: Any) -> bool:
+    """An exhaustive index unsource writes: float16 codes, or float32 (stores saved
+    before 2026-12-08 keep theirs)."""
+    if isinstance(raw, faiss.IndexScalarQuantizer):
+        return bool(raw.sq.qtype == FLAT_CODES)
+    return isinstance(raw, faiss.IndexFlatIP)
+
+
 class FlatIndex(FaissIndex):
-    """Exact search: ``IndexIDMap2`` over ``IndexFlatIP``. A delete compacts the array
-    (O(n) memmove, no re-encoding or rebuild)."""
+    """Exhaustive search: ``IndexIDMap2`` over every vector as float16 codes (``FLAT_CODES``;
+    an index saved with float32 vectors, ``IndexFlatIP``, is read and served as it is).
+    A delete compacts the array (O(n) memmove, no re-encoding or rebuild)."""
 
     kind = "flat"
 
     def __init__(self, dimension: int, raw: Any = None) -> None:
         super().__init__(
-            dimension, raw if raw is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+            dimension, raw if raw is not None else faiss.IndexIDMap2(_flat_codes(dimension))
         )
 
     def remove(self, ids: Sequence[int]) -> None:
@@ -403,6 +417,13 @@ FAST_TRAIN = 20_000
 FAST_DIMS = 2
 
 
+# a flat index keeps its vectors as float16: one question's scan reads every vector, and at
+# half the bytes it reads them about twice as fast (10,000 vectors of 896 dimensions, one
+# thread, Intel Xeon: 0.93 against 1.75 ms; 384: 0.34 against 0.69); a score moves by
+# about 1e-4 (a unit vector's components are about 0.03, float16 keeps 11 bits of each)
+FLAT_CODES = faiss.ScalarQuantizer.QT_fp16
+
+
 def from_bytes(data: bytes | memoryview, nprobe: int = 48) -> FaissIndex:
     return wrap(faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8)), nprobe)
 
@@ -412,9 +433,7 @@ def wrap(raw: Any, nprobe: int) -> FaissIndex:
     malformed file) for any other faiss type, e.g. a bare ``IndexFlatIP`` without ids."""
     if isinstance(raw, faiss.IndexIVF):
         return IVFIndex(raw.d, raw, nprobe)
-    if isinstance(raw, faiss.IndexIDMap2) and isinstance(
-        faiss.downcast_index(raw.index), faiss.IndexFlatIP
-    ):
+    if isinstance(raw, faiss.IndexIDMap2) and _is_flat(faiss.downcast_index(raw.index)):
         return FlatIndex(raw.d, raw)
     raise RuntimeError(f"a {type(raw).__name__}, not an index unsource writes")
 

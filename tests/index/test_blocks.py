@@ -65,7 +65,8 @@ def test_vectors_remove_ids_and_bytes_round_trip(tmp_path: Path) -> None:
     split, flat, x = _pair("flat")
     got = split.vectors_for([1, 399, 12345])
     assert set(got) == {1, 399}
-    assert np.allclose(got[1], x[0]) and np.allclose(got[399], x[398])
+    # a flat index keeps float16 codes: a vector comes back within about 1e-3
+    assert np.allclose(got[1], x[0], atol=1e-3) and np.allclose(got[399], x[398], atol=1e-3)
     split.remove([1, 399])
     flat.remove([1, 399])
     assert split.count == 398 and 1 not in split.ids() and 399 not in split.ids()

@@ -33,7 +33,7 @@ def test_update_replaces_vector(loaded: Engine) -> None:
     after = loaded.corpus.index.vectors_for([pk])[pk]
     expected = loaded.encoder.encode([loaded.corpus.text_of(loaded.corpus.get("t2").thread)])[0]  # type: ignore[union-attr]
     assert not np.allclose(before, after)
-    assert np.allclose(after, expected)
+    assert np.allclose(after, expected, atol=1e-3)  # the flat index keeps float16 codes
     assert loaded.corpus.index.count == 4
 
 

@@ -128,7 +128,7 @@ def test_hashing_pair_searches_across_languages_in_the_engine(tmp_path: Path) ->
         stored = engine.store.get("t1")
         assert stored is not None and stored.thread.language == "pt"
         ranked = engine.searcher.rank("Firmware do hub: como atualizar manualmente")
-        assert ranked and ranked[0][2] == pytest.approx(1.0, abs=1e-4)
+        assert ranked and ranked[0][2] == pytest.approx(1.0, abs=1e-3)  # float16 codes
     finally:
         engine.close(save=False)
 
