@@ -120,18 +120,23 @@ class WordAligner:
     def __init__(self, encode: Callable[[Sequence[str]], np.ndarray], size: int = WORD_CACHE):
         self.encode = encode
         self.size = size
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        # the cache: word -> its row of ``_rows`` (LRU order), rows freed by evictions reused;
+        # a request's words are then one gather (``_rows[slots]``) instead of a row copied
+        # per word (300 words: about 0.6 ms a question under the lock before)
+        self._slots: OrderedDict[str, int] = OrderedDict()
+        self._rows = np.zeros((0, 0), dtype=np.float32)
+        self._free: list[int] = []
         self._lock = threading.Lock()
 
     def missing(self, words: Sequence[str]) -> list[str]:
         """The distinct ``words`` whose vectors are not cached."""
         with self._lock:
-            return [w for w in dict.fromkeys(words) if w not in self._cache]
+            return [w for w in dict.fromkeys(words) if w not in self._slots]
 
     def known(self, words: Sequence[str]) -> dict[str, np.ndarray]:
         """The cached vectors of those of ``words`` that have one (the cache unchanged)."""
         with self._lock:
-            return {w: self._cache[w] for w in words if w in self._cache}
+            return {w: self._rows[self._slots[w]].copy() for w in words if w in self._slots}
 
     def fresh(self, words: Sequence[str]) -> np.ndarray:
         """The unit vectors of ``words`` (at least one), encoded now in one call and not
@@ -148,31 +153,66 @@ class WordAligner:
         found = normalise(vectors)
         with self._lock:
             for w, v in zip(words, found, strict=True):
-                self._cache[w] = v
-            while len(self._cache) > self.size:
-                self._cache.popitem(last=False)
+                self._put(w, v)
+
+    def _put(self, word: str, vector: np.ndarray) -> None:
+        """Cache one unit vector, evicting the least recently used past ``size`` (under the
+        lock)."""
+        slot = self._slots.get(word)
+        if slot is None:
+            if self._free:
+                slot = self._free.pop()
+            else:
+                slot = len(self._slots)
+                if slot >= len(self._rows) or self._rows.shape[1] != len(vector):
+                    self._grow(len(vector))
+            self._slots[word] = slot
+        else:
+            self._slots.move_to_end(word)
+        self._rows[slot] = vector
+        while len(self._slots) > self.size:
+            self._free.append(self._slots.popitem(last=False)[1])
+
+    def _grow(self, dimension: int) -> None:
+        """Room for twice the rows (at most ``size`` + 1: one word over, then evicted)."""
+        rows = min(max(256, 2 * len(self._rows)), self.size + 1)
+        grown = np.zeros((rows, dimension), dtype=np.float32)
+        if self._rows.shape[1] == dimension:
+            grown[: len(self._rows)] = self._rows
+        self._rows = grown
 
     def vectors(self, words: Sequence[str]) -> np.ndarray:
         """The unit vectors of ``words``, one row each (cached; the missing ones encoded in
         one call)."""
+        if not words:
+            return np.zeros((0, 1), dtype=np.float32)
+        with self._lock:  # the usual case: every word cached, one pass
+            found = self._gather(words, encode_missing=False)
+        if found is not None:
+            return found
         missing = self.missing(words)
         if missing:
             self.keep(missing, self.encode(list(missing)))
-        if not words:
-            return np.zeros((0, 1), dtype=np.float32)
-        out: np.ndarray | None = None
         with self._lock:
-            for i, w in enumerate(words):
-                v = self._cache.get(w)
-                if v is None:  # evicted meanwhile by another request: encode it alone
-                    v = np.asarray(self.encode([w]), dtype=np.float32)[0]
-                    v = v / max(float(np.linalg.norm(v)), 1e-9)
-                else:
-                    self._cache.move_to_end(w)
-                if out is None:  # rows filled one by one: np.vstack of a list cost more
-                    out = np.empty((len(words), v.shape[0]), dtype=np.float32)
-                out[i] = v
-        assert out is not None
+            found = self._gather(words, encode_missing=True)
+        assert found is not None
+        return found
+
+    def _gather(self, words: Sequence[str], encode_missing: bool) -> np.ndarray | None:
+        """The cached rows of ``words`` (under the lock), marked recently used; a word not
+        cached is encoded alone with ``encode_missing`` (evicted meanwhile by another
+        request), else None is returned."""
+        slots = [self._slots.get(w, -1) for w in words]
+        if not encode_missing and -1 in slots:
+            return None
+        for w, slot in zip(words, slots, strict=True):
+            if slot >= 0:
+                self._slots.move_to_end(w)
+        out = self._rows[np.asarray(slots, dtype=np.intp)]  # a copy; -1 rows set below
+        for i, slot in enumerate(slots):
+            if slot < 0:
+                v = np.asarray(self.encode([words[i]]), dtype=np.float32)[0]
+                out[i] = v / max(float(np.linalg.norm(v)), 1e-9)
         return out
 
     def warm(self, texts: Iterable[str], stop: threading.Event, words: int = 5000) -> int:

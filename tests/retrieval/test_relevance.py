@@ -70,6 +70,26 @@ def test_word_alignment_finds_the_missing_concept_and_caches_words() -> None:
     assert aligner.align("", ["anything"]) == [(0.0, 0.0)]
 
 
+def test_the_word_cache_evicts_the_least_recently_used_and_reuses_its_rows() -> None:
+    """A bounded cache: past ``size`` words the least recently used goes and its row takes
+    the next word; every vector read back is its word's own, before and after."""
+    words = CountingWords()
+    aligner = WordAligner(words, size=3)
+    truth = {w: v / np.linalg.norm(v) for w, v in zip("abcde", words.inner.encode(list("abcde")))}
+
+    def same(ws: list[str]) -> bool:
+        return np.allclose(aligner.vectors(ws), np.vstack([truth[w] for w in ws]), atol=1e-6)
+
+    assert same(["a", "b", "c"]) and words.asked == ["a", "b", "c"]
+    assert same(["a"])  # a is now the most recently used: b goes first
+    assert same(["d"]) and aligner.missing(list("abcd")) == ["b"]
+    assert same(["e", "a"]) and aligner.missing(list("abcde")) == ["b", "c"]
+    assert len(aligner._rows) <= 4  # three words and one over, never more rows
+    assert same(list("edcba")) and same(["b", "b"])  # more words than the cache holds
+    assert set(aligner.known(list("abcde"))) == set(aligner._slots) and len(aligner._slots) == 3
+    assert aligner.vectors([]).shape == (0, 1)
+
+
 def test_list_features_read_the_background_and_the_margin() -> None:
     cosines = [0.8, 0.5] + [0.3] * 18
     cands = [Candidate(c, "en" if i else "pt", f"thread {i}") for i, c in enumerate(cosines)]
