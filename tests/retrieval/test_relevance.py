@@ -75,7 +75,9 @@ def test_the_word_cache_evicts_the_least_recently_used_and_reuses_its_rows() -> 
     the next word; every vector read back is its word's own, before and after."""
     words = CountingWords()
     aligner = WordAligner(words, size=3)
-    truth = {w: v / np.linalg.norm(v) for w, v in zip("abcde", words.inner.encode(list("abcde")))}
+    letters = list("abcde")
+    vecs = words.inner.encode(letters)
+    truth = {w: v / np.linalg.norm(v) for w, v in zip(letters, vecs, strict=True)}
 
     def same(ws: list[str]) -> bool:
         return np.allclose(aligner.vectors(ws), np.vstack([truth[w] for w in ws]), atol=1e-6)
