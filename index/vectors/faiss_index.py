@@ -138,8 +138,8 @@ def _flat_codes(dimension: int) -> Any:
 
 
 def _is_flat(raw: Any) -> bool:
-    """An exhaustive index unsource writes: float16 codes, or float32 (stores saved
-    before 2026-12-08 keep theirs)."""
+    """An exhaustive index unsource writes: float16 codes, or float32 (as earlier versions
+    saved them; such a store keeps its file until the index is next rebuilt)."""
     if isinstance(raw, faiss.IndexScalarQuantizer):
         return bool(raw.sq.qtype == FLAT_CODES)
     return isinstance(raw, faiss.IndexFlatIP)

@@ -10,7 +10,7 @@ vectors are the package's (cosine 1 - 1e-6), so the relevance model's and triage
 thresholds keep their numbers. Larger calls (a corpus's threads, an import, the word
 warm-up, a training set) run it in the CPU plugin's own precision, bfloat16 on a CPU with
 AMX: 2000 bench thread texts on 2 threads 3.1 -> 1.5 s (cosine to fp32 ≥ 0.99992, mean
-0.99997; Intel Xeon, 2026-12-08), the multilingual side-by-side build of 10,000 threads
+0.99997; Intel Xeon, 2026-12-07), the multilingual side-by-side build of 10,000 threads
 44.2 -> 34.9 s. Scored against vectors of fp32 questions, the relevance stage's 900-odd
 dev and blind decisions moved by one (a Spanish near miss, probability 0.391 against the
 threshold 0.39).
