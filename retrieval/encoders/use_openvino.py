@@ -5,15 +5,16 @@ encoder, 512 dimensions) as about sixty numpy operations after its own SentenceP
 tokenizer. Here the same forward pass, with the package's weights and tokenizer, is one
 OpenVINO graph built in memory at load (no export, no file). The quantized embedding
 table's rows are looked up and dequantized in numpy as the package does; everything after
-is the graph. Questions and other calls of up to ``MANY`` texts run it in fp32: their
-vectors are the package's (cosine 1 - 1e-6), so the relevance model's and triage's
-thresholds keep their numbers. Larger calls (a corpus's threads, an import, the word
-warm-up, a training set) run it in the CPU plugin's own precision, bfloat16 on a CPU with
-AMX: 2000 bench thread texts on 2 threads 3.1 -> 1.5 s (cosine to fp32 ≥ 0.99992, mean
-0.99997; Intel Xeon, 2026-12-07), the multilingual side-by-side build of 10,000 threads
-44.2 -> 34.9 s. Scored against vectors of fp32 questions, the relevance stage's 900-odd
-dev and blind decisions moved by one (a Spanish near miss, probability 0.391 against the
-threshold 0.39).
+is the graph. Questions and other calls of up to ``MANY`` texts, and words (``exact``: the
+relevance stage's and the knowledge gaps' word vectors, whatever their number), run it in
+fp32: their vectors are the package's (cosine 1 - 1e-6), so the relevance model's,
+triage's and the gaps' thresholds keep their numbers, and a word's vector does not depend
+on which call cached it. Larger calls of texts (a corpus's threads, an import, a training
+set) run it in the CPU plugin's own precision, bfloat16 on a CPU with AMX: 2000 bench
+thread texts on 2 threads 3.1 -> 1.5 s (cosine to fp32 ≥ 0.99992, mean 0.99997; Intel
+Xeon, 2026-12-07), the multilingual side-by-side build of 10,000 threads 44.2 -> 34.9 s.
+Scored against vectors of fp32 questions, the relevance stage's 900-odd dev and blind
+decisions moved by one (a Spanish near miss, probability 0.391 against the threshold 0.39).
 
 Measured on Intel Xeon with AMX: 2000 thread texts on 2 threads 5.9-7.3 s (numpy) ->
 3.6-4.0 s; a question ~2.35 -> ~2.0 ms. Tried and left out: bfloat16 for questions too (a
@@ -179,11 +180,13 @@ class OpenVINOUse:
             return thread_request(self._local, "many", self._many)
         return thread_request(self._local, "few", self._few)
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
+    def encode(self, texts: Sequence[str], exact: bool = False) -> np.ndarray:
+        """``exact``: fp32 whatever the number of texts (words, whose vectors are compared
+        by thresholds with those of a question's words)."""
         out = np.empty((len(texts), 512), dtype=np.float32)
         if not texts:
             return out
-        many = len(texts) > MANY
+        many = len(texts) > MANY and not exact
         ids = [self._tokenize(t, out_type=int, add_bos=True, add_eos=True) for t in texts]
         group: list[list[int]] = []
         first = n_tokens = 0

@@ -56,3 +56,22 @@ def test_one_by_one_a_batch_and_a_corpus_sized_call_agree(encoder: USEEncoder) -
     assert (one_by_one * together).sum(axis=1).min() >= 0.9999
     assert (many[: len(TEXTS)] * together).sum(axis=1).min() >= 0.9999
     assert (many[-len(TEXTS) :] * together).sum(axis=1).min() >= 0.9999
+
+
+def test_words_are_encoded_in_fp32_however_many_a_call_holds(encoder: USEEncoder) -> None:
+    """The relevance stage's and the gaps' word vectors (``word_encoder``, through the
+    batcher too) take the fp32 path even in calls of more than MANY texts, so a word's
+    vector is the same whichever call cached it."""
+    from retrieval.encoders.base import word_encoder
+    from retrieval.encoders.batching import BatchingEncoder
+
+    words = [f"{w}{i}" for i in range(MANY) for w in ("hub", "porta")][: MANY + 8]
+    batcher = BatchingEncoder(encoder)
+    try:
+        encode = word_encoder(batcher)
+        assert encode == encoder.encode_exact
+        together = encode(words)
+    finally:
+        batcher.close()
+    one_by_one = np.vstack([encoder.encode([w]) for w in words])
+    assert (together * one_by_one).sum(axis=1).min() >= 0.99999

@@ -77,4 +77,5 @@ def test_unanswered_topics_get_no_match_and_become_gaps(
         for topic, words in named.items():
             own = [g for g in gaps if topic_of.get(g["questions"][0]) == topic]
             assert len(own) == 1 and 6 <= own[0]["size"] <= 8, (topic, gaps)
-            assert words <= set(own[0]["missing"]), own  # named by what the forum lacks
+            # named by what the forum lacks
+            assert words <= set(own[0]["missing"]), own[0]["missing"]
